@@ -15,7 +15,6 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
-    "sphinx.ext.intersphinx",
 ]
 
 autodoc_default_options = {
@@ -31,15 +30,7 @@ napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 nitpicky = False
 
-intersphinx_mapping = {
-    "python": ("https://docs.python.org/3", None),
-}
-# The build must work offline: intersphinx inventories are optional.
-intersphinx_disabled_reftypes = ["*"]
-intersphinx_timeout = 1
-
 html_theme = "furo"
 html_title = f"sslkeypoint {release}"
 html_static_path = ["_static"]
 exclude_patterns = ["_build"]
-suppress_warnings = ["intersphinx"]
