@@ -1,0 +1,26 @@
+"""Pluggable encoders: one interface for every backbone.
+
+Every encoder is an ``nn.Module`` whose ``forward(x)`` returns multi-scale feature maps, finest
+first, and which has the attributes ``channels`` (per feature), ``reductions`` (stride of each feature
+relative to the input) and ``in_chans``. :class:`UNetEncoder` is the paper's U-Net encoder,
+:class:`TimmEncoder` wraps any timm backbone, and :func:`create_encoder` builds either by name
+(``"unet"``, ``"timm:<model name>"``).
+"""
+
+from __future__ import annotations
+
+from sslkeypoint.encoders.base import Encoder, validate_encoder
+from sslkeypoint.encoders.registry import create_encoder, list_encoders
+from sslkeypoint.encoders.timm import TimmEncoder, remap_timm_state_dict
+from sslkeypoint.encoders.unet import ConvBlock, UNetEncoder
+
+__all__ = [
+    "ConvBlock",
+    "Encoder",
+    "TimmEncoder",
+    "UNetEncoder",
+    "create_encoder",
+    "list_encoders",
+    "remap_timm_state_dict",
+    "validate_encoder",
+]
