@@ -1,0 +1,228 @@
+"""Command line of the IUGC example: ``python -m iugc_aop <command> [options]``.
+
+Each command is a :class:`Command` (a name, a function that adds its options to an argparse
+sub-parser and a function that runs it) registered with :func:`register`; :func:`main` builds the
+parser from the registry. A new command is one more ``register(Command(...))`` call in the module
+that implements it, listed in :data:`COMMAND_MODULES` so that it is imported.
+
+Commands that read data take ``--data DIR`` (the IUGC 2025 root: ``Training/``, ``Validation/``,
+``Testing/``); without it they use synthetic data in the same layout, written once to
+``--synthetic-dir`` (see :func:`resolve_data_root`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "COMMAND_MODULES",
+    "Command",
+    "add_data_arguments",
+    "build_parser",
+    "commands",
+    "main",
+    "register",
+    "resolve_data_root",
+]
+
+#: Modules whose import registers commands (in this order in ``--help``).
+COMMAND_MODULES: list[str] = ["iugc_aop.cli"]
+
+_REGISTRY: dict[str, Command] = {}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command.
+
+    Attributes:
+        name: What follows ``python -m iugc_aop``.
+        help: One line shown in ``--help``.
+        configure: Adds the command's options to its sub-parser.
+        run: Runs the command with the parsed options; returns the exit status.
+        aliases: Other names for the command.
+    """
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    aliases: tuple[str, ...] = ()
+
+
+def register(command: Command) -> Command:
+    """Add a command to the command line (a later registration of the same name replaces it)."""
+    _REGISTRY[command.name] = command
+    return command
+
+
+def commands() -> dict[str, Command]:
+    """The registered commands, after importing :data:`COMMAND_MODULES`."""
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    return dict(_REGISTRY)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser with one sub-parser per registered command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m iugc_aop",
+        description="Angle of Progression on IUGC 2025 transperineal ultrasound (sslkeypoint "
+        "worked example).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in commands().values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, aliases=list(cmd.aliases))
+        cmd.configure(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the chosen command."""
+    args = build_parser().parse_args(argv)
+    from iugc_aop.reader import IUGCFormatError, IUGCLayoutError
+
+    try:
+        return int(args._run(args))
+    except (IUGCLayoutError, IUGCFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+# --------------------------------------------------------------------------------------------
+# Shared options
+# --------------------------------------------------------------------------------------------
+
+SIZES = ("smoke", "quick", "full")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data``, ``--synthetic-dir``, ``--synthetic-size``, ``--seed`` for data-reading commands."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", type=Path, default=None, metavar="DIR",
+                   help="IUGC 2025 root folder (Training/, Validation/, Testing/); "
+                   "default: synthetic data in the same layout")
+    g.add_argument("--synthetic-dir", type=Path, default=Path("iugc_synthetic"), metavar="DIR",
+                   help="where synthetic data is written when --data is not given "
+                   "(reused when already there; default: %(default)s)")
+    g.add_argument("--synthetic-size", choices=SIZES, default="quick",
+                   help="size of the synthetic data (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def resolve_data_root(args: argparse.Namespace) -> Path:
+    """The data root of a command: ``--data``, or synthetic data written on first use.
+
+    Synthetic data in ``--synthetic-dir`` is reused when its ``synthetic_truth.json`` records the
+    same size and seed; otherwise it is (re)written.
+    """
+    if args.data is not None:
+        return Path(args.data)
+    from iugc_aop.synth import SynthConfig, load_truth, write_synthetic_iugc
+
+    out = Path(args.synthetic_dir)
+    config = SynthConfig.preset(args.synthetic_size)
+    truth = load_truth(out) if out.is_dir() else None
+    wanted = json.loads(json.dumps(config.to_dict()))
+    if truth is None or truth.get("seed") != args.seed or truth.get("config") != wanted:
+        print(f"writing synthetic IUGC-format data ({args.synthetic_size}, seed {args.seed}) "
+              f"to {out}", file=sys.stderr)
+        write_synthetic_iugc(out, config, seed=args.seed, progress=not args.no_progress,
+                             workers=_default_workers())
+    return out
+
+
+def _default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+# --------------------------------------------------------------------------------------------
+# synth
+# --------------------------------------------------------------------------------------------
+
+
+def _configure_synth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="root folder to write")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--size", choices=SIZES, default="quick",
+                   help="preset size (default: %(default)s); the count options override it")
+    for name, what in (("train", "labelled training images"), ("val", "validation images"),
+                       ("test", "testing images"), ("sequences", "unlabelled videos"),
+                       ("frames", "frames per video"), ("references", "ExampleN.jpg images"),
+                       ("duplicates", "duplicated testing images")):
+        p.add_argument(f"--{name}", type=int, default=None, metavar="N", help=what)
+    p.add_argument("--workers", type=int, default=_default_workers(),
+                   help="rendering processes (default: %(default)s)")
+    p.add_argument("--no-contact-sheet", action="store_true", help="skip contact_sheet.png")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from iugc_aop.synth import SynthConfig, write_synthetic_iugc
+
+    names = {"train": "train", "val": "validation", "test": "testing", "sequences": "sequences",
+             "frames": "frames", "references": "references", "duplicates": "test_duplicates"}
+    overrides = {field: getattr(args, opt) for opt, field in names.items()
+                 if getattr(args, opt) is not None}
+    try:
+        config = SynthConfig.preset(args.size, **overrides)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    res = write_synthetic_iugc(args.out, config, seed=args.seed, progress=not args.no_progress,
+                               workers=args.workers, contact_sheet=not args.no_contact_sheet)
+    print(f"wrote {res.images} images ({res.png} PNG inside .jpg) to {res.root} "
+          f"in {res.seconds:.1f} s")
+    if res.contact_sheet is not None:
+        print(f"contact sheet: {res.contact_sheet}")
+    return 0
+
+
+register(Command("synth", "write synthetic data in the IUGC 2025 layout", _configure_synth,
+                 _run_synth))
+
+
+# --------------------------------------------------------------------------------------------
+# inspect
+# --------------------------------------------------------------------------------------------
+
+
+def _configure_inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", type=Path, metavar="DIR", help="IUGC 2025 root folder")
+    p.add_argument("--parts", nargs="+", default=None,
+                   choices=("train", "unlabeled", "validation", "testing"),
+                   help="parts to read (default: all)")
+    p.add_argument("--no-image-check", action="store_true",
+                   help="do not decode images (only hash them for duplicates)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when any error or warning is found")
+    p.add_argument("--contact-sheet", type=Path, default=None, metavar="PNG",
+                   help="also draw a contact sheet")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from iugc_aop.reader import PARTS, read_iugc
+
+    ds = read_iugc(args.data, parts=args.parts or PARTS, check_images=not args.no_image_check,
+                   progress=not args.no_progress)
+    print(ds.summary())
+    if args.contact_sheet is not None:
+        from iugc_aop.plotting import contact_sheet
+
+        print(f"contact sheet: {contact_sheet(ds, args.contact_sheet)}")
+    serious = [p for p in ds.problems if p.severity in ("error", "warning")]
+    return 1 if args.strict and serious else 0
+
+
+register(Command("inspect", "read a data folder and report what was found and any problems",
+                 _configure_inspect, _run_inspect, aliases=("check-data",)))
