@@ -1,14 +1,99 @@
 """sslkeypoint: self-supervised pre-training and heatmap keypoint detection on PyTorch.
 
-The public API is re-exported here; see the API reference for every name.
+The names most users need are re-exported here; every module is documented in the API reference.
 """
 
 from __future__ import annotations
 
 from sslkeypoint._version import __version__
-from sslkeypoint.geometry import angle_of_progression
+from sslkeypoint.augment import (
+    KeypointAugmentation,
+    MoCoV2Augmentation,
+    keypoint_augmentation,
+    keypoints_in_frame,
+    moco_v2_augmentation,
+)
+from sslkeypoint.data import (
+    DropLog,
+    FilteringCollate,
+    ImageFolderDataset,
+    ImageReadError,
+    InvalidSample,
+    KeypointDataset,
+    KeypointRecord,
+    TemporalPairDataset,
+    filtering_collate,
+    list_images,
+    read_image,
+    split_records,
+)
+from sslkeypoint.encoders import TimmEncoder, UNetEncoder, create_encoder, list_encoders
+from sslkeypoint.geometry import (
+    Ellipse,
+    angle_of_progression,
+    aop_from_masks,
+    fit_ellipse,
+    landmarks_from_masks,
+)
+from sslkeypoint.heatmaps import keypoints_to_input, keypoints_to_original, rescale_keypoints
+from sslkeypoint.metrics import (
+    KeypointEvaluator,
+    aop_absolute_error,
+    mean_radial_error,
+    radial_error,
+    success_detection_rate,
+)
+from sslkeypoint.models import HeatmapUNet
+from sslkeypoint.weights import (
+    LoadReport,
+    UnsafeCheckpointError,
+    adapt_input_conv,
+    load_partial_state_dict,
+    load_state_dict_file,
+    save_state_dict,
+)
 
 __all__ = [
+    "DropLog",
+    "Ellipse",
+    "FilteringCollate",
+    "HeatmapUNet",
+    "ImageFolderDataset",
+    "ImageReadError",
+    "InvalidSample",
+    "KeypointAugmentation",
+    "KeypointDataset",
+    "KeypointEvaluator",
+    "KeypointRecord",
+    "LoadReport",
+    "MoCoV2Augmentation",
+    "TemporalPairDataset",
+    "TimmEncoder",
+    "UNetEncoder",
+    "UnsafeCheckpointError",
     "__version__",
+    "adapt_input_conv",
     "angle_of_progression",
+    "aop_absolute_error",
+    "aop_from_masks",
+    "create_encoder",
+    "filtering_collate",
+    "fit_ellipse",
+    "keypoint_augmentation",
+    "keypoints_in_frame",
+    "keypoints_to_input",
+    "keypoints_to_original",
+    "landmarks_from_masks",
+    "list_encoders",
+    "list_images",
+    "load_partial_state_dict",
+    "load_state_dict_file",
+    "mean_radial_error",
+    "moco_v2_augmentation",
+    "radial_error",
+    "read_image",
+    "rescale_keypoints",
+    "save_state_dict",
+    "split_records",
+    "success_detection_rate",
 ]
