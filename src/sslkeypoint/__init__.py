@@ -35,7 +35,14 @@ from sslkeypoint.geometry import (
     fit_ellipse,
     landmarks_from_masks,
 )
-from sslkeypoint.heatmaps import keypoints_to_input, keypoints_to_original, rescale_keypoints
+from sslkeypoint.heatmaps import (
+    HeatmapCodec,
+    decode_heatmaps,
+    keypoints_to_input,
+    keypoints_to_original,
+    render_gaussian_heatmaps,
+    rescale_keypoints,
+)
 from sslkeypoint.metrics import (
     KeypointEvaluator,
     aop_absolute_error,
@@ -57,6 +64,7 @@ __all__ = [
     "DropLog",
     "Ellipse",
     "FilteringCollate",
+    "HeatmapCodec",
     "HeatmapUNet",
     "ImageFolderDataset",
     "ImageReadError",
@@ -77,6 +85,7 @@ __all__ = [
     "aop_absolute_error",
     "aop_from_masks",
     "create_encoder",
+    "decode_heatmaps",
     "filtering_collate",
     "fit_ellipse",
     "keypoint_augmentation",
@@ -92,6 +101,7 @@ __all__ = [
     "moco_v2_augmentation",
     "radial_error",
     "read_image",
+    "render_gaussian_heatmaps",
     "rescale_keypoints",
     "save_state_dict",
     "split_records",
