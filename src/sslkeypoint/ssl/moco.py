@@ -1,0 +1,321 @@
+"""MoCo v2 built from lightly's parts: projection head, NTXentLoss queue, momentum helpers.
+
+The model is a query encoder (any sslkeypoint encoder: ``forward(x) -> list[Tensor]`` finest first,
+attribute ``channels``) whose deepest feature map is globally average pooled and projected by
+lightly's :class:`~lightly.models.modules.MoCoProjectionHead`; a frozen momentum copy of both
+computes the keys; lightly's :class:`~lightly.loss.NTXentLoss` with a memory bank holds the queue of
+negatives. The queue lives in lightly's ``MemoryBankModule``; this module re-registers its two
+buffers as persistent so that they are part of ``state_dict()`` (lightly 1.6 keeps them out).
+
+Batch-norm leakage (MoCo, He et al. 2020, section 3.3): if the positive key is normalised with the
+statistics of the same images as its query, the network can recognise its positive by those
+statistics instead of by content. The remedy here:
+
+* several processes (``torch.distributed`` initialised, world size > 1): the key batch is shuffled
+  across processes (lightly's ``batch_shuffle_distributed``) before the key encoder and restored
+  afterwards, the original shuffling BN;
+* one process: the key batch is randomly permuted and the key encoder is run on ``split_bn``
+  sub-batches, so every key is normalised with the statistics of a random fraction of the batch,
+  as on one GPU of a multi-GPU run. Running the encoder per sub-batch works for any normalisation
+  layer (``BatchNorm2d``, timm's ``BatchNormAct2d``, ...) without changing the modules; the query
+  encoder keeps whole-batch statistics, so the exported encoder is untouched.
+
+Negatives that are not negatives: a queue as long as the training set holds keys of the query's own
+image; :meth:`MoCoV2.cap_queue_size` caps it. With temporally adjacent frames (stage 2 of
+SSL-FetalBioNet), frames of the query's own sequence are near-duplicates: pass ``groups`` (sequence
+ids) to :meth:`MoCoV2.forward` and queue entries of the same group are left out of that query's
+negatives (their logits are set to ``-inf``). Image indices as groups do the same for single images
+at any queue size. The group id of every queue entry is kept in the ``queue_groups`` buffer, written
+where lightly's bank wrote the keys; the masked path is lightly's NTXentLoss formula plus the mask
+(with nothing masked it gives the same loss).
+
+Under DDP the bank gathers keys (and groups) from every rank before enqueueing, so every rank
+holds the same queue; buffers need not be broadcast (``DDPStrategy(broadcast_buffers=False)``).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+from lightly.loss import NTXentLoss
+from lightly.models.modules import MoCoProjectionHead
+from lightly.models.utils import (
+    batch_shuffle_distributed,
+    batch_unshuffle_distributed,
+    concat_all_gather,
+    deactivate_requires_grad,
+    update_momentum,
+)
+from lightly.utils import dist
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+__all__ = ["MoCoV2", "cap_queue_size"]
+
+
+def cap_queue_size(requested: int, num_images: int, batch_size: int) -> int:
+    """Cap a MoCo queue below ``num_images - batch_size`` so an image is rarely its own negative.
+
+    Within one epoch the queue then holds only keys of other images than those in the current
+    batch. (After a reshuffle at an epoch boundary an image seen at the end of the last epoch can
+    still meet itself once; that is rare and harmless.) Warns when the size is reduced.
+
+    Args:
+        requested: Queue size asked for (e.g. 65536).
+        num_images: Number of distinct training images (or frame pairs).
+        batch_size: Keys enqueued per step: the global batch (per-device batch × devices × nodes).
+
+    Returns:
+        ``min(requested, num_images - batch_size)``.
+
+    Raises:
+        ValueError: If there are not more images than one batch.
+
+    Examples:
+        >>> cap_queue_size(4096, 100_000, 64)
+        4096
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     cap_queue_size(65536, 1000, 64)
+        936
+    """
+    if requested < 1 or batch_size < 1:
+        raise ValueError(f"requested and batch_size must be >= 1; got {requested} and {batch_size}")
+    limit = num_images - batch_size
+    if limit < 1:
+        raise ValueError(
+            f"a MoCo queue needs more training images than one batch; got {num_images} images "
+            f"and a batch of {batch_size}"
+        )
+    if requested > limit:
+        warnings.warn(
+            f"MoCo queue of {requested} capped to {limit}: the training set has {num_images} images "
+            f"and a batch of {batch_size}, so a larger queue would hold keys of the query's own image",
+            UserWarning,
+            stacklevel=2,
+        )
+        return limit
+    return requested
+
+
+class MoCoV2(nn.Module):
+    """MoCo v2 (Chen et al., 2020) around any sslkeypoint encoder, on lightly's parts.
+
+    ``forward(query_views, key_views)`` returns the InfoNCE loss of the queries against their keys
+    (positives) and the queue (negatives), and, in training (when the query carries a gradient),
+    enqueues the keys — gathered from every process when ``torch.distributed`` runs, so that the
+    queue is the same on every rank. Call :meth:`update_momentum` once per step, before the
+    forward pass (as lightly's examples do).
+
+    Args:
+        encoder: Query encoder: ``forward(x) -> list[Tensor]`` finest first, attribute ``channels``.
+        projection_dim: Output size of the projection head (128 in MoCo v2).
+        hidden_dim: Hidden size of the two-layer projection head; ``None`` uses the encoder's
+            deepest channel count.
+        queue_size: Number of negatives in the queue (65536 in MoCo v2). See
+            :func:`cap_queue_size` for small training sets.
+        temperature: Softmax temperature (0.2 in MoCo v2).
+        momentum: Default momentum ``m`` of :meth:`update_momentum` (0.999 in MoCo v2).
+        split_bn: Number of sub-batches the key encoder is run on in a single process (shuffle BN
+            substitute); ``1`` runs it on the whole batch. Each sub-batch holds at least two
+            images.
+        shuffle_bn: Shuffle keys across processes (distributed) or within the batch (one process)
+            before the key encoder. Turn off only for encoders without batch statistics.
+        gather_distributed: Gather keys from every process into the queue (keep ``True``).
+
+    Attributes:
+        encoder: The query encoder (trained; see :meth:`export_encoder`).
+        projection_head: lightly ``MoCoProjectionHead`` on the pooled deepest feature.
+        encoder_momentum: Frozen momentum copy of ``encoder``.
+        projection_head_momentum: Frozen momentum copy of ``projection_head``.
+        criterion: lightly ``NTXentLoss`` with the memory bank; its buffers
+            ``criterion.memory_bank.bank`` ``(queue_size, projection_dim)`` and
+            ``criterion.memory_bank.bank_ptr`` ``(1,)`` are in ``state_dict()``.
+        queue_groups: ``(queue_size,)`` long buffer, the group id of each queue entry (``-1`` for
+            entries enqueued without a group or never filled).
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> class Tiny(nn.Module):
+        ...     channels, reductions, in_chans = [8], [2], 1
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.conv = nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
+        ...     def forward(self, x):
+        ...         return [self.conv(x)]
+        >>> model = MoCoV2(Tiny(), projection_dim=16, queue_size=32, split_bn=2)
+        >>> x = torch.rand(4, 1, 16, 16)
+        >>> loss = model(x, x.flip(-1))
+        >>> loss.backward(); model.update_momentum(0.99)
+        >>> int(model.criterion.memory_bank.bank_ptr), sorted(model.export_encoder())[:2]
+        (4, ['conv.0.bias', 'conv.0.weight'])
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        projection_dim: int = 128,
+        hidden_dim: int | None = None,
+        queue_size: int = 65536,
+        temperature: float = 0.2,
+        momentum: float = 0.999,
+        split_bn: int = 8,
+        shuffle_bn: bool = True,
+        gather_distributed: bool = True,
+    ) -> None:
+        super().__init__()
+        channels = getattr(encoder, "channels", None)
+        if not channels:
+            raise ValueError("encoder must have a non-empty 'channels' list (an sslkeypoint encoder)")
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1; got {queue_size}")
+        if split_bn < 1:
+            raise ValueError(f"split_bn must be >= 1; got {split_bn}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1]; got {momentum}")
+        dim = int(channels[-1])
+        self.momentum = momentum
+        self.split_bn = split_bn
+        self.shuffle_bn = shuffle_bn
+        self.encoder = encoder
+        self.projection_head = MoCoProjectionHead(dim, hidden_dim or dim, projection_dim)
+        self.encoder_momentum = copy.deepcopy(encoder)
+        self.projection_head_momentum = copy.deepcopy(self.projection_head)
+        deactivate_requires_grad(self.encoder_momentum)
+        deactivate_requires_grad(self.projection_head_momentum)
+        self.criterion = NTXentLoss(
+            temperature=temperature,
+            memory_bank_size=(queue_size, projection_dim),
+            gather_distributed=gather_distributed,
+        )
+        bank = self.criterion.memory_bank
+        # Make the queue part of state_dict(): lightly registers it with persistent=False.
+        bank.register_buffer("bank", bank.bank, persistent=True)
+        bank.register_buffer("bank_ptr", bank.bank_ptr, persistent=True)
+        self.queue_groups: Tensor
+        self.register_buffer("queue_groups", torch.full((queue_size,), -1, dtype=torch.long))
+
+    @property
+    def queue_size(self) -> int:
+        """Number of entries in the queue."""
+        return int(self.criterion.memory_bank.size[0])
+
+    @property
+    def temperature(self) -> float:
+        """Softmax temperature of the loss."""
+        return float(self.criterion.temperature)
+
+    @staticmethod
+    def cap_queue_size(requested: int, num_images: int, batch_size: int) -> int:
+        """Same as :func:`cap_queue_size`."""
+        return cap_queue_size(requested, num_images, batch_size)
+
+    @staticmethod
+    def _pool(features: list[Tensor]) -> Tensor:
+        """Global average pool of the deepest feature map: ``(B, C, h, w) -> (B, C)``."""
+        return features[-1].mean(dim=(-2, -1))
+
+    def query(self, x: Tensor) -> Tensor:
+        """Query projections ``(B, projection_dim)`` (unnormalised) of images ``(B, C, H, W)``."""
+        return self.projection_head(self._pool(self.encoder(x)))
+
+    @torch.no_grad()
+    def key(self, x: Tensor) -> Tensor:
+        """Key projections ``(B, projection_dim)`` of images ``(B, C, H, W)`` with shuffle/split BN."""
+        distributed = dist.world_size() > 1
+        shuffle: Tensor | None = None
+        if self.shuffle_bn and distributed:
+            x, shuffle = batch_shuffle_distributed(x)
+        elif self.shuffle_bn:
+            shuffle = torch.randperm(x.shape[0], device=x.device)
+            x = x[shuffle]
+        splits = 1 if distributed else max(1, min(self.split_bn, x.shape[0] // 2))
+        k = torch.cat(
+            [
+                self.projection_head_momentum(self._pool(self.encoder_momentum(chunk)))
+                for chunk in x.chunk(splits)
+            ]
+        )
+        if shuffle is not None and distributed:
+            k = batch_unshuffle_distributed(k, shuffle)
+        elif shuffle is not None:
+            k = k[torch.argsort(shuffle)]
+        return k
+
+    def forward(self, query_views: Tensor, key_views: Tensor, groups: Tensor | None = None) -> Tensor:
+        """InfoNCE loss of queries against their keys and the queue; enqueues keys in training.
+
+        Args:
+            query_views: ``(B, C, H, W)`` first views.
+            key_views: ``(B, C, H, W)`` second views (the positives), same order.
+            groups: Optional ``(B,)`` integer group ids (e.g. sequence index). Queue entries with
+                the query's own group are not used as its negatives, and the keys are stored with
+                their group.
+
+        Returns:
+            Scalar loss.
+        """
+        if query_views.shape != key_views.shape or query_views.ndim != 4:
+            raise ValueError(
+                "query_views and key_views must both be (B, C, H, W) of the same shape; got "
+                f"{tuple(query_views.shape)} and {tuple(key_views.shape)}"
+            )
+        q = self.query(query_views)
+        k = self.key(key_views)
+        ptr = int(self.criterion.memory_bank.bank_ptr)
+        if groups is None:
+            loss: Tensor = self.criterion(q, k)
+            if q.requires_grad:  # the bank enqueued the keys; they carry no group
+                self._enqueue_groups(torch.full_like(q[:, 0], -1, dtype=torch.long), ptr)
+            return loss
+        if groups.shape != (q.shape[0],):
+            raise ValueError(f"groups must have shape ({q.shape[0]},); got {tuple(groups.shape)}")
+        groups = groups.to(device=q.device, dtype=torch.long)
+        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+        neg_groups = self.queue_groups.clone()
+        # lightly's bank returns its entries as they were before this batch, then enqueues it.
+        _, negatives = self.criterion.memory_bank(k, update=q.requires_grad)
+        assert negatives is not None
+        if q.requires_grad:
+            self._enqueue_groups(groups, ptr)
+        sim_pos = (q * k).sum(dim=1, keepdim=True)
+        sim_neg = q @ negatives.to(q.dtype)  # (B, queue_size)
+        sim_neg = sim_neg.masked_fill(groups[:, None] == neg_groups[None, :], -torch.inf)
+        logits = torch.cat([sim_pos, sim_neg], dim=1) / self.temperature
+        return F.cross_entropy(logits, torch.zeros_like(groups))
+
+    @torch.no_grad()
+    def _enqueue_groups(self, groups: Tensor, ptr: int) -> None:
+        """Store ``groups`` where the bank has just written the keys (it started at ``ptr``)."""
+        if self.criterion.memory_bank.gather_distributed and dist.world_size() > 1:
+            groups = concat_all_gather(groups)
+        new_ptr = int(self.criterion.memory_bank.bank_ptr)
+        end = self.queue_size if new_ptr == 0 else new_ptr  # the bank wraps to 0 at its end
+        self.queue_groups[ptr:end] = groups[: end - ptr]
+
+    @torch.no_grad()
+    def update_momentum(self, m: float | None = None) -> None:
+        """Exponential moving average of the query side into the key side: ``k <- m k + (1 - m) q``.
+
+        Uses lightly's ``update_momentum`` on the encoder and the projection head (parameters only;
+        the key encoder keeps its own batch-norm statistics).
+
+        Args:
+            m: Momentum in ``[0, 1]``; ``None`` uses :attr:`momentum`. Recipes schedule it with
+                lightly's ``cosine_schedule`` from 0.999 towards 1.
+        """
+        m = self.momentum if m is None else m
+        update_momentum(self.encoder, self.encoder_momentum, m)
+        update_momentum(self.projection_head, self.projection_head_momentum, m)
+
+    def export_encoder(self) -> dict[str, Tensor]:
+        """The query encoder's weights with encoder-relative keys (detached copies).
+
+        ``load_partial_state_dict(HeatmapUNet(encoder_like, K).encoder, model.export_encoder())``
+        loads them whole.
+        """
+        return {name: t.detach().clone() for name, t in self.encoder.state_dict().items()}

@@ -1,0 +1,218 @@
+"""Tests for sslkeypoint.tasks.pretrain: config, Lightning runs, checkpoints, resume, stage 2, CLI."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sslkeypoint.tasks.pretrain import (
+    MoCoPretrainModule,
+    PretrainConfig,
+    data_fingerprint,
+    list_sequences,
+    main,
+    run_pretraining,
+)
+from sslkeypoint.weights import load_state_dict_file
+
+TINY = {"widths": (8, 16), "bottleneck_width": 32}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Tiny models on a shared machine run much faster on one thread than on two contended ones.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def grating(i: int, n: int, phase: float = 0.0, size: int = 32) -> np.ndarray:
+    """A sinusoidal grating whose orientation and frequency identify image ``i`` of ``n``."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    ang = 2 * math.pi * i / n
+    freq = 0.25 + 0.5 * (i % 4) / 3
+    img = 0.5 + 0.5 * np.sin(freq * (xx * math.cos(ang) + yy * math.sin(ang)) + phase)
+    return (img * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("images")
+    for i in range(16):
+        Image.fromarray(grating(i, 16)).save(root / f"im{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sequences(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sequences")
+    for s in range(4):
+        (root / f"seq{s}").mkdir()
+        for t in range(6):
+            Image.fromarray(grating(3 * s, 12, phase=0.3 * t)).save(root / f"seq{s}" / f"frame{t}.png")
+    return root
+
+
+def tiny_config(stage: int = 1, **kw: object) -> PretrainConfig:
+    base = {
+        "image_size": (32, 32),
+        "encoder_kwargs": TINY,
+        "batch_size": 8 if stage == 1 else 4,
+        "num_workers": 0,
+        "split_bn": 2,
+        "accelerator": "cpu",
+        "devices": 1,
+        "log_every_n_steps": 1,
+        "projection_dim": 32,
+        "momentum": 0.99,
+        "augment": {"scale": (0.6, 1.0), "blur_p": 0.0},
+        **kw,
+    }
+    return PretrainConfig.stage1(**base) if stage == 1 else PretrainConfig.stage2(**base)
+
+
+def step_losses(out_dir: Path) -> list[float]:
+    losses = []
+    for f in sorted((out_dir / "logs").glob("*/metrics.csv")):
+        losses += [float(r["train_loss_step"]) for r in csv.DictReader(f.open()) if r.get("train_loss_step")]
+    return losses
+
+
+def test_config_defaults_are_the_papers() -> None:
+    s1, s2 = PretrainConfig.stage1(), PretrainConfig.stage2()
+    assert (s1.lr, s1.weight_decay, s1.batch_size, s1.max_epochs, s1.queue_size) == (1e-3, 1e-3, 64, 200, 65536)
+    assert (s1.image_size, s1.temperature, s1.momentum, s1.plateau) == ((256, 256), 0.2, 0.999, False)
+    assert (s2.stage, s2.lr, s2.weight_decay, s2.queue_size, s2.plateau) == (2, 1e-4, 1e-4, 16384, True)
+    assert PretrainConfig.from_dict({"stage": 2, "delta": [1, 5]}).delta == (1, 5)
+    with pytest.raises(ValueError, match="unknown PretrainConfig fields"):
+        PretrainConfig.from_dict({"learning_rate": 1.0})
+    with pytest.raises(ValueError, match="stage must be 1 or 2"):
+        PretrainConfig(stage=3)
+    with pytest.raises(ValueError, match="delta"):
+        PretrainConfig(delta=(0, 2))
+
+
+def test_data_fingerprint_tracks_names_and_sizes_not_location(tmp_path: Path, images: Path) -> None:
+    files = sorted(images.glob("*.png"))
+    fp = data_fingerprint(files)
+    moved = tmp_path / "moved"
+    shutil.copytree(images, moved)
+    assert data_fingerprint(sorted(moved.glob("*.png"))) == fp
+    assert data_fingerprint(list(reversed(files))) == fp
+    (moved / "im0.png").write_bytes((moved / "im0.png").read_bytes() + b"\0")
+    assert data_fingerprint(sorted(moved.glob("*.png"))) != fp
+    assert data_fingerprint([files[:2], files[2:4]]) != data_fingerprint([files[:3], files[3:4]])
+
+
+def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, images: Path) -> None:
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="capped to 8"):
+        result = run_pretraining(tiny_config(lr=3e-3), images=images, out_dir=out, max_steps=150, progress=False)
+    assert result.global_step == 150 and result.queue_size == 8
+    losses = step_losses(out)
+    assert len(losses) == 150
+    # The first steps see the random initial queue; compare once it holds real keys.
+    first, last = float(np.mean(losses[5:35])), float(np.mean(losses[-30:]))
+    assert last < first - 0.1, (first, last)
+
+    ckpt = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
+    sd = ckpt["state_dict"]
+    module = result.module
+    assert torch.equal(sd["model.criterion.memory_bank.bank"], module.model.criterion.memory_bank.bank)
+    assert int(sd["model.criterion.memory_bank.bank_ptr"]) == int(module.model.criterion.memory_bank.bank_ptr)
+    assert torch.equal(sd["model.queue_groups"], module.model.queue_groups)
+    assert set(sd["model.queue_groups"].tolist()) <= set(range(16))  # image indices, all filled
+    assert any(k.startswith("model.encoder_momentum.") for k in sd)
+    assert ckpt["optimizer_states"] and ckpt["sslkeypoint"]["stage"] == 1
+    prov = ckpt["sslkeypoint"]
+    assert prov["data_fingerprint"] == data_fingerprint(sorted(images.glob("*.png")))
+    assert prov["config"]["encoder_kwargs"] == TINY and prov["queue_size"] == 8
+    # The queue comes back exactly through the checkpoint.
+    restored = MoCoPretrainModule.load_from_checkpoint(result.last_checkpoint, weights_only=True)
+    assert torch.equal(restored.model.criterion.memory_bank.bank, module.model.criterion.memory_bank.bank)
+    assert torch.equal(restored.model.queue_groups, module.model.queue_groups)
+    # The exported encoder is the query encoder and loads whole into HeatmapUNet's encoder.
+    models = pytest.importorskip("sslkeypoint.models")
+    weights = pytest.importorskip("sslkeypoint.weights")
+    exported = load_state_dict_file(result.encoder_path)
+    from sslkeypoint.encoders import UNetEncoder
+
+    target = models.HeatmapUNet(UNetEncoder(1, **TINY), num_keypoints=3)
+    report = weights.load_partial_state_dict(target.encoder, exported)
+    assert not report.missing and not report.unexpected and not report.mismatched
+    for k, v in module.model.encoder.state_dict().items():
+        assert torch.equal(exported[k], v)
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path: Path, images: Path) -> None:
+    out = tmp_path / "run"
+    cfg = tiny_config(queue_size=16, cap_queue=False, max_epochs=10)
+    first = run_pretraining(cfg, images=images, out_dir=out, max_steps=4, progress=False)
+    bank = first.module.model.criterion.memory_bank.bank.clone()
+    assert int(first.module.model.criterion.memory_bank.bank_ptr) == 0  # 4 × 8 keys, wrapped twice
+    second = run_pretraining(cfg, images=images, out_dir=out, max_steps=5, progress=False)
+    assert second.global_step == 5
+    assert len(step_losses(out)) == 5  # one more step, not five
+    # The resumed queue is the saved one: one step of 8 keys replaced entries 0-7, 8-15 came back.
+    resumed = second.module.model.criterion.memory_bank
+    assert int(resumed.bank_ptr) == 8
+    assert torch.equal(resumed.bank[8:], bank[8:]) and not torch.equal(resumed.bank[:8], bank[:8])
+    fresh = run_pretraining(cfg, images=images, out_dir=out, max_steps=2, resume=False, progress=False)
+    assert fresh.global_step == 2
+    with pytest.raises(ValueError, match="stage-1 run"):
+        run_pretraining(tiny_config(2), sequences=[[images / "im0.png", images / "im1.png"]] * 6, out_dir=out)
+
+
+def test_stage2_starts_from_stage1_weights(tmp_path: Path, images: Path, sequences: Path) -> None:
+    s1 = run_pretraining(tiny_config(queue_size=8), images=images, out_dir=tmp_path / "s1", max_steps=3, progress=False)
+    cfg2 = tiny_config(2, queue_size=8, max_epochs=2)
+    s1_model = s1.module.model
+    for source, key_side in ((s1.last_checkpoint, s1_model.encoder_momentum), (s1.encoder_path, s1_model.encoder)):
+        assert source is not None
+        module = MoCoPretrainModule(cfg2)
+        assert "encoder.blocks.0.conv1.weight" in module.load_initial_weights(source)
+        for k, v in s1_model.encoder.state_dict().items():
+            assert torch.equal(module.model.encoder.state_dict()[k], v)
+        for k, v in key_side.state_dict().items():
+            assert torch.equal(module.model.encoder_momentum.state_dict()[k], v)
+    with pytest.raises(ValueError, match="does not fit"):
+        MoCoPretrainModule(tiny_config(2, encoder_kwargs={"widths": (4, 8), "bottleneck_width": 16})).load_initial_weights(
+            s1.encoder_path
+        )
+    s2 = run_pretraining(cfg2, sequences=sequences, out_dir=tmp_path / "s2", init_from=s1.last_checkpoint, progress=False)
+    assert s2.global_step == 2 * (20 // 4)  # 4 sequences × 5 pairs, batch 4, 2 epochs
+    groups = s2.module.model.queue_groups
+    assert set(groups.tolist()) <= {0, 1, 2, 3}
+    ckpt = torch.load(s2.last_checkpoint, map_location="cpu", weights_only=True)
+    assert ckpt["sslkeypoint"]["stage"] == 2 and ckpt["lr_schedulers"]  # ReduceLROnPlateau state
+    assert ckpt["lr_schedulers"][0]["patience"] == 10
+    assert len(list_sequences(sequences)) == 4
+
+
+def test_bad_data_arguments(tmp_path: Path, images: Path) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        run_pretraining(tiny_config(), out_dir=tmp_path)
+    with pytest.raises(ValueError, match="stage 2 trains on sequences"):
+        run_pretraining(tiny_config(2), images=images, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        run_pretraining(tiny_config(batch_size=32), images=images, out_dir=tmp_path, progress=False)
+
+
+def test_cli_help_and_run(tmp_path: Path, images: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0 and "--images" in capsys.readouterr().out
+    args = ["--images", str(images), "--out", str(tmp_path), "--widths", "8", "16", "--bottleneck-width", "32"]
+    args += ["--size", "32", "32", "--batch-size", "8", "--max-steps", "2", "--queue-size", "8"]
+    args += ["--num-workers", "0", "--accelerator", "cpu", "--devices", "1", "--no-progress"]
+    result = main(args)
+    assert result.global_step == 2 and (tmp_path / "encoder.safetensors").exists()
