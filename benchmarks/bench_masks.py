@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from sslkeypoint.geometry import CHALLENGE_EPSILON, angle_of_progression, landmarks_from_masks
 
-DEFAULT_DATA = Path("/work/shared/data/psfh2023")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "psfh2023"
 RESULTS = Path(__file__).resolve().parent / "results" / "masks.json"
 
 
