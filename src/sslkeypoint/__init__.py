@@ -43,6 +43,7 @@ from sslkeypoint.heatmaps import (
     render_gaussian_heatmaps,
     rescale_keypoints,
 )
+from sslkeypoint.inference import KeypointPrediction, KeypointPredictor
 from sslkeypoint.metrics import (
     KeypointEvaluator,
     aop_absolute_error,
@@ -51,6 +52,26 @@ from sslkeypoint.metrics import (
     success_detection_rate,
 )
 from sslkeypoint.models import HeatmapUNet
+from sslkeypoint.ssl import (
+    MoCoV2,
+    ScreeningResult,
+    cap_queue_size,
+    reference_similarity,
+    screen_sequences,
+)
+from sslkeypoint.tasks import (
+    FinetuneConfig,
+    FinetuneResult,
+    HeatmapFinetuneModule,
+    MoCoPretrainModule,
+    PretrainConfig,
+    PretrainResult,
+    overfit_one_batch,
+    read_records,
+    run_finetuning,
+    run_pretraining,
+)
+from sslkeypoint.visualize import draw_predictions, render_keypoint_grid
 from sslkeypoint.weights import (
     LoadReport,
     UnsafeCheckpointError,
@@ -64,7 +85,10 @@ __all__ = [
     "DropLog",
     "Ellipse",
     "FilteringCollate",
+    "FinetuneConfig",
+    "FinetuneResult",
     "HeatmapCodec",
+    "HeatmapFinetuneModule",
     "HeatmapUNet",
     "ImageFolderDataset",
     "ImageReadError",
@@ -72,9 +96,16 @@ __all__ = [
     "KeypointAugmentation",
     "KeypointDataset",
     "KeypointEvaluator",
+    "KeypointPrediction",
+    "KeypointPredictor",
     "KeypointRecord",
     "LoadReport",
+    "MoCoPretrainModule",
+    "MoCoV2",
     "MoCoV2Augmentation",
+    "PretrainConfig",
+    "PretrainResult",
+    "ScreeningResult",
     "TemporalPairDataset",
     "TimmEncoder",
     "UNetEncoder",
@@ -84,8 +115,10 @@ __all__ = [
     "angle_of_progression",
     "aop_absolute_error",
     "aop_from_masks",
+    "cap_queue_size",
     "create_encoder",
     "decode_heatmaps",
+    "draw_predictions",
     "filtering_collate",
     "fit_ellipse",
     "keypoint_augmentation",
@@ -99,11 +132,18 @@ __all__ = [
     "load_state_dict_file",
     "mean_radial_error",
     "moco_v2_augmentation",
+    "overfit_one_batch",
     "radial_error",
     "read_image",
+    "read_records",
+    "reference_similarity",
     "render_gaussian_heatmaps",
+    "render_keypoint_grid",
     "rescale_keypoints",
+    "run_finetuning",
+    "run_pretraining",
     "save_state_dict",
+    "screen_sequences",
     "split_records",
     "success_detection_rate",
 ]

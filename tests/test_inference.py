@@ -1,0 +1,251 @@
+"""Tests for sslkeypoint.inference: input handling, original-pixel mapping, AoP, checkpoints, export."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from sslkeypoint.data import read_image, resize_image
+from sslkeypoint.geometry import angle_of_progression
+from sslkeypoint.heatmaps import HeatmapCodec, keypoints_to_original
+from sslkeypoint.inference import (
+    KeypointDecoder,
+    KeypointPredictor,
+    build_heatmap_model,
+    load_image,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
+
+INPUT = (32, 32)
+CODEC = HeatmapCodec(INPUT, (16, 16), sigma=1.0)
+# PS1, PS2, FH1 in input pixels. PS1->PS2 = (-15, 4), PS1->FH1 = (4, 19).
+KP_INPUT = torch.tensor([[20.0, 6.0], [5.0, 10.0], [24.0, 25.0]])
+
+
+class FixedHeatmaps(nn.Module):
+    """Stand-in network: emits the exact target heatmaps of fixed input-space keypoints."""
+
+    def __init__(self, codec: HeatmapCodec, keypoints: Tensor) -> None:
+        super().__init__()
+        self.codec = codec
+        self.register_buffer("keypoints", keypoints)
+        self.anchor = nn.Parameter(torch.zeros(()))  # gives the module a device
+        self.in_chans = 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[-2:]) != tuple(self.codec.input_size):
+            raise AssertionError(f"network got {tuple(x.shape)}; the predictor must resize first")
+        kp = self.keypoints.expand(x.shape[0], -1, -1)
+        return self.codec.encode(kp) + 0 * self.anchor
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads on a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_spec(k: int = 3) -> dict:
+    return {
+        "encoder": "unet",
+        "encoder_kwargs": {"widths": [4, 8], "bottleneck_width": 8},
+        "in_chans": 1,
+        "num_keypoints": k,
+        "heatmap_stride": 2,
+    }
+
+
+@pytest.fixture
+def predictor() -> KeypointPredictor:
+    return KeypointPredictor(
+        FixedHeatmaps(CODEC, KP_INPUT), CODEC, in_chans=1, batch_size=2, aop_indices=(0, 1, 2)
+    )
+
+
+def test_original_pixels_for_images_of_different_sizes(predictor: KeypointPredictor) -> None:
+    sizes = [(64, 48), (100, 30), (32, 32), (17, 129), (512, 512)]
+    images = [torch.rand(1, h, w) for h, w in sizes]
+    out = predictor.predict(images)
+    assert out.keypoints.shape == (5, 3, 2) and out.scores.shape == (5, 3)
+    for i, (h, w) in enumerate(sizes):
+        # Hand-derived: x = (x_in + 0.5) * W / 32 - 0.5, likewise y.
+        expected = torch.stack(
+            [(KP_INPUT[:, 0] + 0.5) * w / 32 - 0.5, (KP_INPUT[:, 1] + 0.5) * h / 32 - 0.5], dim=-1
+        )
+        torch.testing.assert_close(out.keypoints[i], expected, atol=2e-3, rtol=0)
+    assert out.original_sizes.tolist() == [list(s) for s in sizes]
+    # Scores are the heatmap peaks: exp(-d^2 / 2) for centres d off the pixel grid (sigma 1).
+    peaks = CODEC.encode(KP_INPUT[None])[0].amax(dim=(-2, -1))
+    torch.testing.assert_close(out.scores, peaks.expand(5, -1), atol=1e-6, rtol=0)
+
+
+def test_aop_in_original_pixels(predictor: KeypointPredictor) -> None:
+    square, wide = torch.rand(1, 64, 64), torch.rand(1, 32, 96)
+    out = predictor.predict([square, wide])
+    assert out.aop is not None
+    # A uniform resize keeps the input-space angle: atan2(|u x v|, u . v) with u = (-15, 4),
+    # v = (4, 19): cross = -301, dot = 16.
+    assert out.aop[0].item() == pytest.approx(math.degrees(math.atan2(301, 16)), abs=1e-3)
+    # 32x96 stretches x by 3: u' = (-45, 4), v' = (12, 19): cross = -903, dot = -464.
+    assert out.aop[1].item() == pytest.approx(math.degrees(math.atan2(903, -464)), abs=1e-3)
+    kp = out.keypoints[1]
+    assert out.aop[1].item() == pytest.approx(float(angle_of_progression(kp[0], kp[1], kp[2])), abs=1e-6)
+
+
+def test_single_image_and_batch_tensor(predictor: KeypointPredictor) -> None:
+    assert predictor.predict(torch.rand(1, 40, 40)).keypoints.shape == (1, 3, 2)
+    assert predictor.predict(torch.rand(4, 1, 40, 40)).keypoints.shape == (4, 3, 2)
+    assert predictor.predict([]).keypoints.shape[0] == 0
+
+
+def test_input_kinds_agree(tmp_path) -> None:
+    """Paths (PNG named .jpg, RGB with equal channels), PIL, numpy and tensors give the same answer."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(1, 3, 3, padding=1), nn.Sigmoid())
+    pred = KeypointPredictor(net, CODEC, in_chans=1)
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, size=(45, 70), dtype=np.uint8)
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    png_as_jpg = tmp_path / "frame.jpg"
+    Image.fromarray(rgb).save(png_as_jpg, format="PNG")
+    inputs = [
+        png_as_jpg,
+        str(png_as_jpg),
+        Image.fromarray(gray),
+        Image.fromarray(rgb),
+        gray,
+        rgb,
+        gray.astype(np.float32) / 255.0,
+        torch.from_numpy(gray)[None],
+        torch.from_numpy(gray).float()[None] / 255.0,
+        torch.from_numpy(rgb).permute(2, 0, 1),
+    ]
+    out = pred.predict(inputs)
+    for i in range(1, len(inputs)):
+        torch.testing.assert_close(out.keypoints[i], out.keypoints[0], atol=1e-5, rtol=0)
+    assert out.original_sizes[0].tolist() == [45, 70]
+
+
+def test_preprocess_matches_dataset_resize(tmp_path) -> None:
+    pred = KeypointPredictor(FixedHeatmaps(CODEC, KP_INPUT), CODEC, in_chans=1)
+    f = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (50, 61), dtype=np.uint8)).save(f)
+    x, size = pred.preprocess(f)
+    assert size == (50, 61)
+    assert torch.equal(x, resize_image(read_image(f, channels=1), INPUT))
+
+
+def test_load_image_channels_and_errors() -> None:
+    assert load_image(torch.rand(1, 5, 6), in_chans=3).shape == (3, 5, 6)
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)
+    assert load_image(torch.from_numpy(rgba).permute(2, 0, 1), in_chans=1).shape == (1, 4, 4)
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        load_image(torch.rand(2, 1, 5, 6), in_chans=1)
+    with pytest.raises(TypeError, match="images must be"):
+        load_image(3.0, in_chans=1)
+    with pytest.raises(ValueError, match="channels"):
+        load_image(torch.rand(2, 5, 6), in_chans=1)
+
+
+def test_constructor_validation() -> None:
+    net = FixedHeatmaps(CODEC, KP_INPUT)
+    with pytest.raises(ValueError, match="batch_size"):
+        KeypointPredictor(net, CODEC, batch_size=0)
+    with pytest.raises(ValueError, match="three indices"):
+        KeypointPredictor(net, CODEC, aop_indices=(0, 1))
+
+
+def test_default_in_chans_from_encoder() -> None:
+    model = build_heatmap_model(tiny_spec())
+    assert KeypointPredictor(model, CODEC).in_chans == 1
+
+
+def test_save_and_reload_folder(tmp_path) -> None:
+    model = build_heatmap_model(tiny_spec())
+    pred = KeypointPredictor(model, CODEC, keypoint_names=["PS1", "PS2", "FH1"], aop_indices=(0, 1, 2))
+    pred.save(tmp_path / "export")
+    again = KeypointPredictor.from_checkpoint(tmp_path / "export")
+    x = [torch.rand(1, 40, 50), torch.rand(1, 32, 32)]
+    a, b = pred.predict(x), again.predict(x)
+    assert torch.equal(a.keypoints, b.keypoints) and again.keypoint_names == ("PS1", "PS2", "FH1")
+    assert again.aop_indices == (0, 1, 2)
+    with pytest.raises(ValueError, match="sslkeypoint_spec"):
+        KeypointPredictor(nn.Conv2d(1, 3, 1), CODEC).save(tmp_path / "x")
+
+
+def test_from_checkpoint_errors(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        KeypointPredictor.from_checkpoint(tmp_path / "nope.ckpt")
+    f = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1)}}, f)
+    with pytest.raises(ValueError, match="not written by sslkeypoint"):
+        KeypointPredictor.from_checkpoint(f)
+
+
+@pytest.fixture(scope="module")
+def real_predictor() -> KeypointPredictor:
+    torch.manual_seed(3)
+    model = build_heatmap_model(tiny_spec())
+    return KeypointPredictor(model, CODEC, in_chans=1)
+
+
+def test_export_onnx_parity(real_predictor: KeypointPredictor, tmp_path) -> None:
+    path = real_predictor.export_onnx(tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    torch.manual_seed(5)
+    x = torch.rand(3, 1, *INPUT)  # another batch size than the export example
+    kp, scores = session.run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        eager_kp, eager_scores = real_predictor.decoder(x)
+    assert kp.shape == (3, 3, 2)
+    assert np.abs(kp - eager_kp.numpy()).max() < 0.01
+    assert np.abs(scores - eager_scores.numpy()).max() < 1e-4
+
+
+def test_export_onnx_torchscript_exporter(real_predictor: KeypointPredictor, tmp_path) -> None:
+    path = real_predictor.export_onnx(tmp_path / "legacy.onnx", dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(2, 1, *INPUT)
+    kp, _ = session.run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        eager_kp, _ = real_predictor.decoder(x)
+    assert np.abs(kp - eager_kp.numpy()).max() < 0.01
+
+
+def test_export_torchscript_parity(real_predictor: KeypointPredictor, tmp_path) -> None:
+    path = real_predictor.export_torchscript(tmp_path / "model.pt")
+    scripted = torch.jit.load(str(path))
+    x = torch.rand(4, 1, *INPUT)
+    with torch.no_grad():
+        kp, _ = scripted(x)
+        eager_kp, _ = real_predictor.decoder(x)
+    assert (kp - eager_kp).abs().max().item() < 0.01
+
+
+def test_exported_pipeline_matches_predict(real_predictor: KeypointPredictor, tmp_path) -> None:
+    """Resize + exported graph + map back reproduces predict() in original pixels."""
+    scripted = torch.jit.load(str(real_predictor.export_torchscript(tmp_path / "m.pt")))
+    images = [torch.rand(1, 48, 40), torch.rand(1, 20, 70)]
+    expected = real_predictor.predict(images).keypoints
+    for img, exp in zip(images, expected):
+        x, size = real_predictor.preprocess(img)
+        with torch.no_grad():
+            kp, _ = scripted(x[None])
+        got = keypoints_to_original(kp, size, INPUT)[0]
+        assert (got - exp).abs().max().item() < 0.01
+
+
+def test_keypoint_decoder_matches_codec() -> None:
+    net = FixedHeatmaps(CODEC, KP_INPUT)
+    kp, _ = KeypointDecoder(net, CODEC)(torch.rand(2, 1, *INPUT))
+    torch.testing.assert_close(kp, KP_INPUT.expand(2, -1, -1), atol=1e-3, rtol=0)
