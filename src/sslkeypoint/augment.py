@@ -20,6 +20,8 @@ from kornia.augmentation.container.params import ParamItem
 from kornia.filters import gaussian_blur2d
 from torch import Tensor, nn
 
+from sslkeypoint._utils import size_pair
+
 __all__ = [
     "KeypointAugmentation",
     "MoCoV2Augmentation",
@@ -29,18 +31,6 @@ __all__ = [
     "moco_v2_augmentation",
 ]
 
-
-def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    """Return ``size`` as an ``(H, W)`` tuple of positive ints."""
-    if isinstance(size, int):
-        pair = (size, size)
-    else:
-        if len(size) != 2:
-            raise ValueError(f"{name} must be an int or (H, W); got {tuple(size)}")
-        pair = (int(size[0]), int(size[1]))
-    if min(pair) < 1:
-        raise ValueError(f"{name} must be positive; got {pair}")
-    return pair
 
 
 def _check_images(images: Tensor, in_chans: int | None = None) -> None:
@@ -73,7 +63,7 @@ def blur_kernel_size(size: int | Sequence[int], fraction: float = 0.1) -> int:
         >>> blur_kernel_size(224), blur_kernel_size((256, 256)), blur_kernel_size(16)
         (23, 25, 3)
     """
-    h, w = _pair(size, "size")
+    h, w = size_pair(size, "size")
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1]; got {fraction}")
     k = int(fraction * min(h, w))
@@ -99,7 +89,7 @@ def keypoints_in_frame(keypoints: Tensor, size: int | Sequence[int]) -> Tensor:
     """
     if keypoints.ndim < 2 or keypoints.shape[-1] != 2:
         raise ValueError(f"keypoints must have shape (..., K, 2); got {tuple(keypoints.shape)}")
-    h, w = _pair(size, "size")
+    h, w = size_pair(size, "size")
     x, y = keypoints[..., 0], keypoints[..., 1]
     return (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
 
@@ -263,7 +253,7 @@ class MoCoV2Augmentation(nn.Module):
         normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
-        self.size = _pair(size, "size")
+        self.size = size_pair(size, "size")
         if in_chans < 1:
             raise ValueError(f"in_chans must be >= 1; got {in_chans}")
         self.in_chans = in_chans

@@ -48,6 +48,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
+from sslkeypoint._utils import size_pair
 from sslkeypoint.heatmaps import keypoints_to_input
 
 __all__ = [
@@ -255,18 +256,6 @@ def read_image(source: ImageSource, channels: int | None = None) -> Tensor:
     return _convert_channels(tensor, channels, name)
 
 
-def _size_pair(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
-    """``size`` as a positive ``(H, W)`` tuple."""
-    if isinstance(size, int):
-        pair = (size, size)
-    else:
-        if len(size) != 2:
-            raise ValueError(f"{name} must be an int or (H, W); got {tuple(size)}")
-        pair = (int(size[0]), int(size[1]))
-    if min(pair) < 1:
-        raise ValueError(f"{name} must be positive; got {pair}")
-    return pair
-
 
 def resize_image(image: Tensor, size: int | Sequence[int]) -> Tensor:
     """Resize ``(C, H, W)`` or ``(B, C, H, W)`` images to ``size`` as every dataset here does.
@@ -287,7 +276,7 @@ def resize_image(image: Tensor, size: int | Sequence[int]) -> Tensor:
         >>> resize_image(torch.ones(1, 10, 20), (5, 5)).shape
         torch.Size([1, 5, 5])
     """
-    h, w = _size_pair(size)
+    h, w = size_pair(size)
     if image.ndim not in (3, 4):
         raise ValueError(f"image must have shape (C, H, W) or (B, C, H, W); got {tuple(image.shape)}")
     if tuple(image.shape[-2:]) == (h, w):
@@ -522,7 +511,7 @@ class KeypointDataset(Dataset):
         num_keypoints: int | None = None,
     ) -> None:
         self.records = list(records)
-        self.input_size = _size_pair(input_size, "input_size")
+        self.input_size = size_pair(input_size, "input_size")
         if in_chans not in (1, 3):
             raise ValueError(f"in_chans must be 1 or 3; got {in_chans}")
         self.in_chans = in_chans
@@ -788,7 +777,7 @@ class ImageFolderDataset(Dataset):
             self.paths: list[Path] = list_images(paths)
         else:
             self.paths = [Path(p) for p in paths]
-        self.size = _size_pair(size)
+        self.size = size_pair(size)
         if in_chans not in (1, 3):
             raise ValueError(f"in_chans must be 1 or 3; got {in_chans}")
         self.in_chans = in_chans
@@ -863,7 +852,7 @@ class TemporalPairDataset(Dataset):
         if not 1 <= lo <= hi:
             raise ValueError(f"delta must satisfy 1 <= min <= max; got {delta}")
         self.delta = (lo, hi)
-        self.size = _size_pair(size)
+        self.size = size_pair(size)
         if in_chans not in (1, 3):
             raise ValueError(f"in_chans must be 1 or 3; got {in_chans}")
         self.in_chans = in_chans

@@ -22,6 +22,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from sslkeypoint._utils import size_pair
+
 __all__ = [
     "HeatmapCodec",
     "decode_heatmaps",
@@ -132,13 +134,6 @@ def keypoints_to_original(keypoints: Tensor, original_size: SizeLike, input_size
     return rescale_keypoints(keypoints, input_size, original_size)
 
 
-def _pair(value: Sequence[int] | Tensor, name: str) -> tuple[int, int]:
-    """Return ``value`` as a ``(H, W)`` tuple of two positive ints."""
-    items = [int(v) for v in (value.tolist() if isinstance(value, Tensor) else value)]
-    if len(items) != 2 or min(items) <= 0:
-        raise ValueError(f"{name} must be two positive ints (H, W); got {value!r}")
-    return items[0], items[1]
-
 
 def render_gaussian_heatmaps(
     centres: Tensor,
@@ -182,7 +177,7 @@ def render_gaussian_heatmaps(
         raise ValueError(f"centres must have shape (..., K, 2); got {tuple(centres.shape)}")
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0; got {sigma}")
-    return _render(centres, _pair(heatmap_size, "heatmap_size"), (1.0, 1.0), sigma, visible)
+    return _render(centres, size_pair(heatmap_size, "heatmap_size"), (1.0, 1.0), sigma, visible)
 
 
 @functools.lru_cache(maxsize=64)
@@ -446,8 +441,8 @@ class HeatmapCodec:
     sigma: float = 2.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", _pair(self.input_size, "input_size"))
-        object.__setattr__(self, "heatmap_size", _pair(self.heatmap_size, "heatmap_size"))
+        object.__setattr__(self, "input_size", size_pair(self.input_size, "input_size"))
+        object.__setattr__(self, "heatmap_size", size_pair(self.heatmap_size, "heatmap_size"))
         if min(self.heatmap_size) < 3:
             raise ValueError(f"heatmap_size must be at least (3, 3); got {self.heatmap_size}")
         if not (math.isfinite(self.sigma) and self.sigma > 0):
