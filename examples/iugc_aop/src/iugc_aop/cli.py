@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: Modules whose import registers commands (in this order in ``--help``).
-COMMAND_MODULES: list[str] = ["iugc_aop.cli"]
+COMMAND_MODULES: list[str] = ["iugc_aop.cli", "iugc_aop.predict", "iugc_aop.commands"]
 
 _REGISTRY: dict[str, Command] = {}
 

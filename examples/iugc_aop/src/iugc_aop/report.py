@@ -1,0 +1,533 @@
+"""The evaluation report of a pipeline run: ``report.md``, ``metrics.json`` and ``figures/``.
+
+:func:`write_report` turns the results of :mod:`iugc_aop.pipeline` into
+
+* ``metrics.json`` — variant name → its Testing-split metrics (``mre_px``, ``aop_mae_deg``,
+  ``per_landmark_px``, ``heatmap_mse``, ``heatmap_mae``, ``missing_rate``, ``ms_per_image``, ...),
+  with the Validation metrics under the variant's ``"validation"`` key. For ``ssl_unet`` the
+  landmark and AoP metrics are those of the exported challenge folder evaluated through the
+  challenge interface (``"source": "submission"``), with the library predictor's numbers kept
+  under ``"library_predictor"`` for comparison;
+* ``figures/`` — predictions against the ground truth with the AoP drawn on Testing images, the
+  worst cases, training curves (from the CSV logs), error histograms and the screening scores;
+* ``report.md`` — the table of the paper's Table 2 on this data and budget, a plain statement of
+  whether SSL helps here and by how much, the profile, the stage times and the machine load.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iugc_aop.profiles import Profile
+
+__all__ = ["ReportResult", "cpu_model", "ssl_verdict", "write_report"]
+
+_NAMES = ("PS1", "PS2", "FH1")
+
+
+@dataclass
+class ReportResult:
+    """What :func:`write_report` wrote.
+
+    Attributes:
+        report: ``report.md``.
+        metrics_json: ``metrics.json``.
+        figures: Figure name → PNG path.
+        metrics: The content of ``metrics.json``.
+        verdict: The SSL statement of the report (one paragraph).
+    """
+
+    report: Path
+    metrics_json: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    verdict: str = ""
+
+
+def cpu_model() -> str:
+    """The processor's model name (``lscpu``), or the platform's best guess."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5, check=False).stdout
+        for line in out.splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(v):
+        return "–"
+    return f"{v:.{digits}f}"
+
+
+def _sci(value: Any) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return f"{v:.2e}" if math.isfinite(v) else "–"
+
+
+def ssl_verdict(metrics: Mapping[str, Mapping[str, Any]], labelled: int | None, test_count: int | None) -> str:
+    """One plain paragraph: does SSL help at this budget, and by how much (Testing split).
+
+    Compares ``ssl_unet`` with ``unet`` (and, when present, ``ssl_unet_starter_codec`` with
+    ``unet_starter``).
+
+    Examples:
+        >>> m = {"unet": {"mre_px": 20.0, "aop_mae_deg": 8.0}, "ssl_unet": {"mre_px": 15.0, "aop_mae_deg": 6.0}}
+        >>> ssl_verdict(m, 60, 100).startswith("**SSL helps**")
+        True
+    """
+    if "ssl_unet" not in metrics or "unet" not in metrics:
+        return "The SSL comparison needs both the `unet` and `ssl_unet` rows."
+    a, b = metrics["unet"], metrics["ssl_unet"]
+    d_mre = float(b["mre_px"]) - float(a["mre_px"])
+    d_aop = float(b["aop_mae_deg"]) - float(a["aop_mae_deg"])
+    rel_mre = 100.0 * d_mre / float(a["mre_px"]) if float(a["mre_px"]) else math.nan
+    rel_aop = 100.0 * d_aop / float(a["aop_mae_deg"]) if float(a["aop_mae_deg"]) else math.nan
+    if d_mre < 0 and d_aop < 0:
+        head = "**SSL helps**"
+    elif d_mre > 0 and d_aop > 0:
+        head = "**SSL does not help**"
+    else:
+        head = "**SSL gives a mixed result**"
+    budget = f"{labelled} labelled images" if labelled else "this label budget"
+    text = (
+        f"{head} at {budget} in this run: on the Testing split ({test_count or '?'} images) the U-Net "
+        f"with two-stage SSL has an MRE of {_fmt(b['mre_px'])} px against {_fmt(a['mre_px'])} px without "
+        f"it ({d_mre:+.2f} px, {rel_mre:+.1f} %) and an AoP MAE of {_fmt(b['aop_mae_deg'])}° against "
+        f"{_fmt(a['aop_mae_deg'])}° ({d_aop:+.2f}°, {rel_aop:+.1f} %)."
+    )
+    if "ssl_unet_starter_codec" in metrics and "unet_starter" in metrics:
+        c, d = metrics["unet_starter"], metrics["ssl_unet_starter_codec"]
+        text += (
+            f" With the starter's codec the same comparison gives {_fmt(d['mre_px'])} px vs "
+            f"{_fmt(c['mre_px'])} px ({float(d['mre_px']) - float(c['mre_px']):+.2f} px) and "
+            f"{_fmt(d['aop_mae_deg'])}° vs {_fmt(c['aop_mae_deg'])}° "
+            f"({float(d['aop_mae_deg']) - float(c['aop_mae_deg']):+.2f}°)."
+        )
+    text += (
+        " This is one seed and one short schedule; differences of a few percent are within the "
+        "run-to-run spread. `benchmarks/bench_iugc.py` repeats the comparison over several seeds and "
+        "label budgets."
+    )
+    return text
+
+
+def _ssl_context(run: Path, pretrain: Sequence[Any], finetunes: Mapping[str, Any]) -> str:
+    """How far pre-training got (loss vs chance) and how fast each U-Net converged."""
+    parts: list[str] = []
+    for stage in pretrain:
+        queue = int(stage.queue_size or 0)
+        if stage.final_loss is not None and queue:
+            parts.append(f"{stage.stage} ended at an InfoNCE loss of {stage.final_loss:.2f} (chance level "
+                         f"ln({queue}+1) = {math.log(queue + 1):.2f}) after {stage.global_step} steps")
+    text = ""
+    if parts:
+        text += " Pre-training was short: " + "; ".join(parts) + "."
+    early = {}
+    for name in ("unet", "ssl_unet"):
+        if name in finetunes:
+            xs, ys = _series(_csv_log(run / "finetune" / name), "val/mre_px")
+            if len(ys) >= 5:
+                early[name] = (int(xs[4]), ys[4])
+    if len(early) == 2:
+        (e, a), (_, b) = early["unet"], early["ssl_unet"]
+        text += (f" Where SSL does show is the start of fine-tuning: after {e + 1} epochs the hold-out MRE is "
+                 f"{b:.1f} px with the SSL encoder and {a:.1f} px without (see the training curves).")
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in list(r.items()):
+            if k not in ("filename", "path"):
+                try:
+                    r[k] = float(v)
+                except (TypeError, ValueError):
+                    pass
+    return rows
+
+
+def _points(row: Mapping[str, Any], true: bool) -> list[list[float]]:
+    tag = "_true" if true else ""
+    return [[float(row[f"{n}{tag}_x"]), float(row[f"{n}{tag}_y"])] for n in _NAMES]
+
+
+def _image_grid(rows: Sequence[Mapping[str, Any]], path: Path, title: str, cols: int = 3, size: int = 256) -> Path | None:
+    from PIL import Image, ImageDraw
+
+    from sslkeypoint.visualize import draw_predictions
+
+    if not rows:
+        return None
+    tiles = []
+    for r in rows:
+        img = draw_predictions(r["path"], _points(r, False), gt=_points(r, True), names=list(_NAMES), aop=True)
+        img = img.resize((size, size))
+        ImageDraw.Draw(img).text((4, size - 14), f"{r['filename']}: MRE {float(r['mre_px']):.1f} px, "
+                                                 f"AoP error {float(r['aop_err_deg']):.1f} deg", fill=(255, 255, 0))
+        tiles.append(img)
+    cols = min(cols, len(tiles))
+    nrows = math.ceil(len(tiles) / cols)
+    sheet = Image.new("RGB", (cols * size, nrows * size + 18), (0, 0, 0))
+    ImageDraw.Draw(sheet).text((4, 3), title, fill=(255, 255, 255))
+    for i, t in enumerate(tiles):
+        sheet.paste(t, ((i % cols) * size, 18 + (i // cols) * size))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def _csv_log(folder: Path) -> list[dict[str, str]]:
+    logs = sorted(folder.glob("logs/version_*/metrics.csv"), key=lambda p: p.stat().st_mtime)
+    rows: list[dict[str, str]] = []
+    for p in logs:
+        with p.open(newline="") as f:
+            rows.extend(csv.DictReader(f))
+    return rows
+
+
+def _series(rows: Sequence[Mapping[str, str]], key: str, x: str = "epoch") -> tuple[list[float], list[float]]:
+    seen: dict[float, float] = {}
+    for r in rows:
+        v, e = r.get(key, ""), r.get(x, "")
+        if v not in ("", None) and e not in ("", None):
+            seen[float(e)] = float(v)
+    xs = sorted(seen)
+    return xs, [seen[k] for k in xs]
+
+
+def _training_curves(run: Path, variants: Sequence[str], path: Path) -> Path | None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    drawn = False
+    for name in variants:
+        rows = _csv_log(run / "finetune" / name)
+        xs, ys = _series(rows, "val/mre_px")
+        if xs:
+            axes[0].plot(xs, ys, marker=".", label=name)
+            drawn = True
+        xs, ys = _series(rows, "train/loss_epoch")
+        if xs:
+            axes[1].plot(xs, ys, marker=".", label=name)
+    for stage in ("stage1", "stage2"):
+        xs, ys = _series(_csv_log(run / stage), "train_loss_epoch")
+        if xs:
+            axes[2].plot(xs, ys, marker=".", label=stage)
+            drawn = True
+    axes[0].set(title="fine-tuning: hold-out MRE (original px)", xlabel="epoch", ylabel="MRE px")
+    axes[1].set(title="fine-tuning: training heatmap MSE", xlabel="epoch", ylabel="loss", yscale="log")
+    axes[2].set(title="pre-training: InfoNCE loss", xlabel="epoch", ylabel="loss")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path if drawn else None
+
+
+def _histograms(rows_by_variant: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> Path | None:
+    if not any(rows_by_variant.values()):
+        return None
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, rows in rows_by_variant.items():
+        if not rows:
+            continue
+        a.hist([float(r["mre_px"]) for r in rows], bins=25, histtype="step", linewidth=1.5, label=name)
+        b.hist([float(r["aop_err_deg"]) for r in rows if math.isfinite(float(r["aop_err_deg"]))], bins=25,
+               histtype="step", linewidth=1.5, label=name)
+    a.set(title="Testing: per-image MRE", xlabel="mean radial error (px, 512-px originals)", ylabel="images")
+    b.set(title="Testing: per-image AoP error", xlabel="|ΔAoP| (degrees)", ylabel="images")
+    a.legend(fontsize=7)
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# metrics.json and report.md
+# --------------------------------------------------------------------------------------------
+
+
+def _testing_entry(ev: Any) -> dict[str, Any]:
+    test = dict(ev.metrics.get("testing", {}))
+    entry = {**test, "ms_per_image": ev.ms_per_image, "source": "library predictor",
+             "checkpoint": str(ev.checkpoint)}
+    if "validation" in ev.metrics:
+        entry["validation"] = dict(ev.metrics["validation"])
+    return entry
+
+
+_KEYPOINT_KEYS = ("count", "evaluated", "missing", "failed", "missing_rate", "failure_rate", "mre_px", "mre_std_px",
+                  "mre_median_px", "per_landmark_px", "per_landmark_std_px", "sdr", "aop_mae_deg", "aop_std_deg",
+                  "aop_median_deg", "aop_count", "aop_missing", "aop_failed")
+
+
+def _merge_submission(entry: dict[str, Any], sub: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+                      submission_dir: Path | None) -> dict[str, Any]:
+    library = {k: entry[k] for k in ("mre_px", "aop_mae_deg", "per_landmark_px") if k in entry}
+    merged = dict(entry)
+    for k in _KEYPOINT_KEYS:
+        if k in sub:
+            merged[k] = sub[k]
+    merged["source"] = "submission"
+    merged["submission_dir"] = str(submission_dir) if submission_dir else None
+    merged["submission_ms_per_image"] = sub.get("ms_per_image")
+    merged["library_predictor"] = library
+    diff = abs(float(sub["mre_px"]) - float(library.get("mre_px", math.nan)))
+    merged["mre_difference_px"] = diff
+    # Largest landmark-coordinate difference between the two, image by image.
+    by_path = {r["path"]: r for r in rows}
+    worst = 0.0
+    for p in sub.get("predictions", []):
+        r = by_path.get(p["path"])
+        if r is None:
+            continue
+        mine = _points(r, False)
+        for (x, y), (u, v) in zip(p["keypoints"], mine):
+            worst = max(worst, abs(float(x) - u), abs(float(y) - v))
+    merged["max_coordinate_difference_px"] = worst
+    merged["agrees_within_1e-4_px"] = bool(diff <= 1e-4)
+    return merged
+
+
+def _load_text(load: Mapping[str, Sequence[float]] | None) -> str:
+    if not load:
+        return "not recorded"
+    parts = [f"{k}: {', '.join(f'{v:.2f}' for v in vals)}" for k, vals in load.items()]
+    return "; ".join(parts) + " (1, 5, 15-minute load averages)"
+
+
+def write_report(
+    out_dir: str | os.PathLike[str],
+    profile: Profile,
+    data_root: str | os.PathLike[str],
+    evaluations: Mapping[str, Any],
+    *,
+    finetunes: Mapping[str, Any] | None = None,
+    pretrain: Sequence[Any] = (),
+    selection: Any = None,
+    submission_metrics: Mapping[str, Any] | None = None,
+    submission_dir: Path | None = None,
+    stage_seconds: Mapping[str, float] | None = None,
+    load: Mapping[str, Sequence[float]] | None = None,
+    seed: int = 0,
+) -> ReportResult:
+    """Write ``report.md``, ``metrics.json`` and ``figures/`` into ``out_dir``.
+
+    Args:
+        out_dir: The run folder (holds the stage folders).
+        profile: The run's profile (stated in the report).
+        data_root: The data used.
+        evaluations: Variant → :class:`~iugc_aop.pipeline.EvaluationResult`, in table order.
+        finetunes: Variant → :class:`~iugc_aop.pipeline.FinetuneStageResult`.
+        pretrain: The stage-1 / stage-2 :class:`~iugc_aop.pipeline.PretrainStageResult`.
+        selection: The :class:`~iugc_aop.pipeline.SelectionResult`.
+        submission_metrics: :func:`iugc_aop.submission.evaluate_submission` output for
+            ``ssl_unet`` on Testing (replaces its landmark metrics, the library's are kept).
+        submission_dir: The exported challenge folder.
+        stage_seconds: Stage → wall seconds.
+        load: ``{"start": [...], "end": [...]}`` load averages.
+        seed: The run's seed.
+
+    Returns:
+        A :class:`ReportResult`.
+    """
+    out = Path(out_dir)
+    figdir = out / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    finetunes = dict(finetunes or {})
+    rows_test = {name: _read_rows(ev.predictions.get("testing", Path("-"))) for name, ev in evaluations.items()}
+
+    metrics: dict[str, dict[str, Any]] = {}
+    for name, ev in evaluations.items():
+        entry = _testing_entry(ev)
+        if name == "ssl_unet" and submission_metrics is not None:
+            entry = _merge_submission(entry, submission_metrics, rows_test.get(name, []), submission_dir)
+        metrics[name] = entry
+    metrics_path = out / "metrics.json"
+    metrics_path.write_text(json.dumps(metrics, indent=2, default=str))
+
+    # Figures
+    figures: dict[str, Path] = {}
+    focus = "ssl_unet" if "ssl_unet" in rows_test else next(iter(rows_test), None)
+    if focus is not None and rows_test[focus]:
+        rows = rows_test[focus]
+        p = _image_grid(rows[:6], figdir / "test_predictions.png",
+                        f"{focus} on Testing: prediction (filled, AoP drawn) vs ground truth (green rings)")
+        if p:
+            figures["test_predictions"] = p
+        worst = sorted(rows, key=lambda r: -float(r["mre_px"]))[:6]
+        p = _image_grid(worst, figdir / "worst_cases.png", f"{focus}: the Testing images with the largest MRE")
+        if p:
+            figures["worst_cases"] = p
+    p = _training_curves(out, list(evaluations), figdir / "training_curves.png")
+    if p:
+        figures["training_curves"] = p
+    p = _histograms(rows_test, figdir / "error_histograms.png")
+    if p:
+        figures["error_histograms"] = p
+    if selection is not None and Path(selection.plot_path).is_file():
+        dst = figdir / "screening_scores.png"
+        shutil.copyfile(selection.plot_path, dst)
+        figures["screening_scores"] = dst
+
+    # Text
+    labelled = next((ft.labelled for ft in finetunes.values()), None)
+    test_count = next((int(m.get("count", 0)) for m in metrics.values()), None)
+    verdict = ssl_verdict(metrics, labelled, test_count) + _ssl_context(out, pretrain, finetunes)
+    lines: list[str] = [
+        "# IUGC Angle of Progression: pipeline report",
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} · data `{data_root}` · profile `{profile.name}` · "
+        f"seed {seed} · labelled training images used: {labelled if labelled is not None else 'all'}.",
+        "",
+        "## Does self-supervised pre-training help here?",
+        "",
+        verdict,
+        "",
+        "## Testing split (the report's Table 2)",
+        "",
+        "Errors in the original images' pixels (512×512 for IUGC). Heatmap MSE / MAE compare each "
+        "network's heatmaps with the targets of its own codec. Inference: median wall time of one "
+        "image through the predictor (decode, resize, network, heatmap decode), batch size 1, CPU.",
+        "",
+        "| variant | heatmap MSE | heatmap MAE | MRE px | PS1 px | PS2 px | FH1 px | AoP MAE ° | missing rate | ms/image |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in metrics.items():
+        per = m.get("per_landmark_px", {}) or {}
+        lines.append(
+            f"| `{name}` | {_sci(m.get('heatmap_mse'))} | {_sci(m.get('heatmap_mae'))} | {_fmt(m.get('mre_px'))} | "
+            f"{_fmt(per.get('PS1'))} | {_fmt(per.get('PS2'))} | {_fmt(per.get('FH1'))} | "
+            f"{_fmt(m.get('aop_mae_deg'))} | {_fmt(m.get('missing_rate'), 3)} | {_fmt(m.get('ms_per_image'), 1)} |"
+        )
+    from iugc_aop.pipeline import VARIANTS
+
+    lines += ["", "Variants:", ""]
+    lines += [f"* `{n}` — {VARIANTS[n].title}." for n in metrics if n in VARIANTS]
+    lines += [
+        "",
+        "The ResNet encoder is randomly initialised (no pretrained weights are downloaded). The "
+        "starter-codec rows train on Gaussians centred on the truncated heatmap pixel and decode "
+        "with argmax and `x·W/w` scaling, mapped back to the original with `x·W/W_in`, as the IUGC "
+        "starter code does; the other rows use the exact pixel-centre codec with DARK refinement.",
+        "",
+        "## Validation split",
+        "",
+        "| variant | MRE px | PS1 px | PS2 px | FH1 px | AoP MAE ° |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in metrics.items():
+        v = m.get("validation") or {}
+        per = v.get("per_landmark_px", {}) or {}
+        lines.append(f"| `{name}` | {_fmt(v.get('mre_px'))} | {_fmt(per.get('PS1'))} | {_fmt(per.get('PS2'))} | "
+                     f"{_fmt(per.get('FH1'))} | {_fmt(v.get('aop_mae_deg'))} |")
+    if "ssl_unet" in metrics:
+        m = metrics["ssl_unet"]
+        lines += ["", "## The challenge submission", ""]
+        if m.get("source") == "submission":
+            lib = m["library_predictor"]
+            lines += [
+                f"`ssl_unet`'s Testing metrics above are those of `{m.get('submission_dir')}` evaluated "
+                "through the challenge interface (`model().load(dir)`, then `predict(PIL RGB image)` per "
+                "image): MRE "
+                f"{_fmt(m['mre_px'], 4)} px, AoP MAE {_fmt(m['aop_mae_deg'], 4)}°. The library predictor on "
+                f"the same checkpoint gives MRE {_fmt(lib.get('mre_px'), 4)} px, AoP MAE "
+                f"{_fmt(lib.get('aop_mae_deg'), 4)}° — difference {m['mre_difference_px']:.2e} px "
+                f"(largest coordinate difference {m['max_coordinate_difference_px']:.2e} px); "
+                f"{'they agree within 1e-4 px' if m['agrees_within_1e-4_px'] else 'they differ by more than 1e-4 px'}.",
+            ]
+        else:
+            lines.append("The challenge folder was not exported; `ssl_unet`'s numbers come from the library "
+                         "predictor.")
+    lines += ["", "## Stages", ""]
+    if selection is not None:
+        pr = ""
+        if selection.precision is not None:
+            pr = (f" Against the synthetic ground truth: precision {_fmt(selection.precision)}, recall "
+                  f"{_fmt(selection.recall)} (share of kept sequences that are good standard-plane sequences, "
+                  "and share of good ones kept).")
+        lines += [
+            f"* Screening: {len(selection.kept)} of {len(selection.names)} sequences kept "
+            f"(frame cut {selection.threshold:.4f} cosine similarity to the nearest reference, "
+            f"{profile.screening.criterion()}, rule `{profile.screening.rule}`); the extractor is the "
+            "stage-1 encoder, since the paper's ImageNet ResNet50 cannot be downloaded here." + pr,
+        ]
+    for s in pretrain:
+        lines.append(f"* {s.stage}: {s.items} training items, {s.global_step} steps, final InfoNCE loss "
+                     f"{_fmt(s.final_loss, 3)}{' (already done)' if s.skipped else ''}.")
+    for name, ft in finetunes.items():
+        lines.append(f"* fine-tuning `{name}`: {ft.labelled} labelled images (8:2 hold-out split), "
+                     f"{ft.epochs} epochs, best epoch {ft.best_epoch}, hold-out MRE "
+                     f"{_fmt(ft.best_metrics.get('val/mre_px'))} px.")
+    lines += ["", "## Profile", "", "```", profile.describe(), "```", ""]
+    lines += [
+        "## Time and machine",
+        "",
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical cores visible; load average {_load_text(load)}. "
+        "The machine may be shared: wall times grow with the load.",
+        "",
+    ]
+    if stage_seconds:
+        lines += ["| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in stage_seconds.items()]
+        lines.append("")
+    captions = {
+        "test_predictions": "Predictions (filled discs, AoP construction drawn) against the ground truth "
+                            "(green rings) on Testing images.",
+        "worst_cases": "The Testing images with the largest MRE.",
+        "training_curves": "Training curves from the CSV logs.",
+        "error_histograms": "Per-image error distributions on Testing.",
+        "screening_scores": "Screening: each frame's highest similarity to a reference image; blue sequences "
+                            "were kept.",
+    }
+    lines += ["## Figures", ""]
+    for key, p in figures.items():
+        lines += [f"**{captions.get(key, key)}**", "", f"![{key}](figures/{p.name})", ""]
+    report_path = out / "report.md"
+    report_path.write_text("\n".join(lines))
+    return ReportResult(report_path, metrics_path, figures, metrics, verdict)

@@ -1,0 +1,326 @@
+"""Tests of the challenge submission (export, the challenge interface, evaluation) and the CLI.
+
+A tiny HeatmapUNet (64-px input) is saved in the fine-tuning checkpoint format; no training is
+needed to check that the exported folder reproduces the library predictor.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from iugc_aop.cli import main
+from iugc_aop.predict import find_images
+from iugc_aop.reader import parse_point
+from iugc_aop.starter import StarterCodec
+from iugc_aop.submission import (
+    evaluate_submission,
+    export_submission,
+    load_submission,
+    submission_template,
+)
+from sslkeypoint.data import KeypointRecord
+from sslkeypoint.geometry import angle_of_progression
+from sslkeypoint.inference import KeypointPredictor
+from sslkeypoint.metrics import KeypointEvaluator
+from sslkeypoint.tasks.finetune import FinetuneConfig, HeatmapFinetuneModule
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::FutureWarning", "ignore::torch.jit.TracerWarning"
+)
+
+NAMES = ("PS1", "PS2", "FH1")
+
+
+def _config(num_keypoints: int = 3, names: tuple[str, ...] | None = NAMES) -> FinetuneConfig:
+    return FinetuneConfig(
+        input_size=(64, 64),
+        heatmap_size=(16, 16),
+        num_keypoints=num_keypoints,
+        keypoint_names=names,
+        aop_indices=(0, 1, 2) if num_keypoints >= 3 else None,
+        encoder_kwargs={"widths": (4, 8), "bottleneck_width": 8},
+        seed=0,
+    )
+
+
+def _write_checkpoint(path: Path, config: FinetuneConfig, seed: int = 0) -> Path:
+    """A checkpoint in the layout run_finetuning writes (``sslkeypoint`` spec + ``state_dict``)."""
+    torch.manual_seed(seed)
+    module = HeatmapFinetuneModule(config)
+    torch.save({"sslkeypoint": module.predictor_spec(), "state_dict": module.state_dict()}, path)
+    return path
+
+
+def _grey_rgb(h: int, w: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 120 + 80 * np.sin(xx / 23.0) * np.cos(yy / 17.0) + rng.normal(0, 10, (h, w))
+    grey = np.clip(base, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.repeat(grey[:, :, None], 3, axis=2))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("submission")
+    ckpt = _write_checkpoint(root / "tiny.ckpt", _config())
+    sub = export_submission(ckpt, root / "sub", metadata={"variant": "ssl_unet"})
+    images = root / "images"
+    images.mkdir()
+    big = _grey_rgb(512, 512, 1)
+    big.save(images / "a_512.png")
+    big.resize((400, 300), Image.BILINEAR).save(images / "b_400x300.png")
+    # A colour image (unequal channels: the luma path) and a PNG named .jpg (decode by content).
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (200, 260, 3), dtype=np.uint8)).save(images / "c_colour.png")
+    _grey_rgb(512, 512, 3).save(images / "d_png_inside.jpg", format="PNG")
+    return {"root": root, "ckpt": ckpt, "sub": sub, "images": images}
+
+
+def test_folder_contents_and_metadata(exported: dict[str, Path]) -> None:
+    sub = exported["sub"]
+    assert sorted(p.name for p in sub.iterdir()) == ["metadata.json", "model.pt", "model.py"]
+    meta = json.loads((sub / "metadata.json").read_text())
+    assert meta["input_size"] == [64, 64] and meta["heatmap_size"] == [16, 16]
+    assert meta["in_chans"] == 1
+    assert meta["keypoint_names"] == list(NAMES) and meta["output_indices"] == [0, 1, 2]
+    assert meta["refine"] == "dark" and meta["codec"] == "exact" and meta["map_back"] == "pixel_centre"
+    assert meta["library"] == "sslkeypoint" and meta["library_version"]
+    digest = hashlib.sha256(exported["ckpt"].read_bytes()).hexdigest()
+    assert meta["source_checkpoint_sha256"] == digest
+    assert meta["extra"] == {"variant": "ssl_unet"}
+    assert (sub / "model.py").read_text() == submission_template()
+
+
+def test_model_py_imports_only_torch_numpy_pil_and_stdlib(exported: dict[str, Path]) -> None:
+    tree = ast.parse((exported["sub"] / "model.py").read_text())
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "model.py must not use relative imports"
+            roots.add((node.module or "").split(".")[0])
+    third_party = roots - set(sys.stdlib_module_names)
+    assert third_party == {"torch", "numpy", "PIL"}
+    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert "model" in classes
+
+
+_CHILD = textwrap.dedent(
+    """
+    import importlib.util, json, sys
+    from PIL import Image
+    folder, *images = sys.argv[1:]
+    spec = importlib.util.spec_from_file_location("model", folder + "/model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    m = module.model()
+    m.load(folder)
+    out = {}
+    for path in images:
+        pred = m.predict(Image.open(path).convert("RGB"))
+        out[path] = {"shape": list(pred.shape), "dtype": str(pred.dtype), "values": pred.tolist()}
+    assert "sslkeypoint" not in sys.modules, "the submission imported sslkeypoint"
+    assert "iugc_aop" not in sys.modules, "the submission imported iugc_aop"
+    print(json.dumps(out))
+    """
+)
+
+
+def test_fresh_process_matches_library_predictor(exported: dict[str, Path]) -> None:
+    images = sorted(str(p) for p in exported["images"].iterdir())
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(exported["sub"]), *images],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=exported["root"],
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    predictor = KeypointPredictor.from_checkpoint(exported["ckpt"])
+    for path in images:
+        entry = got[path]
+        assert entry["shape"] == [6] and entry["dtype"] == "float64"
+        values = np.asarray(entry["values"])
+        assert np.isfinite(values).all()
+        with Image.open(path) as im:
+            rgb = im.convert("RGB")
+        ref = predictor.predict(rgb).keypoints[0].double().numpy().reshape(-1)
+        # Within 0.5 px is the requirement; the same preprocessing and network give ~exact.
+        assert np.abs(values - ref).max() < 1e-3, (path, values, ref)
+        # Landmarks are in the input image's pixels: inside (or just around) its frame.
+        w, h = rgb.size
+        assert (values[0::2] > -1).all() and (values[0::2] < w).all()
+        assert (values[1::2] > -1).all() and (values[1::2] < h).all()
+
+
+class _ConstantKeypoints(torch.nn.Module):
+    """Stand-in network: fixed input-pixel landmarks, whatever the image (checks the map back)."""
+
+    def __init__(self, keypoints: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("keypoints", keypoints)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = images.shape[0]
+        return self.keypoints.expand(b, -1, -1) + 0 * images.mean(), torch.ones(b, 3)
+
+
+def test_map_back_to_input_pixels_golden(tmp_path: Path) -> None:
+    """x = (x_in + 0.5) * W / W_in - 0.5 with hand-computed values; output order follows metadata."""
+    kp_in = torch.tensor([[10.0, 20.0], [30.0, 40.0], [50.0, 60.0]])  # network order FH1, PS1, PS2
+    traced = torch.jit.trace(_ConstantKeypoints(kp_in), (torch.rand(1, 1, 64, 64),))
+    traced.save(str(tmp_path / "model.pt"))
+    (tmp_path / "model.py").write_text(submission_template())
+    meta = {"input_size": [64, 64], "in_chans": 1, "output_indices": [1, 2, 0]}
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    sub = load_submission(tmp_path)
+    out = sub.predict(_grey_rgb(300, 400, 0))  # H=300, W=400
+    # PS1 = (30, 40): x = 30.5 * 6.25 - 0.5 = 190.125, y = 40.5 * 4.6875 - 0.5 = 189.34375;
+    # PS2 = (50, 60): 315.125, 283.09375; FH1 = (10, 20): 65.125, 95.59375.
+    expected = [190.125, 189.34375, 315.125, 283.09375, 65.125, 95.59375]
+    assert out.shape == (6,) and out.dtype == np.float64
+    assert np.allclose(out, expected, atol=1e-4)
+    # At the network's own size the landmarks come back unchanged.
+    assert np.allclose(sub.predict(_grey_rgb(64, 64, 0)), [30, 40, 50, 60, 10, 20], atol=1e-5)
+
+
+def test_evaluate_submission_matches_library_evaluation(exported: dict[str, Path], tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(3):
+        path = tmp_path / f"case_{i}.jpg"
+        _grey_rgb(512, 512, 10 + i).save(path, format="PNG" if i == 1 else "JPEG")
+        kp = np.array([[300.0, 80.0], [180.0, 100.0], [320.0, 250.0]]) + rng.normal(0, 5, (3, 2))
+        records.append(KeypointRecord(path, kp))
+    result = evaluate_submission(exported["sub"], records, progress=False)
+    for key in ("mre_px", "aop_mae_deg", "per_landmark_px", "count", "predictions", "ms_per_image"):
+        assert key in result
+    assert len(result["predictions"]) == 3
+
+    predictor = KeypointPredictor.from_checkpoint(exported["ckpt"])
+    ev = KeypointEvaluator(keypoint_names=NAMES, aop_indices=(0, 1, 2))
+    for rec, pred in zip(records, result["predictions"]):
+        with Image.open(rec.path) as im:
+            lib = predictor.predict(im.convert("RGB")).keypoints[0].double()
+        assert np.allclose(pred["keypoints"], lib.numpy(), atol=1e-4)
+        aop = float(angle_of_progression(lib[0], lib[1], lib[2]))
+        assert pred["aop"] == pytest.approx(aop, abs=1e-3)
+        ev.update(lib[None], torch.as_tensor(rec.keypoints)[None])
+    expected = ev.compute()
+    assert result["mre_px"] == pytest.approx(expected["mre_px"], abs=1e-4)
+    assert result["aop_mae_deg"] == pytest.approx(expected["aop_mae_deg"], abs=1e-4)
+
+
+def test_evaluate_submission_rejects_bad_records(exported: dict[str, Path], tmp_path: Path) -> None:
+    path = tmp_path / "x.png"
+    _grey_rgb(32, 32, 0).save(path)
+    with pytest.raises(ValueError, match=r"record 0 .*x\.png.*shape \(3, 2\); got None"):
+        evaluate_submission(exported["sub"], [KeypointRecord(path, None)], progress=False)
+
+
+def test_starter_codec_export(exported: dict[str, Path], tmp_path: Path) -> None:
+    codec = StarterCodec((64, 64), (16, 16), sigma=2.0)
+    sub = export_submission(exported["ckpt"], tmp_path / "starter", codec=codec)
+    meta = json.loads((sub / "metadata.json").read_text())
+    assert meta["codec"] == "StarterCodec" and meta["map_back"] == "scale"
+    model = load_submission(sub)
+    out = model.predict(_grey_rgb(64, 64, 7)).reshape(3, 2)
+    # 64-px image = network input: landmarks on the starter's stride-4 grid (x = 4 j).
+    assert np.allclose(out, np.round(out / 4) * 4, atol=1e-4)
+    # 400x300 image: the starter's map x = x_in * 400 / 64, y = y_in * 300 / 64, so the answers
+    # lie on the grid of 4 * 6.25 = 25 px in x and 4 * 4.6875 = 18.75 px in y.
+    big = model.predict(_grey_rgb(300, 400, 7)).reshape(3, 2)
+    assert np.allclose(big[:, 0], np.round(big[:, 0] / 25) * 25, atol=1e-3)
+    assert np.allclose(big[:, 1], np.round(big[:, 1] / 18.75) * 18.75, atol=1e-3)
+    with pytest.raises(ValueError, match="do not match"):
+        export_submission(exported["ckpt"], tmp_path / "bad", codec=StarterCodec((128, 128), (32, 32)))
+
+
+def test_export_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nope\.ckpt"):
+        export_submission(tmp_path / "nope.ckpt", tmp_path / "out")
+    two = _write_checkpoint(tmp_path / "two.ckpt", _config(2, ("A", "B")))
+    with pytest.raises(ValueError, match=r"2 landmarks named \('A', 'B'\)"):
+        export_submission(two, tmp_path / "out2")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no model\.py"):
+        load_submission(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("command", ["predict", "export-submission"])
+def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "--checkpoint" in text and "--out" in text
+
+
+def test_cli_predict_writes_iugc_csv_and_overlays(exported: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "pred"
+    status = main(["predict", "--checkpoint", str(exported["ckpt"]), "--input", str(exported["images"]),
+                   "--out", str(out), "--no-progress"])
+    assert status == 0
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["Filename", "PS1", "PS2", "FH1", "AOP"]
+    names = [p.name for p in find_images(exported["images"])]
+    assert [r["Filename"] for r in rows] == names
+    predictor = KeypointPredictor.from_checkpoint(exported["ckpt"])
+    for row in rows:
+        pts = [parse_point(row[c], where=f"row {row['Filename']}, column {c}") for c in NAMES]
+        ref = predictor.predict(exported["images"] / row["Filename"]).keypoints[0]
+        assert np.allclose(pts, ref.numpy(), atol=1e-3)
+        aop = float(angle_of_progression(*(torch.tensor(p, dtype=torch.float64) for p in pts)))
+        assert math.isclose(float(row["AOP"]), aop, abs_tol=1e-2)
+        assert (out / "overlays" / (Path(row["Filename"]).stem + ".png")).is_file()
+    # One image as --input works too.
+    status = main(["predict", "--checkpoint", str(exported["ckpt"]), "--input",
+                   str(exported["images"] / names[0]), "--out", str(tmp_path / "one"), "--no-progress",
+                   "--no-overlays"])
+    assert status == 0
+    assert len((tmp_path / "one" / "predictions.csv").read_text().strip().splitlines()) == 2
+
+
+def test_cli_export_submission_and_errors(exported: dict[str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export-submission", "--checkpoint", str(exported["ckpt"]), "--out",
+                 str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "model.pt").is_file()
+    assert main(["export-submission", "--checkpoint", str(tmp_path / "missing.ckpt"), "--out",
+                 str(tmp_path / "t")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(exported["ckpt"]), "--input",
+                 str(tmp_path / "no_such_dir"), "--out", str(tmp_path / "u")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_starter_codec_predict_matches_its_submission(exported: dict[str, Path], tmp_path: Path) -> None:
+    """``predict --codec starter`` and the starter submission give the same landmarks."""
+    args = ["--checkpoint", str(exported["ckpt"]), "--codec", "starter"]
+    assert main(["export-submission", *args, "--out", str(tmp_path / "sub")]) == 0
+    assert main(["predict", *args, "--input", str(exported["images"]), "--out", str(tmp_path / "pred"),
+                 "--no-progress", "--no-overlays"]) == 0
+    model = load_submission(tmp_path / "sub")
+    with open(tmp_path / "pred" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        with Image.open(exported["images"] / row["Filename"]) as im:
+            expected = model.predict(im.convert("RGB")).reshape(3, 2)
+        got = np.array([parse_point(row[c]) for c in NAMES])
+        assert np.allclose(got, expected, atol=1e-3), row["Filename"]
