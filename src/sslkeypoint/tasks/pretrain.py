@@ -575,7 +575,7 @@ def run_pretraining(
     trainer.fit(module, loader, ckpt_path=resume_path, weights_only=True)
     # ModelCheckpoint saves at epoch ends; a run stopped by max_steps mid-epoch (or after the last
     # epoch-end save) must still leave its final state in last.ckpt for resuming.
-    trainer.save_checkpoint(last)
+    trainer.save_checkpoint(last, weights_only=False)  # the full state: resumable
 
     encoder_path = out / "encoder.safetensors"
     if trainer.is_global_zero:
