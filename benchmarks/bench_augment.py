@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ import kornia
 import lightly
 import numpy as np
 import torch
+from _common import cpu_model
 from lightly.transforms import MoCoV2Transform
 from PIL import Image
 
@@ -46,17 +45,6 @@ from sslkeypoint.augment import moco_v2_augmentation
 
 RESULTS = Path(__file__).parent / "results" / "augment.json"
 
-
-def cpu_model() -> str:
-    """The CPU model name from ``lscpu`` (or the platform string)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_case(mode: str, batch: int, size: int, crop: int, rounds: int) -> dict[str, Any]:

@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import cpu_model
 from torch import Tensor
 
 from sslkeypoint.geometry import angle_of_progression
@@ -208,16 +207,6 @@ def throughput(quick: bool, seed: int) -> dict[str, float]:
     }
 
 
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -244,7 +233,7 @@ def main() -> None:
                 f"{cond:<13} {name:<12} {r['mean_px']:>9.3g} {r['max_px']:>9.3g} "
                 f"{r['mean_input_px']:>10.3g} {r['aop_mae_deg']:>10.3g}"
             )
-    cpu = cpu_name()
+    cpu = cpu_model()
     print(f"\nEncode B=64, K=3, 64x64 (one thread, {cpu}):")
     print(f"  numpy per-keypoint loop   {thr['numpy_loop_ms']:8.3f} ms")
     print(f"  HeatmapCodec.encode       {thr['encode_ms']:8.3f} ms   ({thr['encode_speedup']:.0f}x)")

@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import cpu_model
 from PIL import Image
 from tqdm import tqdm
 
@@ -39,16 +39,6 @@ from sslkeypoint.geometry import CHALLENGE_EPSILON, angle_of_progression, landma
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "psfh2023"
 RESULTS = Path(__file__).resolve().parent / "results" / "masks.json"
 
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_masks(folder: Path, names: list[str]) -> list[np.ndarray]:

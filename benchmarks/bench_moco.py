@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _common import cpu_model
 from lightly.loss import NTXentLoss
 from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
@@ -91,16 +90,6 @@ def moco_step_factory(
     return step
 
 
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,14 +127,14 @@ def main() -> None:
         med = statistics.median(times[name])
         rows.append({"variant": name, "median_ms": 1e3 * med, "ratio_to_bare": med / ref})
     print(f"MoCo v2 step, UNetEncoder widths {widths} + {bottleneck}, 1 channel, {size} px, batch {batch},")
-    print(f"queue {queue}, AdamW; {steps} steps each, interleaved; {args.threads} thread(s) on {cpu_name()}")
+    print(f"queue {queue}, AdamW; {steps} steps each, interleaved; {args.threads} thread(s) on {cpu_model()}")
     print(f"{'variant':<30}{'median ms':>12}{'ratio':>9}")
     for r in rows:
         print(f"{r['variant']:<30}{r['median_ms']:>12.1f}{r['ratio_to_bare']:>9.3f}")
     result = {
         "benchmark": "moco_step",
         "quick": args.quick,
-        "hardware": {"cpu": cpu_name(), "threads": args.threads, "device": "cpu"},
+        "hardware": {"cpu": cpu_model(), "threads": args.threads, "device": "cpu"},
         "setup": {
             "image_size": size,
             "batch": batch,

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 import warnings
@@ -36,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import cpu_model
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -50,16 +49,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "small (w16)": {"widths": [16, 32, 64, 128], "bottleneck_width": 256},
 }
 
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timeit(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
