@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler
 
+from sslkeypoint._utils import size_pair
 from sslkeypoint.data import KeypointRecord
 from sslkeypoint.heatmaps import HeatmapCodec, keypoints_to_original
 from sslkeypoint.inference import _SPEC_KEY, SPEC_VERSION, build_heatmap_model
@@ -192,8 +193,8 @@ class FinetuneConfig:
     log_every_n_steps: int = 10
 
     def __post_init__(self) -> None:
-        self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
-        self.heatmap_size = (int(self.heatmap_size[0]), int(self.heatmap_size[1]))
+        self.input_size = size_pair(self.input_size, "input_size")
+        self.heatmap_size = size_pair(self.heatmap_size, "heatmap_size")
         self.keypoint_names = _tuple_or_none(self.keypoint_names, str)
         aop = _tuple_or_none(self.aop_indices, int)
         self.init_strip_prefix = tuple(str(p) for p in self.init_strip_prefix)

@@ -43,6 +43,7 @@ from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from sslkeypoint._utils import size_pair
 from sslkeypoint._version import __version__
 from sslkeypoint.data import list_images, natural_sort_key
 from sslkeypoint.ssl.moco import MoCoV2, cap_queue_size
@@ -71,7 +72,7 @@ class PretrainConfig:
 
     Attributes:
         stage: 1 (two views of one image) or 2 (frame ``t`` vs frame ``t + Δ`` of a sequence).
-        image_size: Network input ``(H, W)`` in px; images are resized to it on loading and the
+        image_size: Network input ``(H, W)`` in px (an int means square); images are resized to it on loading and the
             random resized crop outputs it.
         in_chans: Input channels (1 for ultrasound).
         encoder: Name for ``sslkeypoint.encoders.create_encoder`` (``"unet"``, ``"timm:<name>"``).
@@ -113,7 +114,7 @@ class PretrainConfig:
     """
 
     stage: int = 1
-    image_size: tuple[int, int] = (256, 256)
+    image_size: tuple[int, int] | int = (256, 256)
     in_chans: int = 1
     encoder: str = "unet"
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -147,7 +148,7 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2; got {self.stage}")
-        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        self.image_size = size_pair(self.image_size, "image_size")
         self.delta = (int(self.delta[0]), int(self.delta[1]))
         if not 1 <= self.delta[0] <= self.delta[1]:
             raise ValueError(f"delta must satisfy 1 <= min <= max; got {self.delta}")
