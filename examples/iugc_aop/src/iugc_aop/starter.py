@@ -23,29 +23,23 @@ part of the example only, to reproduce the "U-Net (starter)" rows of the report.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from sslkeypoint.heatmaps import HeatmapCodec
+
 __all__ = ["StarterCodec"]
 
 
-def _pair(value: Sequence[int] | Tensor, name: str) -> tuple[int, int]:
-    items = [int(v) for v in (value.tolist() if isinstance(value, Tensor) else value)]
-    if len(items) != 2 or min(items) <= 0:
-        raise ValueError(f"{name} must be two positive ints (H, W); got {value!r}")
-    return items[0], items[1]
-
-
 @dataclass(frozen=True)
-class StarterCodec:
+class StarterCodec(HeatmapCodec):
     """The IUGC starter's codec: truncated Gaussian centres, argmax decode, ``x / W`` scaling.
 
-    Encode: keypoint ``(x, y)`` (input px) gets a peak-1 Gaussian of standard deviation
-    ``sigma`` (heatmap px) centred on the heatmap pixel ``(int(x * w / W), int(y * h / H))``.
+    A :class:`~sslkeypoint.heatmaps.HeatmapCodec` (same sizes, validation and ``stride``) whose
+    encode and decode follow the starter. Encode: keypoint ``(x, y)`` (input px) gets a peak-1
+    Gaussian of standard deviation ``sigma`` (heatmap px) centred on the heatmap pixel ``(int(x * w / W), int(y * h / H))``.
     Decode: the first maximum ``(j, i)`` of each map (row-major) maps back to
     ``(j * W / w, i * H / h)`` input px.
 
@@ -55,7 +49,8 @@ class StarterCodec:
         sigma: Gaussian standard deviation in heatmap pixels.
 
     Raises:
-        ValueError: On sizes that are not two positive ints or ``sigma <= 0``.
+        ValueError: On sizes that are not two positive ints (heatmaps at least 3×3) or
+            ``sigma <= 0``.
 
     Examples:
         >>> import torch
@@ -66,25 +61,6 @@ class StarterCodec:
         >>> codec.decode(hm)[0].tolist()  # column 2 -> 2 * 256 / 64 = 8.0: 2.9 px lost
         [[[8.0, 100.0]]]
     """
-
-    input_size: tuple[int, int]
-    heatmap_size: tuple[int, int]
-    sigma: float = 2.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", _pair(self.input_size, "input_size"))
-        object.__setattr__(self, "heatmap_size", _pair(self.heatmap_size, "heatmap_size"))
-        if not (math.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"sigma must be a finite number > 0; got {self.sigma}")
-        object.__setattr__(self, "sigma", float(self.sigma))
-
-    @property
-    def stride(self) -> tuple[float, float]:
-        """``(s_y, s_x)``: input pixels per heatmap pixel along rows and columns."""
-        return (
-            self.input_size[0] / self.heatmap_size[0],
-            self.input_size[1] / self.heatmap_size[1],
-        )
 
     def _scale(self, like: Tensor) -> Tensor:
         """``(w / W, h / H)`` as a ``(2,)`` tensor lined up with ``(x, y)``."""
