@@ -26,7 +26,10 @@ Metrics are on the Testing split, in original (512-px) pixels: MRE and AoP MAE, 
 seeds, with the per-seed values in the JSON.
 
 The pre-training and fine-tuning settings come from the example's ``quick`` profile
-(:mod:`iugc_aop.profiles`: 128-px input, 32-px heatmaps, U-Net widths 8–64, Adam 1e-3).
+(:mod:`iugc_aop.profiles`: 96-px input, 24-px heatmaps, U-Net widths 8–64 + 128, five MoCo
+epochs per pre-training stage, fine-tuning Adam 3e-3). ``benchmarks/bench_ssl_scan.py`` scans
+the pre-training settings (epochs, queue, momentum, temperature, crop scale, input size) on the
+Validation split.
 
 Usage::
 

@@ -14,6 +14,7 @@ from PIL import Image
 from torch import nn
 
 from sslkeypoint.ssl.selection import (
+    ScreeningResult,
     embed_images,
     frame_cut,
     plot_scores,
@@ -135,3 +136,21 @@ def test_embed_images_with_an_encoder_and_inputs() -> None:
         embed_images(enc, torch.rand(1, 20, 24), in_chans=1, progress=False)
     with pytest.raises(ValueError, match=r"expected an image of shape \(3, H, W\)"):
         embed_images(nn.Flatten(), x, in_chans=3, progress=False)
+
+
+def test_plot_scores_with_nearly_constant_scores(tmp_path) -> None:
+    """An untrained extractor can give almost identical scores; the plot must still draw."""
+    scores = [torch.full((5,), 0.9999999, dtype=torch.float32), torch.full((4,), 0.99999994)]
+    result = ScreeningResult(
+        frame_scores=scores,
+        frame_reference=[torch.zeros(5, dtype=torch.long), torch.zeros(4, dtype=torch.long)],
+        frame_masks=[s >= 0.5 for s in scores],
+        sequence_mask=torch.tensor([True, True]),
+        threshold=0.5,
+        rule="fraction",
+        min_fraction=0.5,
+        names=["a", "b"],
+    )
+    out = plot_scores(result, tmp_path / "flat.png")
+    with Image.open(out) as im:
+        assert im.size[0] > 100 and im.size[1] > 100

@@ -472,7 +472,11 @@ def plot_scores(result: ScreeningResult, path: str | PathLike[str]) -> Path:
     ax.set_ylabel("max cosine similarity to a reference")
     ax.legend(loc="lower right")
     all_scores = torch.cat([s for s in result.frame_scores if s.numel()]) if n else torch.zeros(0)
-    axh.hist(all_scores.numpy(), bins=40, orientation="horizontal", color="tab:blue")
+    values = all_scores.double().numpy()
+    # Nearly constant scores (e.g. an untrained extractor) leave no room for 40 float bins.
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(1e-6, 1e-6 * abs(hi))
+    axh.hist(values, bins=40, range=(lo - pad, hi + pad), orientation="horizontal", color="tab:blue")
     axh.axhline(result.threshold, color="tab:red", linestyle="--")
     axh.set_xlabel("frames")
     fig.tight_layout()
