@@ -48,7 +48,6 @@ import logging
 import math
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -57,6 +56,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import cpu_model
 
 from iugc_aop.pipeline import (
     TrainerOptions,
@@ -84,16 +84,6 @@ DESCRIPTIONS = {
     "ssl_stage1_only": "stage 1 only",
 }
 
-
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _quiet() -> None:
@@ -272,7 +262,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                               "wins": sum(d < 0 for d in d_mre), "seeds": args.seeds}
     return {
         "benchmark": "iugc_ssl",
-        "hardware": {"cpu": _cpu_name(), "threads": args.threads, "python": platform.python_version(),
+        "hardware": {"cpu": cpu_model(), "threads": args.threads, "python": platform.python_version(),
                      "torch": torch.__version__},
         "settings": {"quick": args.quick, "seeds": args.seeds, "budgets": list(args.budgets),
                      "finetune_steps": args.steps, "profile": profile.to_dict(),

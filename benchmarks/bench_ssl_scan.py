@@ -30,8 +30,6 @@ import dataclasses
 import json
 import logging
 import math
-import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import cpu_model
 
 from iugc_aop.pipeline import (
     TrainerOptions,
@@ -88,16 +87,6 @@ def _with_moco(spec: dict[str, Any]) -> Any:
     pipeline._pretrain_config = patched
     return original
 
-
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _quiet() -> None:
@@ -222,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         if f.is_file():
             points[name] = json.loads(f.read_text())
     text = table(points)
-    result = {"benchmark": "ssl_scan", "hardware": {"cpu": _cpu_name(), "threads": args.threads,
+    result = {"benchmark": "ssl_scan", "hardware": {"cpu": cpu_model(), "threads": args.threads,
                                                     "torch": torch.__version__},
               "split": "validation", "seed": 0, "budgets": list(BUDGETS),
               "base_profile": get_profile("quick").to_dict(), "points": points, "table": text}
