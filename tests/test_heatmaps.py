@@ -371,3 +371,13 @@ def test_cuda_round_trip() -> None:
     out, scores = codec.decode(codec.encode(kp))
     assert out.device.type == "cuda" and scores.device.type == "cuda"
     assert (out - kp).abs().max().item() < 0.01
+
+
+def test_encode_with_and_without_autograd_agree_exactly() -> None:
+    codec = HeatmapCodec((256, 256), (64, 64), sigma=2.0)
+    kp = torch.rand(8, 3, 2, dtype=torch.float64) * 300 - 20  # some off the map
+    kp[0, 1] = float("nan")
+    plain = codec.encode(kp)
+    tracked = codec.encode(kp.clone().requires_grad_(True))
+    assert tracked.requires_grad
+    assert torch.equal(plain, tracked.detach())

@@ -232,9 +232,14 @@ def _render(
     # Scaled distances clamped at the cutoff: exp never sees an underflowing argument (slow on
     # CPU), and the gradient is 0, not NaN, for clamped and invalid entries. Subtracting a
     # floor just above exp(-cutoff) makes everything beyond the cutoff exactly 0.
-    r = math.sqrt(_EXP_CUTOFF)
-    t = ((grid - points[..., None]) * k).clamp(-r, r)  # (..., K, 2, n)
-    g = (torch.exp(-t.square()) - _EXP_FLOOR).clamp(min=0)
+    if points.requires_grad and torch.is_grad_enabled():
+        r = math.sqrt(_EXP_CUTOFF)
+        t = ((grid - points[..., None]) * k).clamp(-r, r)  # (..., K, 2, n)
+        g = (torch.exp(-t.square()) - _EXP_FLOOR).clamp(min=0)
+    else:
+        # The same values computed in place on one small buffer (targets need no gradient).
+        g = (grid - points[..., None]).mul_(k).square_().clamp_(max=_EXP_CUTOFF)
+        g = g.neg_().exp_().sub_(_EXP_FLOOR).clamp_(min=0)
     return g[..., 1, :h, None] * g[..., 0, None, :w]
 
 
