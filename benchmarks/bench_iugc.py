@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default: %(default)s; on a shared 2-core machine one thread "
                    "per process was 3x faster than two)")
-    p.add_argument("--work", type=Path, default=Path("/tmp/bench_iugc"),
+    p.add_argument("--work", type=Path, default=Path("runs/bench_iugc"),
                    help="working folder for data and runs (default: %(default)s; runs resume)")
     p.add_argument("--json", type=Path, default=ROOT / "results" / "iugc.json", help="JSON output")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")

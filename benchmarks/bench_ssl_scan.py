@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="scan points to run (default: all, one after the other)")
     p.add_argument("--collect", action="store_true", help="only gather finished points into the table/JSON")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
-    p.add_argument("--work", type=Path, default=Path("/tmp/bench_ssl_scan"), help="working folder (resumes)")
+    p.add_argument("--work", type=Path, default=Path("runs/bench_ssl_scan"), help="working folder (resumes)")
     p.add_argument("--json", type=Path, default=ROOT / "results" / "ssl_scan.json", help="JSON output")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import itertools
 
 from torch import Tensor, nn
@@ -9,11 +10,12 @@ from torch import Tensor, nn
 __all__ = ["Encoder", "validate_encoder"]
 
 
-class Encoder(nn.Module):
+class Encoder(nn.Module, abc.ABC):
     """Base class of the encoders: multi-scale features, finest first.
 
     Any ``nn.Module`` with the same three attributes and ``forward`` works wherever an encoder is
-    expected (duck typing); subclassing is a convenience.
+    expected (duck typing); subclassing is a convenience. ``forward`` is abstract: a subclass must
+    define it.
 
     Attributes:
         channels: Channels of each feature map, finest first.
@@ -26,6 +28,7 @@ class Encoder(nn.Module):
     reductions: list[int]
     in_chans: int
 
+    @abc.abstractmethod
     def forward(self, x: Tensor) -> list[Tensor]:
         """Compute the feature maps.
 
@@ -36,7 +39,6 @@ class Encoder(nn.Module):
             One ``(B, channels[i], H / reductions[i], W / reductions[i])`` tensor per scale, finest
             first.
         """
-        raise NotImplementedError
 
 
 def validate_encoder(encoder: nn.Module) -> None:
