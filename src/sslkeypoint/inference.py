@@ -525,31 +525,18 @@ class KeypointPredictor:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
+                    common: dict[str, Any] = {
+                        "input_names": ["images"],
+                        "output_names": ["keypoints", "scores"],
+                        "opset_version": opset_version,
+                        "dynamo": use_dynamo,
+                    }
                     if use_dynamo:
                         batch = torch.export.Dim("batch", min=1, max=4096)
-                        torch.onnx.export(
-                            decoder,
-                            (x,),
-                            str(out),
-                            input_names=["images"],
-                            output_names=["keypoints", "scores"],
-                            opset_version=opset_version,
-                            dynamo=True,
-                            external_data=False,
-                            verbose=False,
-                            dynamic_shapes=({0: batch},),
-                        )
+                        common.update(external_data=False, verbose=False, dynamic_shapes=({0: batch},))
                     else:
-                        torch.onnx.export(
-                            decoder,
-                            (x,),
-                            str(out),
-                            input_names=["images"],
-                            output_names=["keypoints", "scores"],
-                            opset_version=opset_version,
-                            dynamo=False,
-                            dynamic_axes={"images": {0: "batch"}, "keypoints": {0: "batch"}, "scores": {0: "batch"}},
-                        )
+                        common["dynamic_axes"] = {name: {0: "batch"} for name in ("images", "keypoints", "scores")}
+                    torch.onnx.export(decoder, (x,), str(out), **common)
                 return out
             except Exception as err:  # try the next exporter, report all failures at the end
                 errors.append(f"{'dynamo' if use_dynamo else 'torchscript'} exporter: {type(err).__name__}: {err}")
