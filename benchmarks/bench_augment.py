@@ -30,11 +30,10 @@ import json
 import os
 import statistics
 import time
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import kornia
-import lightly
 import numpy as np
 import torch
 from _common import cpu_model
@@ -44,7 +43,6 @@ from PIL import Image
 from sslkeypoint.augment import moco_v2_augmentation
 
 RESULTS = Path(__file__).parent / "results" / "augment.json"
-
 
 
 def run_case(mode: str, batch: int, size: int, crop: int, rounds: int) -> dict[str, Any]:
@@ -61,7 +59,8 @@ def run_case(mode: str, batch: int, size: int, crop: int, rounds: int) -> dict[s
     ours = moco_v2_augmentation(crop, in_chans=in_chans)
 
     def run_lightly() -> tuple[torch.Tensor, torch.Tensor]:
-        views = [lightly_tf(img) for img in pil_images]
+        # normalize=None still ends in ToTensor: every view is a (C, crop, crop) tensor
+        views = [cast(list[torch.Tensor], lightly_tf(img)) for img in pil_images]
         return torch.stack([v[0] for v in views]), torch.stack([v[1] for v in views])
 
     def run_ours() -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +115,9 @@ def run_case(mode: str, batch: int, size: int, crop: int, rounds: int) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and rounds")
-    parser.add_argument("--batch", type=int, default=None, help="images per batch (64; 32 with --quick)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="images per batch (64; 32 with --quick)"
+    )
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds (7; 3 with --quick)")
     parser.add_argument("--size", type=int, default=256, help="input side in px")
     parser.add_argument("--crop", type=int, default=224, help="output view side in px")
@@ -142,7 +143,9 @@ def main() -> None:
             f"{c['input']:<26} {c['lightly_images_per_s']:>13.0f} {c['sslkeypoint_images_per_s']:>17.0f} "
             f"{c['speedup_median_of_rounds']:>7.2f}x {rng:>11} {c['cpu_time_ratio']:>13.2f}x"
         )
-    print(f"load average (1 min) during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"load average (1 min) during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
     result = {
         "benchmark": "augment",
@@ -151,8 +154,8 @@ def main() -> None:
         "hardware": {"cpu": cpu_model(), "torch_threads": torch.get_num_threads()},
         "versions": {
             "torch": torch.__version__,
-            "kornia": kornia.__version__,
-            "lightly": lightly.__version__,
+            "kornia": version("kornia"),
+            "lightly": version("lightly"),
         },
         "cases": cases,
     }

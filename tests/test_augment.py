@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import kornia.augmentation as K
 import pytest
 import torch
+from kornia.augmentation.container.params import ParamItem
+from kornia.augmentation.random_generator import ColorJiggleGenerator
 from kornia.filters import gaussian_blur2d
 
 from sslkeypoint.augment import (
+    GatedColorJiggle,
+    GatedGaussianBlur,
     KeypointAugmentation,
     MoCoV2Augmentation,
-    _GatedColorJiggle,
-    _GatedGaussianBlur,
     blur_kernel_size,
     keypoint_augmentation,
     keypoints_in_frame,
     moco_v2_augmentation,
 )
+from sslkeypoint.augment._kornia import GATE_KEY, applied_samples
 
 NAN = float("nan")
 
@@ -31,7 +36,9 @@ def _dot_images(keypoints: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return img
 
 
-def _centroid(image: torch.Tensor, x: float, y: float, radius: int = 4) -> tuple[float, float, float]:
+def _centroid(
+    image: torch.Tensor, x: float, y: float, radius: int = 4
+) -> tuple[float, float, float]:
     """Intensity-weighted centroid (and mass) of ``image`` (h, w) within ``radius`` px of (x, y)."""
     h, w = image.shape
     xs = torch.arange(w, dtype=torch.float64)
@@ -124,9 +131,15 @@ def test_flip_pairs_swap_identities() -> None:
     flipped = kp2[:, 2, 0] != 30.0
     assert 0 < int(flipped.sum()) < 16
     # landmark 0 of a mirrored sample is the mirror image of landmark 1 (and vice versa)
-    assert torch.equal(kp2[flipped, 0], torch.tensor([63.0 - 50.0, 20.0]).expand(int(flipped.sum()), 2))
-    assert torch.equal(kp2[flipped, 1], torch.tensor([63.0 - 10.0, 5.0]).expand(int(flipped.sum()), 2))
-    assert torch.equal(vis[flipped], torch.tensor([False, True, True]).expand(int(flipped.sum()), 3))
+    assert torch.equal(
+        kp2[flipped, 0], torch.tensor([63.0 - 50.0, 20.0]).expand(int(flipped.sum()), 2)
+    )
+    assert torch.equal(
+        kp2[flipped, 1], torch.tensor([63.0 - 10.0, 5.0]).expand(int(flipped.sum()), 2)
+    )
+    assert torch.equal(
+        vis[flipped], torch.tensor([False, True, True]).expand(int(flipped.sum()), 3)
+    )
     assert torch.equal(vis[~flipped], vis_in[~flipped])
     with pytest.raises(ValueError, match="hflip"):
         keypoint_augmentation(flip_pairs=[(0, 1)])
@@ -138,7 +151,9 @@ def test_no_flip_by_default() -> None:
 
 
 def test_identity_configuration_is_exact() -> None:
-    aug = keypoint_augmentation(rotation=0.0, translate=0.0, scale=None, brightness=0.0, contrast=0.0)
+    aug = keypoint_augmentation(
+        rotation=0.0, translate=0.0, scale=None, brightness=0.0, contrast=0.0
+    )
     images = torch.rand(3, 1, 16, 20)
     kp = torch.tensor([[[0.0, 0.0], [19.0, 15.0]]]).repeat(3, 1, 1)
     out, kp2, vis = aug(images, kp)
@@ -148,7 +163,9 @@ def test_identity_configuration_is_exact() -> None:
 
 
 def test_out_of_frame_becomes_invisible_and_is_not_clamped() -> None:
-    aug = keypoint_augmentation(rotation=0.0, translate=0.0, scale=None, brightness=0.0, contrast=0.0)
+    aug = keypoint_augmentation(
+        rotation=0.0, translate=0.0, scale=None, brightness=0.0, contrast=0.0
+    )
     kp = torch.tensor([[[-3.0, 4.0], [4.0, 40.0], [-0.5, -0.5], [19.49, 15.49], [19.5, 3.0]]])
     _, kp2, vis = aug(torch.rand(1, 1, 16, 20), kp)
     assert vis.tolist() == [[False, False, True, True, False]]
@@ -257,10 +274,12 @@ def test_moco_output_shape_dtype_range(in_chans: int, size: int | tuple[int, int
 def test_moco_one_channel_has_no_colour_work() -> None:
     mods = list(moco_v2_augmentation(32, in_chans=1).pipeline.children())
     assert not any(isinstance(m, K.RandomGrayscale) for m in mods)
-    jitter = [m for m in mods if isinstance(m, K.ColorJiggle)]
-    assert len(jitter) == 1 and isinstance(jitter[0], _GatedColorJiggle)
+    jitter = [m for m in mods if isinstance(m, GatedColorJiggle)]
+    assert len(jitter) == 1 and not jitter[0].colour
+    assert not any(isinstance(m, K.ColorJiggle) for m in mods)
     rgb = list(moco_v2_augmentation(32, in_chans=3).pipeline.children())
     assert sum(isinstance(m, K.RandomGrayscale) for m in rgb) == 1
+    assert [m.colour for m in rgb if isinstance(m, GatedColorJiggle)] == [True]
 
 
 def test_moco_identity_configuration() -> None:
@@ -295,9 +314,9 @@ def test_moco_normalize() -> None:
 def test_gated_jiggle_matches_kornia_colorjiggle() -> None:
     torch.manual_seed(2)
     x = torch.rand(64, 1, 8, 8)
-    fast = _GatedColorJiggle(0.4, 0.4, p=0.8)
-    out = fast(x)
-    params = fast._params
+    fast = GatedColorJiggle(0.4, 0.4, p=0.8)
+    params = fast.forward_parameters(x.shape)
+    out = fast(x, params=params)
     selected = params["brightness_factor"] != 1.0
     assert 0.65 < float(selected.float().mean()) < 0.95  # the gate: about 80 %
     reference = K.ColorJiggle(0.4, 0.4, 0.0, 0.0, p=1.0)(x, params=params)
@@ -308,9 +327,9 @@ def test_gated_jiggle_matches_kornia_colorjiggle() -> None:
 def test_gated_colour_jiggle_matches_kornia_colorjiggle() -> None:
     torch.manual_seed(6)
     x = torch.rand(32, 3, 8, 8)
-    fast = _GatedColorJiggle(0.4, 0.4, p=0.8, saturation=0.4, hue=0.1)
-    out = fast(x)
-    params = fast._params
+    fast = GatedColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.8)
+    params = fast.forward_parameters(x.shape)
+    out = fast(x, params=params)
     selected = params["hue_factor"] != 0.0
     assert 0 < int(selected.sum()) < 32
     reference = K.ColorJiggle(0.4, 0.4, 0.4, 0.1, p=1.0)(x, params=params)
@@ -321,11 +340,162 @@ def test_gated_colour_jiggle_matches_kornia_colorjiggle() -> None:
 def test_gated_blur_blurs_only_selected_samples() -> None:
     torch.manual_seed(4)
     x = torch.rand(32, 1, 12, 12)
-    blur = _GatedGaussianBlur(5, (0.5, 2.0), p=0.5)
-    out = blur(x)
-    gate = blur._params["blur_gate"]
+    blur = GatedGaussianBlur(5, (0.5, 2.0), p=0.5)
+    params = blur.forward_parameters(x.shape)
+    out = blur(x, params=params)
+    gate = params["gate"]
     assert 0 < int(gate.sum()) < 32
-    sigma = blur._params["sigma"][gate].unsqueeze(-1).expand(-1, 2)
+    sigma = params["sigma"][gate].unsqueeze(-1).expand(-1, 2)
     expected = gaussian_blur2d(x[gate], (5, 5), sigma, border_type="reflect")
     assert torch.allclose(out[gate], expected, atol=1e-6)
     assert torch.equal(out[~gate], x[~gate])
+
+
+def test_gated_jiggle_steps_by_hand() -> None:
+    # 0.5 shifted by +0.2 then scaled by 1.5 is 1.05, clamped to 1; scaled first it is 0.95.
+    x = torch.full((2, 1, 2, 2), 0.5)
+    jitter = GatedColorJiggle(0.4, 0.5)
+    params = {
+        "brightness_factor": torch.tensor([1.2, 1.0]),
+        "contrast_factor": torch.tensor([1.5, 1.0]),
+        "saturation_factor": torch.ones(2),
+        "hue_factor": torch.zeros(2),
+        "order": torch.tensor([0, 1, 2, 3]),
+    }
+    out = jitter(x, params=params)
+    assert torch.equal(out[0], torch.ones(1, 2, 2)) and torch.equal(out[1], x[1])
+    out = jitter(x, params={**params, "order": torch.tensor([3, 1, 2, 0])})
+    assert torch.allclose(out[0], torch.full((1, 2, 2), 0.95)) and torch.equal(out[1], x[1])
+
+
+def test_gated_jiggle_draws_kornias_factors() -> None:
+    # Selected samples get exactly the factors kornia's generator draws from the same seed.
+    shape = (64, 3, 4, 4)
+    torch.manual_seed(8)
+    reference = ColorJiggleGenerator(0.4, 0.4, 0.4, 0.1)(shape)
+    torch.manual_seed(8)
+    params = GatedColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.5).forward_parameters(shape)
+    gate = params["hue_factor"] != 0.0
+    assert 16 < int(gate.sum()) < 48
+    for key in ("brightness_factor", "contrast_factor", "saturation_factor", "hue_factor"):
+        assert torch.equal(params[key][gate], reference[key][gate]), key
+    assert (params["brightness_factor"][~gate] == 1.0).all()
+    assert torch.equal(params["order"], reference["order"])
+
+
+def test_gated_ops_are_kornia_intensity_augmentations() -> None:
+    for cls in (GatedColorJiggle, GatedGaussianBlur):
+        assert issubclass(cls, K.IntensityAugmentationBase2D)
+    assert not issubclass(GatedColorJiggle, K.ColorJiggle)
+    assert not issubclass(GatedGaussianBlur, K.RandomGaussianBlur)
+    pipeline = K.AugmentationSequential(
+        GatedColorJiggle(0.3, 0.3, p=0.5), GatedGaussianBlur(3, (0.5, 1.0), p=0.5)
+    )
+    x = torch.rand(6, 1, 8, 8)
+    params = pipeline.forward_parameters(x.shape)
+    out = pipeline(x, params=params)
+    assert out.shape == x.shape and torch.equal(pipeline(x, params=params), out)
+    assert "GatedGaussianBlur(kernel_size=(3, 3)" in repr(pipeline)
+
+
+def test_gated_ops_same_on_batch_and_rng_dtype() -> None:
+    x = torch.rand(16, 1, 8, 8)
+    jitter = GatedColorJiggle(0.4, 0.4, p=0.5, same_on_batch=True)
+    blur = GatedGaussianBlur(3, (0.5, 2.0), p=0.5, same_on_batch=True)
+    for _ in range(8):
+        factors = jitter.forward_parameters(x.shape)["brightness_factor"]
+        assert (factors == factors[0]).all()
+        drawn = blur.forward_parameters(x.shape)
+        assert (drawn["sigma"] == drawn["sigma"][0]).all()
+        assert bool(drawn["gate"].all()) or not bool(drawn["gate"].any())
+    jitter.set_rng_device_and_dtype(torch.device("cpu"), torch.float64)
+    blur.set_rng_device_and_dtype(torch.device("cpu"), torch.float64)
+    assert blur.forward_parameters(x.shape)["sigma"].dtype == torch.float64
+    assert jitter.factors.dtype == torch.float64
+
+
+def test_gated_ops_validate_arguments() -> None:
+    with pytest.raises(ValueError, match="p must be"):
+        GatedColorJiggle(0.4, 0.4, p=1.5)
+    with pytest.raises(ValueError, match="odd"):
+        GatedGaussianBlur(4, (0.1, 2.0))
+    with pytest.raises(ValueError, match="sigma"):
+        GatedGaussianBlur(3, (2.0, 1.0))
+    with pytest.raises(ValueError, match="p must be"):
+        GatedGaussianBlur(3, (0.1, 2.0), p=-0.1)
+
+
+# ----------------------------------------------------------------------------------------------
+# replay through kornia's public parameter API
+
+
+def _same_params(a: list[ParamItem], b: list[ParamItem]) -> bool:
+    if [item.name for item in a] != [item.name for item in b]:
+        return False
+    for x, y in zip(a, b):
+        assert isinstance(x.data, dict) and isinstance(y.data, dict)
+        if x.data.keys() != y.data.keys():
+            return False
+        if not all(torch.equal(x.data[k], y.data[k]) for k in x.data):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("in_chans", "kwargs"),
+    [
+        (1, {}),
+        (1, {"jitter_p": 0.5, "blur_p": 0.3, "hflip_p": 1.0}),
+        (3, {"jitter_p": 0.5, "blur_p": 0.5, "grayscale_p": 0.5}),
+    ],
+)
+def test_moco_last_params_are_the_pipeline_draw(in_chans: int, kwargs: dict[str, Any]) -> None:
+    aug = moco_v2_augmentation(16, in_chans=in_chans, **kwargs)
+    x = torch.rand(8, in_chans, 24, 20)
+    torch.manual_seed(11)
+    view = aug(x)
+    params = aug.last_params
+    assert params is not None
+    assert [item.name for item in params] == [name for name, _ in aug.pipeline.named_children()]
+    torch.manual_seed(11)
+    assert _same_params(params, aug.pipeline.forward_parameters(x.shape))
+    aug(x)
+    assert torch.equal(aug(x, params=params), view)
+    assert aug.last_params is params
+
+
+def test_keypoint_last_params_are_the_pipeline_draw() -> None:
+    aug = keypoint_augmentation(hflip=True, flip_pairs=[(0, 1)], intensity_p=0.5)
+    images = torch.rand(8, 1, 24, 24)
+    kp = torch.rand(8, 3, 2) * 23
+    torch.manual_seed(12)
+    out = aug(images, kp)
+    params = aug.last_params
+    assert params is not None
+    torch.manual_seed(12)
+    assert _same_params(params, aug.pipeline.forward_parameters(images.shape))
+    aug(images, kp)
+    again = aug(images, kp, params=params)
+    for a, b in zip(out, again):
+        assert torch.equal(a.nan_to_num(), b.nan_to_num())
+
+
+def test_kornia_records_its_gate_as_batch_prob() -> None:
+    # KeypointAugmentation swaps flip_pairs for the samples kornia's flip gate selected; the gate
+    # is read from the drawn parameters in sslkeypoint/augment/_kornia.py, the only place that
+    # relies on kornia's key. This fails when kornia changes it.
+    flip = K.RandomHorizontalFlip(p=0.5)
+    x = torch.rand(16, 1, 4, 6)
+    params = flip.forward_parameters(x.shape)
+    assert GATE_KEY in params, (
+        f"kornia no longer records its per-sample gate as {GATE_KEY!r} (keys: {sorted(params)}): "
+        "update sslkeypoint/augment/_kornia.py"
+    )
+    gate = applied_samples(params)
+    assert gate.shape == (16,) and 0 < int(gate.sum()) < 16
+    out = flip(x, params=params)
+    assert torch.equal(out[gate], x[gate].flip(-1)) and torch.equal(out[~gate], x[~gate]), (
+        f"kornia's {GATE_KEY!r} no longer marks the flipped samples: update sslkeypoint/augment/_kornia.py"
+    )
+    with pytest.raises(RuntimeError, match="batch_prob"):
+        applied_samples({"sigma": torch.ones(2)})

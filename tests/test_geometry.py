@@ -209,6 +209,101 @@ def test_fit_ellipse_recovers_exact_points(cx, cy, a, ratio, angle, arc):
         assert min(diff, math.pi - diff) < 1e-5
 
 
+def test_shape_matrix_golden_and_quadratic_form():
+    np.testing.assert_array_equal(Ellipse((0.0, 0.0), (3.0, 2.0), 0.0).shape_matrix(), np.diag([9.0, 4.0]))
+    # Major axis along y: diag(b², a²).
+    m90 = Ellipse((5.0, 5.0), (3.0, 2.0), math.pi / 2).shape_matrix()
+    np.testing.assert_allclose(m90, np.diag([4.0, 9.0]), atol=1e-12)
+    # 45°: M = [[(a²+b²)/2, (a²−b²)/2], [(a²−b²)/2, (a²+b²)/2]].
+    m45 = Ellipse((0.0, 0.0), (3.0, 1.0), math.pi / 4).shape_matrix()
+    np.testing.assert_allclose(m45, [[5.0, 4.0], [4.0, 5.0]], atol=1e-12)
+    e = Ellipse((40.0, -7.0), (9.0, 2.5), 1.1)
+    d = e.points(32) - np.asarray(e.center)
+    np.testing.assert_allclose(np.einsum("ni,ij,nj->n", d, np.linalg.inv(e.shape_matrix()), d), 1.0)
+
+
+@given(
+    a=st.floats(1.0, 100.0),
+    ratio=st.floats(0.1, 1.0),
+    angle=st.floats(-10.0, 10.0),
+    scale=st.floats(0.0, 3.0),
+)
+def test_implicit_contains_and_conic_agree(a, ratio, angle, scale):
+    e = Ellipse((12.0, -30.0), (a, a * ratio), angle)
+    # Points of the scaled copy through the centre: implicit value scale².
+    pts = np.asarray(e.center) + scale * (e.points(24) - np.asarray(e.center))
+    np.testing.assert_allclose(e.implicit(pts), scale**2, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(e.implicit(pts) - 1.0, [conic_value_and_gradient(e, p)[0] for p in pts],
+                               rtol=1e-6, atol=1e-6)
+    if abs(scale - 1.0) > 1e-6:
+        assert (e.contains(pts) == (scale < 1.0)).all()
+
+
+def test_implicit_golden_shapes_and_torch_input():
+    e = Ellipse((10.0, 20.0), (5.0, 2.0), 0.0)
+    assert e.implicit([[15.0, 20.0], [10.0, 22.0], [10.0, 20.0], [20.0, 20.0]]).tolist() == [1.0, 1.0, 0.0, 4.0]
+    assert e.implicit(np.zeros((3, 4, 2))).shape == (3, 4)
+    assert e.implicit(torch.tensor([15.0, 20.0])).item() == 1.0
+    assert e.contains([[10.0, 20.0], [16.0, 20.0]]).tolist() == [True, False]
+    with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
+        e.implicit(np.zeros((4, 3)))
+
+
+@given(a=st.floats(2.0, 50.0), ratio=st.floats(0.2, 1.0), angle=st.floats(0.0, 2 * math.pi))
+def test_normal_is_unit_outward_and_perpendicular_to_the_ellipse(a, ratio, angle):
+    e = Ellipse((3.0, 4.0), (a, a * ratio), angle)
+    pts = e.points(64)
+    n = e.normal(pts)
+    np.testing.assert_allclose(np.linalg.norm(n, axis=-1), 1.0)
+    tangent = np.roll(pts, -1, axis=0) - np.roll(pts, 1, axis=0)  # central differences
+    tangent /= np.linalg.norm(tangent, axis=-1, keepdims=True)
+    assert np.abs((n * tangent).sum(-1)).max() < 1e-9  # an affine image of a circle: exact
+    assert ((n * (pts - np.asarray(e.center))).sum(-1) > 0).all()  # outward
+    # Along the major axis the normal is the axis direction.
+    end = ellipse_major_axis_endpoints(e)[0]
+    np.testing.assert_allclose(e.normal(end), [math.cos(e.angle), math.sin(e.angle)], atol=1e-12)
+    assert np.isnan(e.normal(e.center)).all()
+
+
+@given(
+    a=st.floats(1.0, 80.0),
+    ratio=st.floats(0.1, 1.0),
+    angle=st.floats(-4.0, 4.0),
+    direction=st.floats(-math.pi, math.pi),
+    length=st.floats(0.01, 100.0),
+)
+def test_support_point_maximises_the_projection(a, ratio, angle, direction, length):
+    e = Ellipse((-5.0, 17.0), (a, a * ratio), angle)
+    n = length * np.array([math.cos(direction), math.sin(direction)])
+    s = e.support_point(n)
+    assert float(e.implicit(s)) == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_allclose(e.normal(s), n / length, atol=1e-7)
+    assert float(s @ n) >= float((e.points(2000) @ n).max()) - 1e-9 * length * a
+    # The constructor from a support point inverts it, whatever the angle's wrapping.
+    back = Ellipse.from_support_point(s, n, (a, a * ratio), angle)
+    np.testing.assert_allclose(back.center, e.center, atol=1e-9 * a)
+    wrapped = Ellipse.from_support_point(s, n, (a, a * ratio), angle + math.pi)
+    np.testing.assert_allclose(wrapped.center, e.center, atol=1e-9 * a)
+
+
+def test_support_point_golden_batched_and_errors():
+    e = Ellipse((1.0, 2.0), (3.0, 2.0), 0.0)
+    assert e.support_point([[1.0, 0.0], [0.0, -5.0], [-2.0, 0.0]]).tolist() == [
+        [4.0, 2.0], [1.0, 0.0], [-2.0, 2.0]]
+    # 45° direction on a circle of radius 2 around the origin.
+    circle = Ellipse((0.0, 0.0), (2.0, 2.0), 0.0)
+    np.testing.assert_allclose(circle.support_point([1.0, 1.0]), [math.sqrt(2), math.sqrt(2)])
+    assert np.isnan(e.support_point([0.0, 0.0])).all()
+    f = Ellipse.from_support_point([0.0, 10.0], [0.0, 1.0], (4.0, 2.0), 0.0)
+    assert f.center == (0.0, 8.0) and f.axes == (4.0, 2.0)
+    g = Ellipse.from_support_point([0.0, 10.0], [0.0, 3.0], (2.0, 4.0), 0.0)  # b > a: swapped
+    assert g.center == (0.0, 6.0) and g.axes == (4.0, 2.0)
+    with pytest.raises(ValueError, match="non-zero"):
+        Ellipse.from_support_point([0.0, 0.0], [0.0, 0.0], (1.0, 1.0), 0.0)
+    with pytest.raises(ValueError, match=r"\(2,\)"):
+        Ellipse.from_support_point([0.0, 0.0, 0.0], [0.0, 1.0], (1.0, 1.0), 0.0)
+
+
 def test_fit_ellipse_noisy_points_and_torch_input():
     rng = np.random.default_rng(0)
     truth = Ellipse((120.0, 90.0), (60.0, 25.0), 0.4)

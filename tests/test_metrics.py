@@ -1,4 +1,4 @@
-"""Tests of sslkeypoint.metrics: radial error, AoP error, heatmap errors, SDR, the evaluator."""
+"""Tests of sslkeypoint.metrics: radial error, measure errors, heatmap errors, SDR, KeypointMetrics."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sslkeypoint.measures import AngleMeasure, DistanceMeasure
 from sslkeypoint.metrics import (
-    KeypointEvaluator,
+    KeypointMetrics,
     aop_absolute_error,
     heatmap_mae,
     heatmap_mse,
     mean_radial_error,
+    measure_error,
     radial_error,
     success_detection_rate,
 )
@@ -25,6 +27,7 @@ coord = st.floats(-500, 500, allow_nan=False, allow_infinity=False)
 
 # PS1, PS2, FH1 with a right angle at PS1.
 RIGHT = torch.tensor([[300.0, 80.0], [200.0, 80.0], [300.0, 200.0]])
+AOP = {"aop": AngleMeasure(vertex=0, first=1, second=2)}
 
 
 # --- radial error ---------------------------------------------------------------------------
@@ -180,7 +183,7 @@ def test_success_detection_rate_counts():
 
 def test_evaluator_golden_values():
     names = ["PS1", "PS2", "FH1"]
-    ev = KeypointEvaluator(names, aop_indices=(0, 1, 2), pixel_spacing=0.1, sdr_radii=(2.0, 5.0))
+    ev = KeypointMetrics(names, measures=AOP, pixel_spacing=0.1, sdr_radii=(2.0, 5.0))
     target = torch.stack([RIGHT, RIGHT])
     pred = target.clone()
     pred[0, 0] += torch.tensor([3.0, 4.0])  # 5 px at PS1 of sample 0
@@ -208,7 +211,7 @@ def test_evaluator_golden_values():
 
 
 def test_evaluator_missing_failed_and_degenerate():
-    ev = KeypointEvaluator(aop_indices=(0, 1, 2), sdr_radii=(1.0,))
+    ev = KeypointMetrics(measures=AOP, sdr_radii=(1.0,))
     target = torch.stack([RIGHT, RIGHT, RIGHT])
     pred = target.clone()
     pred[0, 2] = NAN  # failed FH1 -> also a failed AoP
@@ -230,14 +233,14 @@ def test_evaluator_missing_failed_and_degenerate():
 
 
 def test_evaluator_heatmaps_devices_and_reset():
-    ev = KeypointEvaluator(["a", "b"])
+    ev = KeypointMetrics(["a", "b"])
     pred = torch.zeros(2, 2, 2, requires_grad=True)
     hp = torch.zeros(2, 2, 4, 4)
     ht = torch.ones(2, 2, 4, 4) * 0.5
     ev.update(pred * 1.0, torch.zeros(2, 2, 2), pred_heatmaps=hp, target_heatmaps=ht)
     res = ev.compute()
     assert res["heatmap_mse"] == pytest.approx(0.25) and res["heatmap_mae"] == pytest.approx(0.5)
-    assert all(e.device.type == "cpu" and e.dtype == torch.float64 for e in ev._errors)
+    assert all(e.device.type == "cpu" and e.dtype == torch.float64 for e in ev.errors)
     with pytest.raises(ValueError, match="together"):
         ev.update(pred, torch.zeros(2, 2, 2), pred_heatmaps=hp)
     with pytest.raises(ValueError, match="2 keypoints"):
@@ -245,7 +248,8 @@ def test_evaluator_heatmaps_devices_and_reset():
     with pytest.raises(ValueError, match=r"\(B, K, h, w\)"):
         ev.update(pred, torch.zeros(2, 2, 2), pred_heatmaps=hp[:1], target_heatmaps=ht[:1])
     ev.reset()
-    empty = ev.compute()
+    with pytest.warns(UserWarning, match="before the ``update``"):
+        empty = ev.compute()
     assert empty["count"] == 0 and math.isnan(empty["mre_px"]) and "heatmap_mse" not in empty
     # numpy input is accepted.
     ev.update(np.zeros((1, 2, 2)), np.full((1, 2, 2), 3.0), visible=np.array([[True, False]]))
@@ -253,7 +257,7 @@ def test_evaluator_heatmaps_devices_and_reset():
 
 
 def test_evaluator_table():
-    ev = KeypointEvaluator(["PS1", "PS2", "FH1"], aop_indices=(0, 1, 2), pixel_spacing=(0.1, 0.1))
+    ev = KeypointMetrics(["PS1", "PS2", "FH1"], measures=AOP, pixel_spacing=(0.1, 0.1))
     target = RIGHT.unsqueeze(0)
     ev.update(target + torch.tensor([3.0, 4.0]), target)
     table = ev.table()
@@ -261,12 +265,40 @@ def test_evaluator_table():
     assert lines[0].split()[:3] == ["landmark", "n", "mean"]
     assert [line.split()[0] for line in lines[1:5]] == ["PS1", "PS2", "FH1", "all"]
     assert "5.00" in lines[4] and "0.500" in lines[4] and "SDR@5" in lines[0]
-    assert lines[-1].startswith("AoP: MAE 0.00°")
-    assert "KeypointEvaluator(" in repr(ev)
+    assert lines[-1].startswith("aop: MAE 0.00°")
+    assert "KeypointMetrics(" in repr(ev) and "'aop'" in repr(ev)
 
 
 def test_evaluator_rejects_bad_config():
-    with pytest.raises(ValueError, match="3 keypoints"):
-        KeypointEvaluator(aop_indices=(0, 1))
+    with pytest.raises(ValueError, match="valid indices for 2 keypoints"):
+        KeypointMetrics(["a", "b"], measures=AOP)
+    with pytest.raises(ValueError, match="Measure interface"):
+        KeypointMetrics(measures={"aop": (0, 1, 2)})
     with pytest.raises(ValueError, match="pixel_spacing"):
-        KeypointEvaluator(pixel_spacing=-1.0)
+        KeypointMetrics(pixel_spacing=-1.0)
+    with pytest.raises(ValueError, match="disagrees"):
+        KeypointMetrics(["a", "b"], num_keypoints=3)
+
+
+def test_evaluator_distance_measure_and_names_from_the_first_batch():
+    ev = KeypointMetrics(measures={"ps": DistanceMeasure(0, 1), "aop": AngleMeasure(0, 1, 2)})
+    target = torch.stack([RIGHT, RIGHT])
+    pred = target.clone()
+    pred[0, 1, 0] -= 10.0  # PS2 10 px further left: PS length 110 instead of 100
+    pred[1, 2] = NAN  # FH1 failed: the distance is still scored, the AoP fails
+    ev.update(pred, target)
+    res = ev.compute()
+    assert ev.names == ["kp0", "kp1", "kp2"]
+    assert res["ps_mae_px"] == pytest.approx(5.0) and res["ps_count"] == 2
+    assert res["aop_count"] == 1 and res["aop_failed"] == 1 and res["aop_mae_deg"] == pytest.approx(0.0)
+
+
+def test_measure_error_golden_and_missing():
+    target = torch.stack([RIGHT, RIGHT])
+    pred = target.clone()
+    pred[0, 2] = torch.tensor([400.0, 180.0])  # FH1 on the 45° ray from PS1
+    err = measure_error(AngleMeasure(0, 1, 2), pred, target, visible=torch.tensor([[1, 1, 1], [1, 0, 1]]).bool())
+    assert err[0].item() == pytest.approx(45.0) and math.isnan(err[1].item())
+    assert measure_error(DistanceMeasure(1, 2), pred, target)[1].item() == 0.0
+    with pytest.raises(ValueError, match="out of range"):
+        measure_error(AngleMeasure(0, 1, 5), pred, target)

@@ -18,8 +18,7 @@ from torch.nn import functional as F
 from sslkeypoint.encoders import UNetEncoder
 from sslkeypoint.ssl.moco import MoCoV2, cap_queue_size
 
-BANK = "criterion.memory_bank.bank"
-PTR = "criterion.memory_bank.bank_ptr"
+QUEUE = "criterion.memory_bank._extra_state"  # torch's key for GroupMemoryBank.get_extra_state()
 
 
 class ConvEncoder(nn.Module):
@@ -38,11 +37,13 @@ def tiny_unet() -> UNetEncoder:
     return UNetEncoder(in_chans=1, widths=(4, 8), bottleneck_width=16)
 
 
-def test_lightly_bank_is_not_in_its_state_dict_but_ours_is() -> None:
-    # Guards the reason for re-registering the bank: lightly 1.6 keeps it out of state_dict().
+def test_queue_is_in_state_dict() -> None:
+    # lightly 1.6 keeps its memory bank out of state_dict(); the queue of MoCoV2 is in it.
     assert "memory_bank.bank" not in NTXentLoss(memory_bank_size=(8, 4)).state_dict()
     sd = MoCoV2(ConvEncoder(), projection_dim=4, queue_size=8).state_dict()
-    assert sd[BANK].shape == (8, 4) and sd[PTR].shape == (1,) and sd["queue_groups"].shape == (8,)
+    queue = sd[QUEUE]
+    assert queue["keys"].shape == (8, 4) and queue["pointer"].shape == (1,) and queue["groups"].shape == (8,)
+    assert [k for k in sd if "memory_bank" in k] == [QUEUE]
 
 
 def test_queue_round_trip_and_resumed_step_identical() -> None:
@@ -57,19 +58,20 @@ def test_queue_round_trip_and_resumed_step_identical() -> None:
         model.update_momentum(0.9)
     sd = copy.deepcopy(model.state_dict())
     fresh = MoCoV2(tiny_unet(), projection_dim=8, queue_size=20, split_bn=2)
-    assert not torch.equal(fresh.criterion.memory_bank.bank, model.criterion.memory_bank.bank)
+    assert not torch.equal(fresh.queue.keys, model.queue.keys)
     fresh.load_state_dict(sd)
-    assert torch.equal(fresh.criterion.memory_bank.bank, model.criterion.memory_bank.bank)
-    assert int(fresh.criterion.memory_bank.bank_ptr) == 12
-    assert fresh.queue_groups.tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [-1] * 8
+    assert torch.equal(fresh.queue.keys, model.queue.keys)
+    assert fresh.queue.pointer == 12
+    assert fresh.queue.groups.tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [-1] * 8
     # The next step continues identically from the restored queue.
     x = torch.rand(4, 1, 16, 16)
     torch.manual_seed(5)
     a = model(x, x.flip(-1))
     torch.manual_seed(5)
     b = fresh(x, x.flip(-1))
-    torch.testing.assert_close(a, b)
-    assert torch.equal(fresh.criterion.memory_bank.bank, model.criterion.memory_bank.bank)
+    assert torch.equal(a, b)
+    assert torch.equal(fresh.queue.keys, model.queue.keys)
+    assert torch.equal(fresh.queue.groups, model.queue.groups) and fresh.queue.pointer == 16
 
 
 def test_momentum_update_arithmetic() -> None:
@@ -124,51 +126,61 @@ def test_split_bn_normalises_each_sub_batch_on_its_own() -> None:
 def test_grouped_loss_matches_lightly_when_nothing_is_masked() -> None:
     a = MoCoV2(tiny_unet(), projection_dim=8, queue_size=16, split_bn=2)
     b = copy.deepcopy(a)
+    lightly_loss = NTXentLoss(temperature=0.2, memory_bank_size=(16, 8))
+    with torch.no_grad():
+        lightly_loss.memory_bank.bank.copy_(a.queue.keys)
     x = torch.rand(4, 1, 16, 16)
     torch.manual_seed(1)
     la = a(x, x.flip(-1))
     torch.manual_seed(1)
     lb = b(x, x.flip(-1), groups=torch.arange(4))  # queue groups are all -1: nothing masked
-    torch.testing.assert_close(la, lb)
-    torch.testing.assert_close(a.criterion.memory_bank.bank, b.criterion.memory_bank.bank)
-    assert b.queue_groups[:4].tolist() == [0, 1, 2, 3] and a.queue_groups[:4].tolist() == [-1] * 4
+    ref = copy.deepcopy(a)  # the same weights, to recompute q and k for lightly's loss
+    torch.manual_seed(1)
+    with torch.no_grad():
+        q, k = ref.query(x), ref.key(x.flip(-1))
+    ll = lightly_loss(q.requires_grad_(), k)
+    torch.testing.assert_close(la, lb, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(la, ll, rtol=1e-6, atol=1e-6)
+    assert torch.equal(a.queue.keys, b.queue.keys)
+    torch.testing.assert_close(a.queue.keys, lightly_loss.memory_bank.bank)  # same keys enqueued
+    assert b.queue.groups[:4].tolist() == [0, 1, 2, 3] and a.queue.groups[:4].tolist() == [-1] * 4
 
 
 def test_same_group_negatives_are_masked_golden() -> None:
     model = MoCoV2(ConvEncoder(), projection_dim=4, queue_size=6, split_bn=1, shuffle_bn=False)
     bank = F.normalize(torch.randn(6, 4), dim=1)
     with torch.no_grad():
-        model.criterion.memory_bank.bank.copy_(bank)
-        model.queue_groups.copy_(torch.tensor([0, 0, 1, 1, 2, -1]))
+        model.queue.keys.copy_(bank)
+        model.queue.groups.copy_(torch.tensor([0, 0, 1, 1, 2, -1]))
     x, y = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
     groups = torch.tensor([0, 1])
     q = F.normalize(model.query(x), dim=1).detach()
     k = F.normalize(model.key(y), dim=1)
     expected = []
     for i, g in enumerate(groups.tolist()):
-        keep = model.queue_groups != g
+        keep = model.queue.groups != g
         logits = torch.cat([(q[i] * k[i]).sum()[None], bank[keep] @ q[i]]) / 0.2
         expected.append(-torch.log_softmax(logits, 0)[0])
     loss = model(x, y, groups=groups)
     torch.testing.assert_close(loss, torch.stack(expected).mean())
     # The keys went in at the pointer, with their groups.
-    torch.testing.assert_close(model.criterion.memory_bank.bank[:2], k)
-    assert model.queue_groups.tolist() == [0, 1, 1, 1, 2, -1]
+    torch.testing.assert_close(model.queue.keys[:2], k)
+    assert model.queue.groups.tolist() == [0, 1, 1, 1, 2, -1]
 
 
 def test_queue_wraps_with_groups_and_eval_does_not_enqueue() -> None:
     model = MoCoV2(ConvEncoder(), projection_dim=4, queue_size=6, split_bn=1)
     x = torch.rand(4, 1, 8, 8)
     model(x, x, groups=torch.tensor([1, 1, 1, 1]))
-    model(x, x, groups=torch.tensor([2, 3, 4, 5]))  # 4 + 4 >= 6: lightly writes 2 and wraps to 0
-    assert model.queue_groups.tolist() == [1, 1, 1, 1, 2, 3]
-    assert int(model.criterion.memory_bank.bank_ptr) == 0
-    before = model.criterion.memory_bank.bank.clone()
+    model(x, x, groups=torch.tensor([2, 3, 4, 5]))  # 4 + 4 >= 6: 2 are written, then back to 0
+    assert model.queue.groups.tolist() == [1, 1, 1, 1, 2, 3]
+    assert model.queue.pointer == 0
+    before = model.queue.keys.clone()
     with torch.no_grad():
         model(x, x, groups=torch.tensor([7, 7, 7, 7]))
         model(x, x)
-    assert torch.equal(model.criterion.memory_bank.bank, before)
-    assert model.queue_groups.tolist() == [1, 1, 1, 1, 2, 3]
+    assert torch.equal(model.queue.keys, before)
+    assert model.queue.groups.tolist() == [1, 1, 1, 1, 2, 3]
 
 
 def test_export_encoder_loads_whole_into_heatmap_unet() -> None:
@@ -209,13 +221,13 @@ def _ddp_worker(rank: int, world: int, port: int) -> None:
         images = {r: torch.full((3, 1, 8, 8), 0.2 + 0.5 * r) for r in range(world)}
         loss = model(images[rank], images[rank], groups=torch.full((3,), 10 + rank))
         loss.backward()
-        bank = model.criterion.memory_bank.bank
+        bank = model.queue.keys
         # Keys of both ranks are in the bank, in rank order, on every rank.
         for r in range(world):
             key = F.normalize(reference.projection_head_momentum(reference._pool(reference.encoder_momentum(images[r]))), dim=1)
             torch.testing.assert_close(bank[3 * r : 3 * r + 3], key)
-        assert model.queue_groups[:6].tolist() == [10] * 3 + [11] * 3
-        assert int(model.criterion.memory_bank.bank_ptr) == 6
+        assert model.queue.groups[:6].tolist() == [10] * 3 + [11] * 3
+        assert model.queue.pointer == 6
         gathered = [torch.empty_like(bank) for _ in range(world)]
         torch_dist.all_gather(gathered, bank)
         assert torch.equal(gathered[0], gathered[1])

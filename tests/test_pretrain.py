@@ -7,10 +7,12 @@ import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from lightly.utils.scheduler import cosine_schedule
 from PIL import Image
 
 from sslkeypoint.tasks.pretrain import (
@@ -23,7 +25,7 @@ from sslkeypoint.tasks.pretrain import (
 )
 from sslkeypoint.weights import load_state_dict_file
 
-TINY = {"widths": (8, 16), "bottleneck_width": 32}
+TINY: dict[str, Any] = {"widths": (8, 16), "bottleneck_width": 32}
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +89,13 @@ def step_losses(out_dir: Path) -> list[float]:
     return losses
 
 
+def logged_momenta(out_dir: Path) -> dict[int, float]:
+    values = {}
+    for f in sorted((out_dir / "logs").glob("*/metrics.csv")):
+        values.update({int(r["step"]): float(r["momentum"]) for r in csv.DictReader(f.open()) if r.get("momentum")})
+    return values
+
+
 def test_config_defaults_are_the_papers() -> None:
     s1, s2 = PretrainConfig.stage1(), PretrainConfig.stage2()
     assert (s1.lr, s1.weight_decay, s1.batch_size, s1.max_epochs, s1.queue_size) == (1e-3, 1e-3, 64, 200, 65536)
@@ -120,17 +129,25 @@ def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, image
     assert result.global_step == 150 and result.queue_size == 8
     losses = step_losses(out)
     assert len(losses) == 150
+    # The key momentum follows lightly's cosine schedule over the Trainer's 150 steps.
+    momenta = logged_momenta(out)
+    assert momenta[0] == pytest.approx(0.99) and momenta[149] == pytest.approx(1.0)
+    assert momenta[75] == pytest.approx(cosine_schedule(75, 150, 0.99, 1.0))
+    assert momenta[75] == pytest.approx(result.module.momentum_at(75))
     # The first steps see the random initial queue; compare once it holds real keys.
     first, last = float(np.mean(losses[5:35])), float(np.mean(losses[-30:]))
     assert last < first - 0.1, (first, last)
 
+    assert result.last_checkpoint is not None
     ckpt = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
     sd = ckpt["state_dict"]
     module = result.module
-    assert torch.equal(sd["model.criterion.memory_bank.bank"], module.model.criterion.memory_bank.bank)
-    assert int(sd["model.criterion.memory_bank.bank_ptr"]) == int(module.model.criterion.memory_bank.bank_ptr)
-    assert torch.equal(sd["model.queue_groups"], module.model.queue_groups)
-    assert set(sd["model.queue_groups"].tolist()) <= set(range(16))  # image indices, all filled
+    saved_queue = sd["model.criterion.memory_bank._extra_state"]
+    queue = module.model.queue
+    assert torch.equal(saved_queue["keys"], queue.keys)
+    assert int(saved_queue["pointer"]) == queue.pointer
+    assert torch.equal(saved_queue["groups"], queue.groups)
+    assert set(saved_queue["groups"].tolist()) <= set(range(16))  # image indices, all filled
     assert any(k.startswith("model.encoder_momentum.") for k in sd)
     assert ckpt["optimizer_states"] and ckpt["sslkeypoint"]["stage"] == 1
     prov = ckpt["sslkeypoint"]
@@ -138,8 +155,9 @@ def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, image
     assert prov["config"]["encoder_kwargs"] == TINY and prov["queue_size"] == 8
     # The queue comes back exactly through the checkpoint.
     restored = MoCoPretrainModule.load_from_checkpoint(result.last_checkpoint, weights_only=True)
-    assert torch.equal(restored.model.criterion.memory_bank.bank, module.model.criterion.memory_bank.bank)
-    assert torch.equal(restored.model.queue_groups, module.model.queue_groups)
+    assert torch.equal(restored.model.queue.keys, queue.keys)
+    assert torch.equal(restored.model.queue.groups, queue.groups)
+    assert restored.model.queue.pointer == queue.pointer
     # The exported encoder is the query encoder and loads whole into HeatmapUNet's encoder.
     models = pytest.importorskip("sslkeypoint.models")
     weights = pytest.importorskip("sslkeypoint.weights")
@@ -153,19 +171,27 @@ def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, image
         assert torch.equal(exported[k], v)
 
 
+def test_momentum_without_trainer_is_the_end_value() -> None:
+    # Without an attached Trainer the run length is unknown: the schedule is taken as one step long.
+    module = MoCoPretrainModule(tiny_config(momentum=0.99, momentum_end=0.995))
+    assert module.momentum_at(0) == pytest.approx(0.995) and module.momentum_at(10) == pytest.approx(0.995)
+
+
 def test_resume_continues_from_last_checkpoint(tmp_path: Path, images: Path) -> None:
     out = tmp_path / "run"
     cfg = tiny_config(queue_size=16, cap_queue=False, max_epochs=10)
     first = run_pretraining(cfg, images=images, out_dir=out, max_steps=4, progress=False)
-    bank = first.module.model.criterion.memory_bank.bank.clone()
-    assert int(first.module.model.criterion.memory_bank.bank_ptr) == 0  # 4 × 8 keys, wrapped twice
+    bank = first.module.model.queue.keys.clone()
+    groups = first.module.model.queue.groups.clone()
+    assert first.module.model.queue.pointer == 0  # 4 × 8 keys, wrapped twice
     second = run_pretraining(cfg, images=images, out_dir=out, max_steps=5, progress=False)
     assert second.global_step == 5
     assert len(step_losses(out)) == 5  # one more step, not five
     # The resumed queue is the saved one: one step of 8 keys replaced entries 0-7, 8-15 came back.
-    resumed = second.module.model.criterion.memory_bank
-    assert int(resumed.bank_ptr) == 8
-    assert torch.equal(resumed.bank[8:], bank[8:]) and not torch.equal(resumed.bank[:8], bank[:8])
+    resumed = second.module.model.queue
+    assert resumed.pointer == 8
+    assert torch.equal(resumed.keys[8:], bank[8:]) and not torch.equal(resumed.keys[:8], bank[:8])
+    assert torch.equal(resumed.groups[8:], groups[8:])
     fresh = run_pretraining(cfg, images=images, out_dir=out, max_steps=2, resume=False, progress=False)
     assert fresh.global_step == 2
     with pytest.raises(ValueError, match="stage-1 run"):
@@ -179,7 +205,12 @@ def test_stage2_starts_from_stage1_weights(tmp_path: Path, images: Path, sequenc
     for source, key_side in ((s1.last_checkpoint, s1_model.encoder_momentum), (s1.encoder_path, s1_model.encoder)):
         assert source is not None
         module = MoCoPretrainModule(cfg2)
-        assert "encoder.blocks.0.conv1.weight" in module.load_initial_weights(source)
+        own_queue = module.model.queue.get_extra_state()
+        own_queue = {k: v.clone() for k, v in own_queue.items()}
+        loaded = module.load_initial_weights(source)
+        assert "encoder.blocks.0.conv1.weight" in loaded and not any("memory_bank" in k for k in loaded)
+        for k, v in module.model.queue.get_extra_state().items():  # the stage-1 queue is not taken
+            assert torch.equal(v, own_queue[k])
         for k, v in s1_model.encoder.state_dict().items():
             assert torch.equal(module.model.encoder.state_dict()[k], v)
         for k, v in key_side.state_dict().items():
@@ -190,8 +221,9 @@ def test_stage2_starts_from_stage1_weights(tmp_path: Path, images: Path, sequenc
         )
     s2 = run_pretraining(cfg2, sequences=sequences, out_dir=tmp_path / "s2", init_from=s1.last_checkpoint, progress=False)
     assert s2.global_step == 2 * (20 // 4)  # 4 sequences × 5 pairs, batch 4, 2 epochs
-    groups = s2.module.model.queue_groups
+    groups = s2.module.model.queue.groups
     assert set(groups.tolist()) <= {0, 1, 2, 3}
+    assert s2.last_checkpoint is not None
     ckpt = torch.load(s2.last_checkpoint, map_location="cpu", weights_only=True)
     assert ckpt["sslkeypoint"]["stage"] == 2 and ckpt["lr_schedulers"]  # ReduceLROnPlateau state
     assert ckpt["lr_schedulers"][0]["patience"] == 10

@@ -13,21 +13,26 @@ from sslkeypoint.augment import (
     keypoints_in_frame,
     moco_v2_augmentation,
 )
+from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
 from sslkeypoint.data import (
-    DropLog,
+    DropCounts,
     FilteringCollate,
     ImageFolderDataset,
     ImageReadError,
     InvalidSample,
+    KeypointDataModule,
     KeypointDataset,
     KeypointRecord,
+    PretrainDataModule,
     TemporalPairDataset,
     filtering_collate,
     list_images,
     read_image,
+    read_records,
     split_records,
 )
 from sslkeypoint.encoders import TimmEncoder, UNetEncoder, create_encoder, list_encoders
+from sslkeypoint.export import export_onnx, export_torchscript
 from sslkeypoint.geometry import (
     Ellipse,
     angle_of_progression,
@@ -37,6 +42,7 @@ from sslkeypoint.geometry import (
 )
 from sslkeypoint.heatmaps import (
     HeatmapCodec,
+    KeypointCodec,
     decode_heatmaps,
     keypoints_to_input,
     keypoints_to_original,
@@ -44,32 +50,25 @@ from sslkeypoint.heatmaps import (
     rescale_keypoints,
 )
 from sslkeypoint.inference import KeypointPrediction, KeypointPredictor
+from sslkeypoint.lightning import HeatmapFinetuneModule, MoCoPretrainModule, overfit_one_batch
+from sslkeypoint.losses import HeatmapMSELoss, MaskedHeatmapMSELoss, heatmap_mse_loss, masked_heatmap_mse_loss
+from sslkeypoint.measures import AngleMeasure, DistanceMeasure, Measure
 from sslkeypoint.metrics import (
-    KeypointEvaluator,
+    KeypointMetrics,
     aop_absolute_error,
     mean_radial_error,
+    measure_error,
     radial_error,
     success_detection_rate,
 )
-from sslkeypoint.models import HeatmapUNet
+from sslkeypoint.models import HeatmapUNet, build_heatmap_model
+from sslkeypoint.recipes import FinetuneResult, PretrainResult, run_finetuning, run_pretraining
 from sslkeypoint.ssl import (
     MoCoV2,
     ScreeningResult,
     cap_queue_size,
     reference_similarity,
     screen_sequences,
-)
-from sslkeypoint.tasks import (
-    FinetuneConfig,
-    FinetuneResult,
-    HeatmapFinetuneModule,
-    MoCoPretrainModule,
-    PretrainConfig,
-    PretrainResult,
-    overfit_one_batch,
-    read_records,
-    run_finetuning,
-    run_pretraining,
 )
 from sslkeypoint.visualize import draw_predictions, render_keypoint_grid
 from sslkeypoint.weights import (
@@ -82,32 +81,41 @@ from sslkeypoint.weights import (
 )
 
 __all__ = [
-    "DropLog",
+    "AngleMeasure",
+    "DistanceMeasure",
+    "DropCounts",
     "Ellipse",
     "FilteringCollate",
     "FinetuneConfig",
     "FinetuneResult",
     "HeatmapCodec",
     "HeatmapFinetuneModule",
+    "HeatmapMSELoss",
     "HeatmapUNet",
     "ImageFolderDataset",
     "ImageReadError",
     "InvalidSample",
     "KeypointAugmentation",
+    "KeypointCodec",
+    "KeypointDataModule",
     "KeypointDataset",
-    "KeypointEvaluator",
+    "KeypointMetrics",
     "KeypointPrediction",
     "KeypointPredictor",
     "KeypointRecord",
     "LoadReport",
+    "MaskedHeatmapMSELoss",
+    "Measure",
     "MoCoPretrainModule",
     "MoCoV2",
     "MoCoV2Augmentation",
     "PretrainConfig",
+    "PretrainDataModule",
     "PretrainResult",
     "ScreeningResult",
     "TemporalPairDataset",
     "TimmEncoder",
+    "TrainerConfig",
     "UNetEncoder",
     "UnsafeCheckpointError",
     "__version__",
@@ -115,12 +123,16 @@ __all__ = [
     "angle_of_progression",
     "aop_absolute_error",
     "aop_from_masks",
+    "build_heatmap_model",
     "cap_queue_size",
     "create_encoder",
     "decode_heatmaps",
     "draw_predictions",
+    "export_onnx",
+    "export_torchscript",
     "filtering_collate",
     "fit_ellipse",
+    "heatmap_mse_loss",
     "keypoint_augmentation",
     "keypoints_in_frame",
     "keypoints_to_input",
@@ -130,7 +142,9 @@ __all__ = [
     "list_images",
     "load_partial_state_dict",
     "load_state_dict_file",
+    "masked_heatmap_mse_loss",
     "mean_radial_error",
+    "measure_error",
     "moco_v2_augmentation",
     "overfit_one_batch",
     "radial_error",

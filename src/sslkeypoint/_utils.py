@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import importlib
+from collections.abc import Mapping, Sequence
+from pathlib import PurePath
+from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 
@@ -23,3 +28,61 @@ def size_pair(size: int | Sequence[int] | Tensor, name: str = "size") -> tuple[i
     if min(pair) < 1:
         raise ValueError(f"{name} must be positive (H, W); got {pair}")
     return pair
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` with tuples as lists, paths as strings and numpy scalars as Python numbers, recursively.
+
+    The result is JSON-ready and loads with ``torch.load(weights_only=True)``.
+
+    Examples:
+        >>> plain({"size": (2, 3), "nested": [(1, 2)]})
+        {'size': [2, 3], 'nested': [[1, 2]]}
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def dataclass_to_spec(obj: Any) -> dict[str, Any]:
+    """A dataclass instance as ``{"class": "module.Qualname", "kwargs": {field: value}}`` (plain types).
+
+    The stored form of codecs and measures: it names the class by its import path, so a class of
+    the user's own round-trips as well as the library's.
+    """
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise ValueError(f"{type(obj).__name__} is stored by its dataclass fields, but it is not a dataclass")
+    kwargs = {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    cls = type(obj)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "kwargs": kwargs}
+
+
+def dataclass_from_spec(spec: Mapping[str, Any], what: str) -> Any:
+    """Rebuild an object written by :func:`dataclass_to_spec`; lists become tuples.
+
+    Raises:
+        ValueError: Naming ``what`` when the spec is malformed or its class cannot be imported or built.
+    """
+    if not isinstance(spec, Mapping) or "class" not in spec:
+        raise ValueError(f"a stored {what} needs a 'class' entry; got {spec!r}")
+    path = str(spec["class"])
+    module_name, _, qualname = path.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"cannot import the {what} class {path!r}: {err}") from None
+    if not isinstance(obj, type) or not dataclasses.is_dataclass(obj):
+        raise ValueError(f"the {what} class {path!r} is not a dataclass")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(spec.get("kwargs") or {}).items()}
+    try:
+        return obj(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"cannot build the {what} {path} from {kwargs}: {err}") from None

@@ -244,6 +244,48 @@ class Ellipse:
         (cx, cy), (width, height), angle_deg = box
         return cls((cx, cy), (width / 2, height / 2), math.radians(angle_deg))
 
+    @classmethod
+    def from_support_point(
+        cls, point: Any, direction: Any, axes: tuple[float, float], angle: float
+    ) -> Ellipse:
+        """The ellipse of given shape whose farthest point along ``direction`` is ``point``.
+
+        With the shape matrix ``M`` of ``axes`` and ``angle`` (see :meth:`shape_matrix`), the
+        centre is ``point − M·n / sqrt(nᵀ·M·n)``: ``point`` lies on the ellipse, the ellipse's
+        outward normal there is ``n`` and the whole ellipse lies on the side ``n·x <= n·point``.
+        The centre is computed from ``axes`` and ``angle`` as given (before the constructor
+        normalises them), so equal arguments always give the bit-identical centre.
+
+        Args:
+            point: ``(2,)`` the support point ``(x, y)`` in pixels.
+            direction: ``(2,)`` outward normal at ``point`` (any positive length).
+            axes: Semi-axes in pixels, the first along ``angle``.
+            angle: Direction of the first semi-axis in radians (any value).
+
+        Returns:
+            The ellipse.
+
+        Raises:
+            ValueError: If ``point`` or ``direction`` is not ``(2,)``, or ``direction`` is zero.
+
+        Examples:
+            >>> e = Ellipse.from_support_point([0.0, 10.0], [0.0, 1.0], (4.0, 2.0), 0.0)
+            >>> e.center, e.axes
+            ((0.0, 8.0), (4.0, 2.0))
+        """
+        p = _to_numpy(point)
+        n = _to_numpy(direction)
+        if p.shape != (2,) or n.shape != (2,):
+            raise ValueError(
+                "point and direction must have shape (2,) (x, y); got shapes "
+                f"{tuple(p.shape)} and {tuple(n.shape)}"
+            )
+        if not np.any(n):
+            raise ValueError("direction must be a non-zero vector; got (0, 0)")
+        m = _shape_matrix(float(axes[0]), float(axes[1]), float(angle))
+        c = p - m @ n / math.sqrt(float(n @ m @ n))
+        return cls((float(c[0]), float(c[1])), axes, angle)
+
     def conic(self) -> NDArray[np.float64]:
         """Coefficients ``(A, B, C, D, E, F)`` of ``A x² + B xy + C y² + D x + E y + F = 0``.
 
@@ -270,6 +312,122 @@ class Ellipse:
         return np.stack(
             [self.center[0] + cos * u - sin * v, self.center[1] + sin * u + cos * v], axis=-1
         )
+
+    def shape_matrix(self) -> NDArray[np.float64]:
+        """The shape matrix ``M = R·diag(a², b²)·Rᵀ`` in px², ``R`` the rotation by ``angle``.
+
+        The ellipse is ``{x : (x − c)ᵀ·M⁻¹·(x − c) = 1}``; its point farthest along a direction
+        ``n`` is ``c + M·n / sqrt(nᵀ·M·n)`` (see :meth:`support_point`).
+
+        Returns:
+            ``(2, 2)`` float64 symmetric positive-definite matrix with eigenvalues ``a²`` and
+            ``b²``.
+
+        Examples:
+            >>> Ellipse((0.0, 0.0), (3.0, 2.0), 0.0).shape_matrix().tolist()
+            [[9.0, 0.0], [0.0, 4.0]]
+        """
+        return _shape_matrix(self.axes[0], self.axes[1], self.angle)
+
+    def _local(self, points: Any) -> NDArray[np.float64]:
+        """Coordinates ``(..., 2)`` of points along the major and the minor axis, from the centre."""
+        p = _to_numpy(points)
+        _check_points("points", p)
+        d = p - np.asarray(self.center)
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        return np.stack([d[..., 0] * cos + d[..., 1] * sin, -d[..., 0] * sin + d[..., 1] * cos], -1)
+
+    def implicit(self, points: Any) -> NDArray[np.float64]:
+        """The implicit function ``(u/a)² + (v/b)²`` of points, ``(u, v)`` along the axes.
+
+        Args:
+            points: ``(..., 2)`` points ``(x, y)`` in pixels (numpy array or tensor).
+
+        Returns:
+            ``(...)`` float64: 0 at the centre, below 1 inside, 1 on the ellipse, above 1 outside
+            (it grows with the square of the distance in units of the semi-axes).
+
+        Raises:
+            ValueError: If ``points`` is not ``(..., 2)``.
+
+        Examples:
+            >>> Ellipse((10.0, 20.0), (5.0, 2.0), 0.0).implicit([[15.0, 20.0], [10.0, 21.0]]).tolist()
+            [1.0, 0.25]
+        """
+        uv = self._local(points)
+        return (uv[..., 0] / self.axes[0]) ** 2 + (uv[..., 1] / self.axes[1]) ** 2
+
+    def contains(self, points: Any) -> NDArray[np.bool_]:
+        """Whether points lie inside the ellipse or on it (:meth:`implicit` ``<= 1``).
+
+        Args:
+            points: ``(..., 2)`` points ``(x, y)`` in pixels.
+
+        Returns:
+            ``(...)`` bool array.
+
+        Examples:
+            >>> Ellipse((0.0, 0.0), (2.0, 1.0), 0.0).contains([[1.0, 0.5], [0.0, 1.5]]).tolist()
+            [True, False]
+        """
+        return self.implicit(points) <= 1.0
+
+    def normal(self, points: Any) -> NDArray[np.float64]:
+        """Unit outward normals of the level sets of :meth:`implicit` at points.
+
+        On the ellipse this is its outward normal; elsewhere the normal of the scaled copy of the
+        ellipse through the point.
+
+        Args:
+            points: ``(..., 2)`` points ``(x, y)`` in pixels, not the centre.
+
+        Returns:
+            ``(..., 2)`` float64 unit vectors; NaN at the centre.
+
+        Examples:
+            >>> e = Ellipse((0.0, 0.0), (2.0, 1.0), 0.0)
+            >>> e.normal([[2.0, 0.0], [0.0, -1.0]]).tolist()
+            [[1.0, 0.0], [0.0, -1.0]]
+        """
+        uv = self._local(points)
+        gu, gv = uv[..., 0] / self.axes[0] ** 2, uv[..., 1] / self.axes[1] ** 2
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        g = np.stack([gu * cos - gv * sin, gu * sin + gv * cos], axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return g / np.linalg.norm(g, axis=-1, keepdims=True)
+
+    def support_point(self, direction: Any) -> NDArray[np.float64]:
+        """The point of the ellipse farthest along a direction: ``c + M·n / sqrt(nᵀ·M·n)``.
+
+        There the outward normal of the ellipse is ``n``: the line through it perpendicular to
+        ``n`` touches the ellipse and the whole ellipse lies on its side ``n·x <= n·point``.
+
+        Args:
+            direction: ``(..., 2)`` directions ``n`` (any positive length).
+
+        Returns:
+            ``(..., 2)`` float64 points on the ellipse; NaN for a zero direction.
+
+        Raises:
+            ValueError: If ``direction`` is not ``(..., 2)``.
+
+        Examples:
+            >>> Ellipse((1.0, 2.0), (3.0, 2.0), 0.0).support_point([[1.0, 0.0], [0.0, -5.0]]).tolist()
+            [[4.0, 2.0], [1.0, 0.0]]
+        """
+        n = _to_numpy(direction)
+        _check_points("direction", n)
+        m = self.shape_matrix()
+        mn = n @ m.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(self.center) + mn / np.sqrt((n * mn).sum(-1, keepdims=True))
+
+
+def _shape_matrix(a: float, b: float, angle: float) -> NDArray[np.float64]:
+    """``R·diag(a², b²)·Rᵀ`` with ``R`` the rotation by ``angle`` (radians)."""
+    cos, sin = math.cos(angle), math.sin(angle)
+    rot = np.array([[cos, -sin], [sin, cos]], dtype=np.float64)
+    return rot @ np.diag([a**2, b**2]) @ rot.T
 
 
 def fit_ellipse(points: Any) -> Ellipse:

@@ -6,26 +6,36 @@ coordinates are pixel centres, and resizing from width ``W`` to ``W'`` maps
 ``align_corners=False``. A heatmap of stride ``s`` relative to the network input uses the same map:
 ``u = (x + 0.5) / s - 0.5``.
 
-:class:`HeatmapCodec` owns both directions between input-pixel keypoints and heatmaps; the plain
-batched functions :func:`render_gaussian_heatmaps` and :func:`decode_heatmaps` work in heatmap
-pixels and are what it is built from.
+A *codec* owns both directions between keypoints and heatmaps, and the map of decoded keypoints
+back to the original image. :class:`KeypointCodec` is the interface every part of the library
+takes (the fine-tuning module, the predictor, the exporters); :class:`HeatmapCodec` is the
+library's sub-pixel-exact implementation, built from the plain batched functions
+:func:`render_gaussian_heatmaps` and :func:`decode_heatmaps` (which work in heatmap pixels).
+Variation comes from constructor arguments (σ, the decoding method) or from another class that
+implements the interface — never from swapping attributes of a running module. Checkpoints store
+a codec with :func:`codec_to_dict` (its class path and constructor arguments) and
+:func:`codec_from_dict` rebuilds exactly that codec.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from sslkeypoint._utils import size_pair
+from sslkeypoint._utils import dataclass_from_spec, dataclass_to_spec, size_pair
 
 __all__ = [
     "HeatmapCodec",
+    "KeypointCodec",
+    "check_codec_geometry",
+    "codec_from_dict",
+    "codec_to_dict",
     "decode_heatmaps",
     "keypoints_to_input",
     "keypoints_to_original",
@@ -409,23 +419,87 @@ def decode_heatmaps(
     return coords, scores.reshape(lead)
 
 
+@runtime_checkable
+class KeypointCodec(Protocol):
+    """What a heatmap codec is: keypoints to target heatmaps, heatmaps back to keypoints.
+
+    Any object with these attributes and methods works wherever a codec is taken (checked with
+    ``isinstance(obj, KeypointCodec)``); to be stored in checkpoints it must also be a dataclass
+    whose fields are its constructor arguments (see :func:`codec_to_dict`).
+
+    Attributes:
+        input_size: Network input ``(H, W)`` in pixels.
+        heatmap_size: Heatmap ``(h, w)``.
+    """
+
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+
+    def encode(self, keypoints: Tensor, visible: Tensor | None = None) -> Tensor:
+        """``(B, K, 2)`` input-pixel keypoints (and ``(B, K)`` visibility) to ``(B, K, h, w)`` targets."""
+        ...
+
+    def decode(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, K, h, w)`` heatmaps to ``(B, K, 2)`` input-pixel keypoints and ``(B, K)`` scores."""
+        ...
+
+    def to_original(self, keypoints: Tensor, original_size: SizeLike) -> Tensor:
+        """Map ``(B, K, 2)`` decoded input-pixel keypoints to original-image pixels."""
+        ...
+
+
+def check_codec_geometry(
+    input_size: int | Sequence[int], heatmap_size: int | Sequence[int], sigma: float
+) -> tuple[tuple[int, int], tuple[int, int], float]:
+    """Validate the sizes and σ of a heatmap codec.
+
+    Args:
+        input_size: Network input ``(H, W)`` (or an int) in pixels.
+        heatmap_size: Heatmap ``(h, w)`` (or an int), at least 3x3.
+        sigma: Gaussian standard deviation in heatmap pixels, finite and > 0.
+
+    Returns:
+        ``(input_size, heatmap_size, sigma)`` as two int pairs and a float.
+
+    Raises:
+        ValueError: On sizes that are not positive ints, a heatmap smaller than 3x3 or a bad σ.
+
+    Examples:
+        >>> check_codec_geometry(256, (64, 64), 2)
+        ((256, 256), (64, 64), 2.0)
+    """
+    input_pair = size_pair(input_size, "input_size")
+    heatmap_pair = size_pair(heatmap_size, "heatmap_size")
+    if min(heatmap_pair) < 3:
+        raise ValueError(f"heatmap_size must be at least (3, 3); got {heatmap_pair}")
+    if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite number > 0; got {sigma}")
+    return input_pair, heatmap_pair, float(sigma)
+
+
 @dataclass(frozen=True)
 class HeatmapCodec:
     """Encode input-pixel keypoints as Gaussian heatmaps and decode heatmaps back.
 
-    The heatmap has stride ``s = H / h`` (rows) and ``W / w`` (columns) relative to the network
-    input, and keypoint ``x`` (input px) lies at ``u = (x + 0.5) / s - 0.5`` (heatmap px) —
-    the pixel-centre resize map, so no coordinate is ever truncated. A noiseless target decodes
-    back to the encoded point with ``refine="dark"`` (to float precision).
+    The library's :class:`KeypointCodec`. The heatmap has stride ``s = H / h`` (rows) and
+    ``W / w`` (columns) relative to the network input, and keypoint ``x`` (input px) lies at
+    ``u = (x + 0.5) / s - 0.5`` (heatmap px) — the pixel-centre resize map, so no coordinate is
+    ever truncated. A noiseless target decodes back to the encoded point with ``refine="dark"``
+    (to float precision), and :meth:`to_original` maps decoded keypoints back to the original
+    image with the exact inverse of the resize.
 
     Args:
         input_size: Network input ``(H, W)`` in pixels.
         heatmap_size: Heatmap ``(h, w)``, at least 3x3.
         sigma: Gaussian standard deviation in heatmap pixels.
+        refine: Sub-pixel refinement of :meth:`decode`: ``"dark"``, ``"quarter"`` or ``"none"``
+            (see :func:`decode_heatmaps`).
+        blur_kernel: Odd Gaussian smoothing kernel applied before decoding (for noisy network
+            output), or ``None``.
 
     Raises:
-        ValueError: On sizes that are not two positive ints, a heatmap smaller than 3x3 or
-            ``sigma <= 0``.
+        ValueError: On sizes that are not two positive ints, a heatmap smaller than 3x3,
+            ``sigma <= 0``, an unknown ``refine`` or a bad ``blur_kernel``.
 
     Examples:
         >>> import torch
@@ -444,15 +518,18 @@ class HeatmapCodec:
     input_size: tuple[int, int]
     heatmap_size: tuple[int, int]
     sigma: float = 2.0
+    refine: Refine = "dark"
+    blur_kernel: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", size_pair(self.input_size, "input_size"))
-        object.__setattr__(self, "heatmap_size", size_pair(self.heatmap_size, "heatmap_size"))
-        if min(self.heatmap_size) < 3:
-            raise ValueError(f"heatmap_size must be at least (3, 3); got {self.heatmap_size}")
-        if not (math.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"sigma must be a finite number > 0; got {self.sigma}")
-        object.__setattr__(self, "sigma", float(self.sigma))
+        input_size, heatmap_size, sigma = check_codec_geometry(self.input_size, self.heatmap_size, self.sigma)
+        object.__setattr__(self, "input_size", input_size)
+        object.__setattr__(self, "heatmap_size", heatmap_size)
+        object.__setattr__(self, "sigma", sigma)
+        if self.refine not in _REFINE_MODES:
+            raise ValueError(f"refine must be one of {_REFINE_MODES}; got {self.refine!r}")
+        if self.blur_kernel is not None and (self.blur_kernel < 1 or self.blur_kernel % 2 == 0):
+            raise ValueError(f"blur_kernel must be a positive odd int or None; got {self.blur_kernel}")
 
     @property
     def stride(self) -> tuple[float, float]:
@@ -514,7 +591,7 @@ class HeatmapCodec:
     def decode(
         self,
         heatmaps: Tensor,
-        refine: Refine = "dark",
+        refine: Refine | None = None,
         blur_kernel: int | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Decode heatmaps to keypoints in network-input pixels.
@@ -522,10 +599,8 @@ class HeatmapCodec:
         Args:
             heatmaps: ``(B, K, h, w)`` (any leading dims ``(..., K, h, w)``) with
                 ``(h, w) == heatmap_size``.
-            refine: ``"dark"`` (default), ``"quarter"`` or ``"none"``; see
-                :func:`decode_heatmaps`.
-            blur_kernel: Odd Gaussian smoothing kernel size applied before decoding (use with
-                noisy network output, e.g. 5), or ``None``.
+            refine: Override of the codec's ``refine`` for this call; see :func:`decode_heatmaps`.
+            blur_kernel: Override of the codec's ``blur_kernel`` for this call.
 
         Returns:
             ``(keypoints, scores)``: ``(B, K, 2)`` ``(x, y)`` in input px and ``(B, K)`` peak
@@ -539,14 +614,30 @@ class HeatmapCodec:
                 f"heatmaps must have shape (B, K, {self.heatmap_size[0]}, {self.heatmap_size[1]}); "
                 f"got {tuple(heatmaps.shape)}"
             )
-        coords, scores = decode_heatmaps(heatmaps, refine=refine, blur_kernel=blur_kernel)
+        coords, scores = decode_heatmaps(
+            heatmaps,
+            refine=self.refine if refine is None else refine,
+            blur_kernel=self.blur_kernel if blur_kernel is None else blur_kernel,
+        )
         return self.to_input_coords(coords), scores
+
+    def to_original(self, keypoints: Tensor, original_size: SizeLike) -> Tensor:
+        """Map decoded input-pixel keypoints to the original image: :func:`keypoints_to_original`.
+
+        Args:
+            keypoints: ``(B, K, 2)`` ``(x, y)`` in input px.
+            original_size: Original ``(H, W)``, or a ``(B, 2)`` tensor of per-sample ``(H, W)``.
+
+        Returns:
+            ``(B, K, 2)`` in original px.
+        """
+        return keypoints_to_original(keypoints, original_size, self.input_size)
 
     def decode_to_original(
         self,
         heatmaps: Tensor,
         original_size: SizeLike,
-        refine: Refine = "dark",
+        refine: Refine | None = None,
         blur_kernel: int | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Decode heatmaps to keypoints in the original (pre-resize) image's pixels.
@@ -570,4 +661,33 @@ class HeatmapCodec:
             True
         """
         keypoints, scores = self.decode(heatmaps, refine=refine, blur_kernel=blur_kernel)
-        return keypoints_to_original(keypoints, original_size, self.input_size), scores
+        return self.to_original(keypoints, original_size), scores
+
+
+def codec_to_dict(codec: KeypointCodec) -> dict[str, Any]:
+    """A codec as ``{"class": "module.Qualname", "kwargs": {...}}`` (plain types), for checkpoints.
+
+    Examples:
+        >>> codec_to_dict(HeatmapCodec((32, 32), (8, 8), sigma=1.0))["kwargs"]
+        {'input_size': [32, 32], 'heatmap_size': [8, 8], 'sigma': 1.0, 'refine': 'dark', 'blur_kernel': None}
+    """
+    if not isinstance(codec, KeypointCodec):
+        raise ValueError(f"{type(codec).__name__} lacks the KeypointCodec interface (encode, decode, to_original)")
+    return dataclass_to_spec(codec)
+
+
+def codec_from_dict(data: Mapping[str, Any]) -> KeypointCodec:
+    """Rebuild exactly the codec :func:`codec_to_dict` stored (its class is imported by path).
+
+    Raises:
+        ValueError: If the class cannot be imported or does not build a :class:`KeypointCodec`.
+
+    Examples:
+        >>> codec = HeatmapCodec((32, 32), (8, 8), sigma=1.0, refine="quarter")
+        >>> codec_from_dict(codec_to_dict(codec)) == codec
+        True
+    """
+    codec = dataclass_from_spec(data, "codec")
+    if not isinstance(codec, KeypointCodec):
+        raise ValueError(f"{data['class']} does not build a KeypointCodec (encode, decode, to_original)")
+    return codec

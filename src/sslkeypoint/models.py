@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from sslkeypoint.encoders import create_encoder
 from sslkeypoint.encoders.base import validate_encoder
 from sslkeypoint.encoders.unet import ConvBlock
 
-__all__ = ["DecoderStage", "HeatmapUNet"]
+__all__ = ["DecoderStage", "HeatmapUNet", "build_heatmap_model"]
 
 
 class DecoderStage(nn.Module):
@@ -220,3 +221,35 @@ class HeatmapUNet(nn.Module):
         """
         self._check_input(x)
         return self.encoder(x)[-1].mean(dim=(2, 3))
+
+
+def build_heatmap_model(spec: Mapping[str, Any]) -> HeatmapUNet:
+    """Build a :class:`HeatmapUNet` from a plain model description (as stored in checkpoints).
+
+    Args:
+        spec: Mapping with ``encoder`` (a :func:`~sslkeypoint.encoders.create_encoder` name),
+            optional ``encoder_kwargs`` (dict), ``in_chans`` (int), ``num_keypoints`` (int) and
+            optional ``heatmap_stride`` (int, default 4).
+
+    Returns:
+        The (randomly initialised) model; ``spec`` is kept as its ``sslkeypoint_spec`` attribute.
+
+    Raises:
+        ValueError: If a required key is missing.
+
+    Examples:
+        >>> spec = {"encoder": "unet", "encoder_kwargs": {"widths": [4, 8], "bottleneck_width": 8},
+        ...         "in_chans": 1, "num_keypoints": 2, "heatmap_stride": 2}
+        >>> build_heatmap_model(spec).sslkeypoint_spec["num_keypoints"]
+        2
+    """
+    for key in ("encoder", "in_chans", "num_keypoints"):
+        if key not in spec:
+            raise ValueError(f"model spec needs the key {key!r}; got keys {sorted(spec)}")
+    kwargs = dict(spec.get("encoder_kwargs") or {})
+    kwargs["in_chans"] = int(spec["in_chans"])
+    encoder = create_encoder(str(spec["encoder"]), **kwargs)
+    model = HeatmapUNet(encoder, int(spec["num_keypoints"]), heatmap_stride=int(spec.get("heatmap_stride", 4)))
+    # Kept on the module so a predictor can write the description back (KeypointPredictor.save).
+    model.sslkeypoint_spec = dict(spec)  # type: ignore[assignment]
+    return model

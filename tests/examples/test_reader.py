@@ -8,16 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from iugc_aop.cli import main
-from iugc_aop.reader import (
+from iugc_aop.formats import (
     IUGCFormatError,
     IUGCLayoutError,
-    natural_key,
+    format_point,
     parse_point,
     read_iugc,
+    write_split_labels,
 )
+from iugc_aop.formats.iugc import read_label_csv, split_dir
+from sslkeypoint.data import natural_sort_key
 from sslkeypoint.geometry import angle_of_progression
 
 SIZE = 64
@@ -220,9 +225,47 @@ def test_parse_point_strict_about_content(text: str) -> None:
         parse_point(text, where="x.csv row 1")
 
 
-def test_natural_key_orders_numbers_by_value() -> None:
+def test_natural_sort_key_orders_numbers_by_value() -> None:
     names = ["frame_10.jpg", "frame_9.jpg", "frame_1.jpg", "Frame_2.jpg"]
-    assert sorted(names, key=natural_key) == ["frame_1.jpg", "Frame_2.jpg", "frame_9.jpg", "frame_10.jpg"]
+    assert sorted(names, key=natural_sort_key) == [
+        "frame_1.jpg", "Frame_2.jpg", "frame_9.jpg", "frame_10.jpg"]
+
+
+@given(st.floats(-1e4, 1e4), st.floats(-1e4, 1e4))
+def test_written_points_parse_back_to_4_decimals(x: float, y: float) -> None:
+    px, py = parse_point(format_point((x, y)))
+    assert abs(px - x) <= 5e-5 + 1e-12 * abs(x) and abs(py - y) <= 5e-5 + 1e-12 * abs(y)
+    assert format_point((px, py)) == format_point((x, y))  # writing what was read changes nothing
+
+
+def test_written_label_files_read_back(tmp_path: Path) -> None:
+    kp = np.array([[300.25, 80.0], [200.0, 90.5], [310.0, 205.125]])
+    rows = [("1.jpg", kp, 91.25), ("2.jpg", kp + 1.0, 92.5)]
+    for split in ("train", "validation", "testing"):
+        split_dir(tmp_path, split).mkdir(parents=True)
+        written = write_split_labels(tmp_path, split, rows)
+        assert [p.parent for p in written] == [split_dir(tmp_path, split)] * len(written)
+    train = read_label_csv(tmp_path / "Training" / "Labeled cases" / "label.csv",
+                           ("filename", "PS1", "PS2", "FH1", "AOP"))
+    assert [r.cells["filename"] for r in train] == ["1.jpg", "2.jpg"]
+    np.testing.assert_array_equal(train[1].landmarks(), kp + 1.0)
+    assert train[0].number("AOP") == 91.25
+    lm = read_label_csv(tmp_path / "Testing" / "landmarks_data.csv", ("filename", "PS1", "PS2", "FH1"))
+    assert lm[0].headers["FH1"] == "AOP Tangency"
+    np.testing.assert_array_equal(lm[0].landmarks(), kp)
+    with pytest.raises(ValueError, match="unknown split"):
+        split_dir(tmp_path, "train2")
+
+
+def test_header_spellings_are_matched_leniently(tmp_path: Path) -> None:
+    path = tmp_path / "label.csv"
+    _write(path, [["Image Name", "ps1", "PS 2", "fh1", "AoP (degrees)"],
+                  ["1.jpg", "(1, 2)", "(3, 4)", "(5, 6)", "90"], [], ["2.jpg", "(1, 2)"]])
+    rows = read_label_csv(path, ("filename", "PS1", "PS2", "FH1", "AOP"))
+    assert [r.row for r in rows] == [1, 2] and [r.line for r in rows] == [2, 4]
+    assert rows[0].number("AOP") == 90.0 and rows[1].cells["FH1"] == ""
+    with pytest.raises(IUGCFormatError, match=r"data row 2 \(line 4\), column 'PS 2'"):
+        rows[1].landmarks()
 
 
 def test_cli_inspect(iugc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

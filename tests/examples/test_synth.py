@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import math
 from pathlib import Path
@@ -12,19 +13,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+import iugc_aop
 from iugc_aop.cli import main
-from iugc_aop.geometry import IUGC_RANGES, Ellipse, Fan, far_tangent_point, place_head
-from iugc_aop.reader import parse_point, read_iugc
+from iugc_aop.formats import load_truth, parse_point, read_iugc
+from iugc_aop.plotting import contact_sheet
 from iugc_aop.synth import (
     SynthConfig,
-    load_truth,
     render_scene,
+    sample_duplicates,
     sample_labels,
+    sample_references,
     sample_scene,
     sample_sequences,
     write_synthetic_iugc,
 )
-from sslkeypoint.geometry import angle_of_progression
+from iugc_aop.synth.scene import IUGC_RANGES, PIVOT, DrawnEllipse, Fan, place_head, rigid_transform
+from sslkeypoint.geometry import (
+    angle_of_progression,
+    ellipse_major_axis_endpoints,
+    far_tangent_point,
+)
 
 TINY = SynthConfig(train=4, validation=2, testing=3, sequences=2, frames=3, references=1,
                    test_duplicates=1, poor_fraction=0.5)
@@ -34,6 +42,7 @@ TINY = SynthConfig(train=4, validation=2, testing=3, sequences=2, frames=3, refe
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "smoke"
     write_synthetic_iugc(root, SynthConfig.preset("smoke"), seed=3, progress=False)
+    contact_sheet(root, root / "contact_sheet.png")
     return root
 
 
@@ -73,10 +82,10 @@ def test_fh1_is_the_far_tangent_point_of_the_drawn_skull(smoke: Path) -> None:
             continue  # a second reading with moved landmarks
         kp = written[(split, e["filename"])]
         ps1, ps2, fh1 = kp
-        head = Ellipse.from_dict(e["head"])
+        head = DrawnEllipse.from_dict(e["head"]).ellipse
         # FH1 on the ellipse: |rho - 1| * b bounds the distance to it (px).
         rho = math.sqrt(float(head.implicit(fh1)))
-        assert abs(rho - 1.0) * head.b < 0.01
+        assert abs(rho - 1.0) * head.axes[1] < 0.01
         # Tangent: the ellipse normal at FH1 is perpendicular to PS1->FH1.
         u = (fh1 - ps1) / np.linalg.norm(fh1 - ps1)
         assert abs(float(head.normal(fh1) @ u)) < 1e-4
@@ -84,12 +93,14 @@ def test_fh1_is_the_far_tangent_point_of_the_drawn_skull(smoke: Path) -> None:
         q = head.points(4000)
         ang = angle_of_progression(np.broadcast_to(ps1, q.shape), np.broadcast_to(ps2, q.shape), q)
         assert ang.max() <= e["aop"] + 1e-3
-        np.testing.assert_allclose(far_tangent_point(ps1, ps2, head), fh1, atol=0.01)
-        # PS1 and PS2 are the ends of the drawn symphysis' major axis.
-        sym = Ellipse.from_dict(e["symphysis"])
+        np.testing.assert_allclose(far_tangent_point(head, ps1, ps2), fh1, atol=0.01)
+        # PS1 and PS2 are the ends of the drawn symphysis' major axis, PS1 first along its angle.
+        sym = DrawnEllipse.from_dict(e["symphysis"])
         ends = sym.centre + np.array([[1.0], [-1.0]]) * sym.a * np.array(
             [math.cos(sym.angle), math.sin(sym.angle)])
         np.testing.assert_allclose(ends, kp[:2], atol=1e-3)
+        lib_ends = ellipse_major_axis_endpoints(sym.ellipse)
+        np.testing.assert_allclose(lib_ends[np.argsort(-lib_ends[:, 0])], kp[:2], atol=1e-3)
         assert ps1[0] > ps2[0]
 
 
@@ -139,13 +150,13 @@ def test_skull_is_bright_with_a_shadow_beneath() -> None:
     assert head is not None
     yy, xx = np.mgrid[0:512, 0:512]
     pts = np.stack([xx, yy], axis=-1).astype(float)
-    rho = np.sqrt(head.implicit(pts))
+    rho = np.sqrt(head.ellipse.implicit(pts))
     fan = Fan().contains(pts, margin=3.0)
     upper = fan & (yy < head.cy)
     rim = upper & (rho < 1.0) & (rho > 1.0 - 0.5 * scene.skull_thickness / head.a)
     ring = upper & (rho > 1.1) & (rho < 1.3)
     if scene.symphysis is not None:
-        ring &= scene.symphysis.implicit(pts) > 1.5
+        ring &= scene.symphysis.ellipse.implicit(pts) > 1.5
     inside = fan & (rho < 0.6)
     assert img[rim].mean() > 1.3 * img[ring].mean()
     below = fan & (xx > head.cx - 20) & (xx < head.cx + 20)
@@ -156,10 +167,14 @@ def test_skull_is_bright_with_a_shadow_beneath() -> None:
 def test_same_seed_identical_files_other_seed_differs(tmp_path: Path) -> None:
     a = write_synthetic_iugc(tmp_path / "a", TINY, seed=7, progress=False)
     b = write_synthetic_iugc(tmp_path / "b", TINY, seed=7, progress=False, workers=2)
-    c = write_synthetic_iugc(tmp_path / "c", TINY, seed=8, progress=False, contact_sheet=False)
+    c = write_synthetic_iugc(tmp_path / "c", TINY, seed=8, progress=False)
+    for res in (a, b):  # the contact sheet of the same data is byte-identical too
+        contact_sheet(res.root, res.root / "contact_sheet.png")
     files_a = sorted(p.relative_to(a.root) for p in a.root.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b.root) for p in b.root.rglob("*") if p.is_file())
+    # 5 label files, the truth file and the contact sheet besides the images.
     assert files_a == files_b and len(files_a) == a.images + 7
+    assert not (c.root / "contact_sheet.png").exists()  # the writer draws nothing
     for rel in files_a:
         assert (a.root / rel).read_bytes() == (b.root / rel).read_bytes(), rel
     first = Path("Training/Labeled cases/1.jpg")
@@ -237,7 +252,7 @@ def test_place_head_and_closed_form_far_tangent_agree(
     q = head.points(2000)
     ang = angle_of_progression(np.broadcast_to(ps1, q.shape), np.broadcast_to(ps2, q.shape), q)
     if ang.max() <= aop + 1e-6:  # the head stays on the PS2 side of PS1 (as the generator keeps)
-        np.testing.assert_allclose(far_tangent_point(ps1, ps2, head), fh1, atol=1e-6)
+        np.testing.assert_allclose(far_tangent_point(head, ps1, ps2), fh1, atol=1e-6)
 
 
 def test_config_validation_and_presets() -> None:
@@ -267,10 +282,10 @@ def test_resolve_data_root_writes_synthetic_once(
 ) -> None:
     import argparse
 
-    from iugc_aop import synth
     from iugc_aop.cli import resolve_data_root
+    from iugc_aop.synth import labels
 
-    monkeypatch.setitem(synth.PRESETS, "smoke", dict(
+    monkeypatch.setitem(labels.PRESETS, "smoke", dict(
         train=2, validation=1, testing=1, sequences=1, frames=2, references=1, test_duplicates=0))
     args = argparse.Namespace(data=None, synthetic_dir=tmp_path / "syn", synthetic_size="smoke",
                               seed=0, no_progress=True)
@@ -279,5 +294,56 @@ def test_resolve_data_root_writes_synthetic_once(
     assert resolve_data_root(args) == root
     assert (root / "synthetic_truth.json").stat().st_mtime_ns == stamp  # reused, not rewritten
     assert len(read_iugc(root, progress=False).train) == 2
+    assert (root / "contact_sheet.png").stat().st_size > 0
     args.data = tmp_path / "real"
     assert resolve_data_root(args) == tmp_path / "real"
+
+
+def test_drawn_ellipse_keeps_drawn_angle_and_matches_library_geometry() -> None:
+    e = DrawnEllipse(300.0, 200.0, 140.0, 110.0, math.radians(-30.0))
+    lib = e.ellipse
+    assert lib.angle == pytest.approx(math.radians(150.0)) and lib.axes == (140.0, 110.0)
+    assert e.as_dict()["angle_deg"] == pytest.approx(-30.0)  # recorded as drawn, not wrapped
+    back = DrawnEllipse.from_dict(e.as_dict())
+    assert (back.cx, back.cy, back.a, back.b) == (e.cx, e.cy, e.a, e.b)
+    assert back.angle == pytest.approx(e.angle, abs=1e-15)
+    # The rigid motion of the drawn ellipse moves the library ellipse's points rigidly.
+    rot, shift = math.radians(7.0), np.array([3.0, -2.0])
+    moved = e.transformed(rot, PIVOT, shift)
+    assert moved.angle == pytest.approx(e.angle + rot)
+    pts = rigid_transform(lib.points(64), rot, PIVOT, shift)
+    np.testing.assert_allclose(moved.ellipse.implicit(pts), 1.0, atol=1e-12)
+
+
+def test_references_and_duplicates_are_seeded_per_item() -> None:
+    config = SynthConfig.preset("smoke")
+    refs = sample_references(config, seed=4)
+    assert len(refs) == config.references
+    more = sample_references(SynthConfig.preset("smoke", references=3), seed=4)
+    assert [r.noise_seed for r in more[:2]] == [r.noise_seed for r in refs]
+    testing = sample_labels(config, seed=4, splits=("testing",))["testing"]
+    dups = sample_duplicates(SynthConfig.preset("smoke", test_duplicates=3), 4, testing)
+    assert len({src for src, _ in dups}) == 3
+    for src, kp in dups:
+        moved = np.abs(kp - testing[src].keypoints)
+        assert moved.max() <= 6.0 + 1e-4 and (kp == np.round(kp, 4)).all()
+    assert sample_duplicates(SynthConfig.preset("smoke", test_duplicates=0), 4, testing) == []
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Modules a file imports (absolute imports, anywhere in the file)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_generator_and_drawing_do_not_import_each_other() -> None:
+    pkg = Path(iugc_aop.__file__).parent
+    for path in sorted((pkg / "synth").glob("*.py")):
+        assert not any(m.startswith("iugc_aop.plotting") for m in _imported_modules(path)), path
+    for path in [pkg / "plotting.py", *sorted((pkg / "formats").glob("*.py"))]:
+        assert not any(m.startswith("iugc_aop.synth") for m in _imported_modules(path)), path

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sslkeypoint.encoders.base import Encoder, validate_encoder
 from sslkeypoint.encoders.registry import create_encoder, list_encoders
-from sslkeypoint.encoders.timm import TimmEncoder, remap_timm_state_dict
+from sslkeypoint.encoders.timm import TimmEncoder
 from sslkeypoint.encoders.unet import ConvBlock, UNetEncoder
 
 __all__ = [
@@ -21,6 +21,5 @@ __all__ = [
     "UNetEncoder",
     "create_encoder",
     "list_encoders",
-    "remap_timm_state_dict",
     "validate_encoder",
 ]

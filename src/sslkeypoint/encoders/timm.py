@@ -1,22 +1,57 @@
-"""Any timm backbone as an encoder, with weights from a local file only."""
+"""Any timm backbone as an encoder, with weights from a local file only.
+
+Weights go through timm's own builder: ``timm.create_model(name, features_only=True,
+pretrained=True, pretrained_cfg_overlay={"file": <local file>, ...})`` reads the file, drops the
+classifier, adapts the first convolution to ``in_chans`` (timm's ``adapt_input_conv``) and then wraps
+the model for features, so every naming scheme of timm's feature wrappers is handled by timm itself.
+Two guarantees are added around it:
+
+* nothing is downloaded and nothing is unpickled: the overlay clears every remote source (``url``,
+  ``hf_hub_id``), and a torch file (``.pth``, ``.bin``, ...) is first read by
+  :func:`~sslkeypoint.weights.load_state_dict_file` (``weights_only=True``) and handed to timm as a
+  temporary safetensors file, whatever timm version reads it;
+* a file that does not fit never passes silently: a features-only build loads with
+  ``strict=False`` (timm drops the classifier), where missing or extra tensors would only be logged.
+  The file's names and shapes are therefore checked first against the full model's, built on the
+  ``meta`` device (no memory, no initialisation cost); anything missing, extra (other than the
+  classifier) or of another shape (other than the first convolution's input channels) raises an
+  error naming the file.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from sslkeypoint.encoders.base import Encoder
-from sslkeypoint.weights import LoadReport, load_partial_state_dict, load_state_dict_file
+from sslkeypoint.weights import LoadReport, load_state_dict_file, save_state_dict
 
-__all__ = ["TimmEncoder", "remap_timm_state_dict", "timm_close_matches"]
+__all__ = ["TimmEncoder", "timm_close_matches"]
+
+Shape = tuple[int, ...]
+
+#: ``timm.create_model`` arguments that only concern the feature wrapper, not the model itself.
+_FEATURE_ARGS = ("out_indices", "feature_cls", "feature_cfg", "flatten_sequential")
 
 
 def timm_close_matches(name: str, n: int = 5) -> list[str]:
     """timm model names closest to ``name`` (``difflib``), for error messages.
+
+    Args:
+        name: A model name that timm may not know.
+        n: Most names returned.
+
+    Returns:
+        Up to ``n`` names of ``timm.list_models()``, closest first.
 
     Examples:
         >>> timm_close_matches("resnet181", n=1)
@@ -27,68 +62,117 @@ def timm_close_matches(name: str, n: int = 5) -> list[str]:
     return difflib.get_close_matches(name, timm.list_models(), n=n, cutoff=0.6)
 
 
-def _candidates(key: str) -> Iterator[str]:
-    """Names a features-only timm key may have had in the full model's state dict.
+def _file_for_timm(path: Path, stack: ExitStack) -> tuple[Path, dict[str, Shape]]:
+    """A safetensors file timm can read for ``path``, and the shape of each tensor in it.
 
-    timm's feature wrappers keep module names, except that ``FeatureGetterNet`` nests the model
-    under ``model.`` and ``flatten_sequential`` renames ``stem.0`` to ``stem_0``.
+    A ``.safetensors`` file is used as it is (only its header is read here); any other file is read
+    safely and written to a temporary safetensors file that lives as long as ``stack``.
     """
-    yield key
-    for prefix in ("model.", "body."):
-        if key.startswith(prefix):
-            yield key[len(prefix) :]
-    head, _, rest = key.partition(".")
-    for i, ch in enumerate(head):
-        if ch == "_":
-            yield f"{head[:i]}.{head[i + 1 :]}" + (f".{rest}" if rest else "")
+    if not path.is_file():
+        raise FileNotFoundError(f"weight file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as fh:
+                shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+            return path, shapes
+        tensors = load_state_dict_file(path)
+    except ValueError:
+        raise  # load_state_dict_file's errors (unsafe, no tensors) already name the file
+    except Exception as err:
+        raise ValueError(
+            f"{path}: not a readable weight file (.safetensors, or a torch file of tensors): "
+            f"{type(err).__name__}: {err}"
+        ) from err
+    converted = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "weights.safetensors"
+    save_state_dict(tensors, converted)
+    return converted, {k: tuple(v.shape) for k, v in tensors.items()}
 
 
-def remap_timm_state_dict(
-    state_dict: Mapping[str, Tensor], target_keys: Collection[str]
-) -> dict[str, Tensor]:
-    """Rename a full timm model's state dict to a features-only model's names.
+def _names(cfg: Mapping[str, Any], field: str) -> tuple[str, ...]:
+    """A ``pretrained_cfg`` entry that may be a name, a tuple of names or ``None``, as a tuple."""
+    value = cfg.get(field)
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
-    Each target key takes the first of its candidate source names (itself, without ``model.``, or
-    with a flattened ``a_b`` read as ``a.b``) that the source has; source keys left over (the
-    classifier, a dropped head) keep their names and so show up as unexpected when loading.
+
+def _check_fit(
+    name: str, path: Path, source: Mapping[str, Shape], kwargs: Mapping[str, Any]
+) -> LoadReport:
+    """Compare a weight file's names and shapes with the full timm model's; raise if it does not fit.
 
     Args:
-        state_dict: Weights of the full model (as saved by ``timm.create_model(...).state_dict()``).
-        target_keys: Keys of the features-only model's state dict.
+        name: timm model name.
+        path: The user's weight file (for messages).
+        source: ``{name: shape}`` of the file's tensors.
+        kwargs: Model arguments (``in_chans`` included), without the feature-wrapper ones.
 
     Returns:
-        The renamed state dict.
-
-    Examples:
-        >>> import torch
-        >>> sd = {"stem.0.weight": torch.zeros(1), "head.fc.weight": torch.zeros(1)}
-        >>> sorted(remap_timm_state_dict(sd, ["stem_0.weight"]))
-        ['head.fc.weight', 'stem_0.weight']
+        The report of what timm will load (names of the full model).
     """
-    out: dict[str, Tensor] = {}
-    used: set[str] = set()
-    for key in target_keys:
-        for cand in _candidates(key):
-            if cand in state_dict and cand not in used:
-                out[key] = state_dict[cand]
-                used.add(cand)
-                break
-    for key, value in state_dict.items():
-        if key not in used:
-            out.setdefault(key, value)
-    return out
+    import timm
+    from timm.models import clean_state_dict
+
+    try:
+        with torch.device("meta"):
+            reference: nn.Module = timm.create_model(name, pretrained=False, **kwargs)
+    except Exception:  # a model whose constructor needs real tensors: build it on the CPU
+        reference = timm.create_model(name, pretrained=False, **kwargs)
+    target = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    cfg: Mapping[str, Any] = getattr(reference, "pretrained_cfg", None) or {}
+    # timm strips wrapper prefixes (``module.``, ``_orig_mod.``) from every file it reads
+    source = clean_state_dict(dict(source))
+    classifiers = _names(cfg, "classifier")
+    first_convs = {f"{c}.weight" for c in _names(cfg, "first_conv")}
+
+    def is_classifier(key: str) -> bool:
+        return any(key.startswith(f"{c}.") for c in classifiers)
+
+    report = LoadReport()
+    for key, shape in source.items():
+        if is_classifier(key):
+            report.unexpected.append(key)  # timm drops the classifier of a features-only model
+        elif key not in target:
+            report.unexpected.append(key)
+        elif shape == target[key]:
+            report.loaded.append(key)
+        elif (
+            key in first_convs
+            and len(shape) == len(target[key]) == 4
+            and shape[:1] + shape[2:] == target[key][:1] + target[key][2:]
+        ):
+            report.loaded.append(key)
+            report.adapted[key] = (shape, target[key])
+        else:
+            report.mismatched[key] = (shape, target[key])
+    report.missing = [k for k in target if k not in source and not is_classifier(k)]
+    extra = [k for k in report.unexpected if not is_classifier(k)]
+    if report.missing or report.mismatched or extra:
+        problems = dataclasses.replace(report, unexpected=extra)  # the classifier is no problem
+        raise ValueError(
+            f"{path}: the weights do not fit timm model {name!r} "
+            f"(in_chans={kwargs.get('in_chans', 3)}); the file must hold the full model's state "
+            f"dict in timm's naming, as `timm.create_model({name!r}).state_dict()` or timm's own "
+            f"weight files (names of the full model):\n{problems}"
+        )
+    return report
 
 
 class TimmEncoder(Encoder):
     """A timm model built with ``features_only=True`` as an encoder.
 
-    Never downloads: the model is created with ``pretrained=False`` and pretrained weights (ImageNet
-    or other) come from a local file (``.safetensors``, ``.pth``, ``.bin``) in timm's naming, as
-    saved by ``timm.create_model(name).state_dict()`` or found in timm's Hugging Face repositories.
-    The file is read with :func:`~sslkeypoint.weights.load_state_dict_file` (no arbitrary
-    unpickling), its names are mapped to the features-only model, the classifier keys are reported
-    as unexpected and the first convolution is adapted when ``in_chans`` differs (3 → 1 sums the RGB
-    filters). The :class:`~sslkeypoint.weights.LoadReport` is kept in ``load_report``.
+    Never downloads. Pretrained weights (ImageNet or other) come from a local file
+    (``.safetensors``, ``.pth``, ``.bin``) holding the full model's state dict in timm's naming, as
+    saved by ``timm.create_model(name).state_dict()`` or found in timm's Hugging Face repositories
+    (wrapper prefixes ``module.`` and ``_orig_mod.`` and the containers read by
+    :func:`~sslkeypoint.weights.load_state_dict_file` are fine). timm's builder loads it: the
+    classifier is dropped and the first convolution is adapted to ``in_chans`` (to one channel the
+    RGB filters are summed, so a gray image gives the response the RGB model gives to that image on
+    three channels). The file is checked first: missing tensors, tensors the model does not have
+    (other than the classifier) and shape mismatches (other than the first convolution's input
+    channels) raise an error naming the file. Torch files are read with ``weights_only=True``.
 
     Args:
         name: timm model name (any of ``timm.list_models()``).
@@ -98,23 +182,36 @@ class TimmEncoder(Encoder):
         **kwargs: Further arguments of ``timm.create_model`` (e.g. ``drop_path_rate``).
 
     Attributes:
+        name: The timm model name.
         model: The timm feature extractor.
         channels: Channels per feature, finest first (from ``feature_info``).
         reductions: Reduction per feature, finest first (from ``feature_info``).
         in_chans: Input channels.
-        load_report: Report of the ``pretrained_file`` load, or ``None``.
+        load_report: What the ``pretrained_file`` gave, in the full model's names (``loaded``, the
+            dropped classifier tensors as ``unexpected``, the first convolution in ``adapted`` when
+            its input channels were adapted), or ``None`` without a file.
 
     Raises:
-        ValueError: If ``name`` is unknown to timm (close matches are listed) or
-            ``pretrained=True`` is passed.
+        ValueError: If ``name`` is unknown to timm (close matches are listed), ``pretrained=True``
+            is passed, or ``pretrained_file`` is unreadable, unsafe or does not fit the model.
+        FileNotFoundError: If ``pretrained_file`` does not exist.
 
     Examples:
-        >>> import torch
+        >>> import tempfile, timm, torch
+        >>> from pathlib import Path
+        >>> from sslkeypoint.weights import save_state_dict
         >>> enc = TimmEncoder("resnet18", in_chans=1)
         >>> enc.reductions, enc.channels
         ([2, 4, 8, 16, 32], [64, 64, 128, 256, 512])
         >>> [f.shape[-1] for f in enc(torch.zeros(1, 1, 64, 64))]
         [32, 16, 8, 4, 2]
+        >>> full = timm.create_model("resnet18")  # e.g. ImageNet weights saved once, offline
+        >>> path = save_state_dict(full, Path(tempfile.mkdtemp()) / "resnet18.safetensors")
+        >>> enc = TimmEncoder("resnet18", in_chans=1, pretrained_file=path)
+        >>> torch.allclose(enc.model.conv1.weight, full.conv1.weight.sum(1, keepdim=True))
+        True
+        >>> enc.load_report.adapted
+        {'conv1.weight': ((64, 3, 7, 7), (64, 1, 7, 7))}
     """
 
     def __init__(
@@ -140,44 +237,58 @@ class TimmEncoder(Encoder):
             raise ValueError(
                 f"unknown timm model {name!r}{hint} (timm.list_models() lists every name)"
             )
-        if out_indices is not None:
-            kwargs["out_indices"] = tuple(int(i) for i in out_indices)
         self.name = name
         self.in_chans = int(in_chans)
-        self.model = timm.create_model(
-            name, features_only=True, pretrained=False, in_chans=self.in_chans, **kwargs
-        )
+        kwargs["in_chans"] = self.in_chans
+        model_kwargs = {k: v for k, v in kwargs.items() if k not in _FEATURE_ARGS}
+        if out_indices is not None:
+            kwargs["out_indices"] = tuple(int(i) for i in out_indices)
+        self.load_report: LoadReport | None = None
+        if pretrained_file is None:
+            self.model = timm.create_model(name, features_only=True, pretrained=False, **kwargs)
+        else:
+            self.model = self._build_from_file(name, Path(pretrained_file), kwargs, model_kwargs)
         info: Any = self.model.feature_info
         self.channels = [int(c) for c in info.channels()]
         self.reductions = [int(r) for r in info.reduction()]
-        self.load_report: LoadReport | None = None
-        if pretrained_file is not None:
-            self.load_report = self.load_pretrained(pretrained_file)
 
-    def load_pretrained(
-        self,
-        source: str | os.PathLike[str] | Mapping[str, Tensor],
-        *,
-        strip_prefix: str | Sequence[str] = (),
-        strict_shapes: bool = True,
-    ) -> LoadReport:
-        """Load a full timm model's weights (file or state dict) into this encoder.
+    def _build_from_file(
+        self, name: str, path: Path, kwargs: dict[str, Any], model_kwargs: dict[str, Any]
+    ) -> nn.Module:
+        """Check ``path`` against the model, then let timm's builder load it (see the class doc)."""
+        import timm
 
-        Args:
-            source: Weight file or ``{name: tensor}`` mapping in timm's naming.
-            strip_prefix: Prefixes to strip from the source names first (e.g. ``"module."``).
-            strict_shapes: Raise on shape mismatches (see
-                :func:`~sslkeypoint.weights.load_partial_state_dict`).
-
-        Returns:
-            The load report (classifier keys appear as unexpected).
-        """
-        sd = dict(source) if isinstance(source, Mapping) else load_state_dict_file(source)
-        prefixes = (strip_prefix,) if isinstance(strip_prefix, str) else tuple(strip_prefix)
-        for prefix in prefixes:
-            sd = {k[len(prefix) :] if prefix and k.startswith(prefix) else k: v for k, v in sd.items()}
-        sd = remap_timm_state_dict(sd, list(self.model.state_dict()))
-        return load_partial_state_dict(self.model, sd, strict_shapes=strict_shapes)
+        with ExitStack() as stack:
+            timm_file, shapes = _file_for_timm(path, stack)
+            self.load_report = _check_fit(name, path, shapes, model_kwargs)
+            overlay = {
+                **dict(kwargs.pop("pretrained_cfg_overlay", None) or {}),
+                # the local file is the only weight source: no URL, hub id or in-memory state dict
+                "file": str(timm_file),
+                "url": None,
+                "hf_hub_id": None,
+                "hf_hub_filename": None,
+                "state_dict": None,
+                "source": None,
+                "custom_load": False,
+            }
+            try:
+                model: nn.Module = timm.create_model(
+                    name,
+                    features_only=True,
+                    pretrained=True,
+                    pretrained_cfg_overlay=overlay,
+                    **kwargs,
+                )
+            except Exception as err:
+                raise ValueError(
+                    f"{path}: timm could not load these weights into {name!r} "
+                    f"(in_chans={self.in_chans}): {type(err).__name__}: {err}"
+                ) from err
+        cfg = getattr(model, "pretrained_cfg", None)
+        if isinstance(cfg, dict):
+            cfg["file"] = str(path)  # the user's file, not the temporary copy timm read
+        return model
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Compute the feature maps.

@@ -1,11 +1,11 @@
-"""MoCo v2 built from lightly's parts: projection head, NTXentLoss queue, momentum helpers.
+"""MoCo v2 built from lightly's parts: projection head, momentum helpers, memory bank.
 
 The model is a query encoder (any sslkeypoint encoder: ``forward(x) -> list[Tensor]`` finest first,
 attribute ``channels``) whose deepest feature map is globally average pooled and projected by
 lightly's :class:`~lightly.models.modules.MoCoProjectionHead`; a frozen momentum copy of both
-computes the keys; lightly's :class:`~lightly.loss.NTXentLoss` with a memory bank holds the queue of
-negatives. The queue lives in lightly's ``MemoryBankModule``; this module re-registers its two
-buffers as persistent so that they are part of ``state_dict()`` (lightly 1.6 keeps them out).
+computes the keys; :class:`~sslkeypoint.losses.InfoNCELoss` scores each query against its key and
+a queue of negatives, held in a :class:`~sslkeypoint.losses.GroupMemoryBank` (a subclass of
+lightly's ``MemoryBankModule``) whose keys, pointer and group ids are part of ``state_dict()``.
 
 Batch-norm leakage (MoCo, He et al. 2020, section 3.3): if the positive key is normalised with the
 statistics of the same images as its query, the network can recognise its positive by those
@@ -25,11 +25,10 @@ image; :meth:`MoCoV2.cap_queue_size` caps it. With temporally adjacent frames (s
 SSL-FetalBioNet), frames of the query's own sequence are near-duplicates: pass ``groups`` (sequence
 ids) to :meth:`MoCoV2.forward` and queue entries of the same group are left out of that query's
 negatives (their logits are set to ``-inf``). Image indices as groups do the same for single images
-at any queue size. The group id of every queue entry is kept in the ``queue_groups`` buffer, written
-where lightly's bank wrote the keys; the masked path is lightly's NTXentLoss formula plus the mask
-(with nothing masked it gives the same loss).
+at any queue size. With nothing masked the loss equals lightly's ``NTXentLoss`` with a memory bank
+(up to float rounding).
 
-Under DDP the bank gathers keys (and groups) from every rank before enqueueing, so every rank
+Under DDP the queue gathers keys (and groups) from every rank before enqueueing, so every rank
 holds the same queue; buffers need not be broadcast (``DDPStrategy(broadcast_buffers=False)``).
 """
 
@@ -39,18 +38,17 @@ import copy
 import warnings
 
 import torch
-from lightly.loss import NTXentLoss
 from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import (
     batch_shuffle_distributed,
     batch_unshuffle_distributed,
-    concat_all_gather,
     deactivate_requires_grad,
     update_momentum,
 )
 from lightly.utils import dist
 from torch import Tensor, nn
-from torch.nn import functional as F
+
+from sslkeypoint.losses.infonce import GroupMemoryBank, InfoNCELoss
 
 __all__ = ["MoCoV2", "cap_queue_size"]
 
@@ -131,11 +129,8 @@ class MoCoV2(nn.Module):
         projection_head: lightly ``MoCoProjectionHead`` on the pooled deepest feature.
         encoder_momentum: Frozen momentum copy of ``encoder``.
         projection_head_momentum: Frozen momentum copy of ``projection_head``.
-        criterion: lightly ``NTXentLoss`` with the memory bank; its buffers
-            ``criterion.memory_bank.bank`` ``(queue_size, projection_dim)`` and
-            ``criterion.memory_bank.bank_ptr`` ``(1,)`` are in ``state_dict()``.
-        queue_groups: ``(queue_size,)`` long buffer, the group id of each queue entry (``-1`` for
-            entries enqueued without a group or never filled).
+        criterion: :class:`~sslkeypoint.losses.InfoNCELoss`; its ``memory_bank`` is the queue
+            (also :attr:`queue`).
 
     Examples:
         >>> import torch
@@ -151,8 +146,8 @@ class MoCoV2(nn.Module):
         >>> x = torch.rand(4, 1, 16, 16)
         >>> loss = model(x, x.flip(-1))
         >>> loss.backward(); model.update_momentum(0.99)
-        >>> int(model.criterion.memory_bank.bank_ptr), sorted(model.export_encoder())[:2]
-        (4, ['conv.0.bias', 'conv.0.weight'])
+        >>> model.queue.pointer, model.queue.keys.shape, sorted(model.export_encoder())[:2]
+        (4, torch.Size([32, 16]), ['conv.0.bias', 'conv.0.weight'])
     """
 
     def __init__(
@@ -187,22 +182,19 @@ class MoCoV2(nn.Module):
         self.projection_head_momentum = copy.deepcopy(self.projection_head)
         deactivate_requires_grad(self.encoder_momentum)
         deactivate_requires_grad(self.projection_head_momentum)
-        self.criterion = NTXentLoss(
-            temperature=temperature,
-            memory_bank_size=(queue_size, projection_dim),
-            gather_distributed=gather_distributed,
+        self.criterion = InfoNCELoss(
+            queue_size, projection_dim, temperature=temperature, gather_distributed=gather_distributed
         )
-        bank = self.criterion.memory_bank
-        # Make the queue part of state_dict(): lightly registers it with persistent=False.
-        bank.register_buffer("bank", bank.bank, persistent=True)
-        bank.register_buffer("bank_ptr", bank.bank_ptr, persistent=True)
-        self.queue_groups: Tensor
-        self.register_buffer("queue_groups", torch.full((queue_size,), -1, dtype=torch.long))
+
+    @property
+    def queue(self) -> GroupMemoryBank:
+        """The queue of negatives: ``keys (queue_size, projection_dim)``, ``pointer``, ``groups``."""
+        return self.criterion.memory_bank
 
     @property
     def queue_size(self) -> int:
         """Number of entries in the queue."""
-        return int(self.criterion.memory_bank.size[0])
+        return self.queue.queue_size
 
     @property
     def temperature(self) -> float:
@@ -264,38 +256,10 @@ class MoCoV2(nn.Module):
                 "query_views and key_views must both be (B, C, H, W) of the same shape; got "
                 f"{tuple(query_views.shape)} and {tuple(key_views.shape)}"
             )
-        q = self.query(query_views)
-        k = self.key(key_views)
-        ptr = int(self.criterion.memory_bank.bank_ptr)
-        if groups is None:
-            loss: Tensor = self.criterion(q, k)
-            if q.requires_grad:  # the bank enqueued the keys; they carry no group
-                self._enqueue_groups(torch.full_like(q[:, 0], -1, dtype=torch.long), ptr)
-            return loss
-        if groups.shape != (q.shape[0],):
-            raise ValueError(f"groups must have shape ({q.shape[0]},); got {tuple(groups.shape)}")
-        groups = groups.to(device=q.device, dtype=torch.long)
-        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
-        neg_groups = self.queue_groups.clone()
-        # lightly's bank returns its entries as they were before this batch, then enqueues it.
-        _, negatives = self.criterion.memory_bank(k, update=q.requires_grad)
-        assert negatives is not None
-        if q.requires_grad:
-            self._enqueue_groups(groups, ptr)
-        sim_pos = (q * k).sum(dim=1, keepdim=True)
-        sim_neg = q @ negatives.to(q.dtype)  # (B, queue_size)
-        sim_neg = sim_neg.masked_fill(groups[:, None] == neg_groups[None, :], -torch.inf)
-        logits = torch.cat([sim_pos, sim_neg], dim=1) / self.temperature
-        return F.cross_entropy(logits, torch.zeros_like(groups))
-
-    @torch.no_grad()
-    def _enqueue_groups(self, groups: Tensor, ptr: int) -> None:
-        """Store ``groups`` where the bank has just written the keys (it started at ``ptr``)."""
-        if self.criterion.memory_bank.gather_distributed and dist.world_size() > 1:
-            groups = concat_all_gather(groups)
-        new_ptr = int(self.criterion.memory_bank.bank_ptr)
-        end = self.queue_size if new_ptr == 0 else new_ptr  # the bank wraps to 0 at its end
-        self.queue_groups[ptr:end] = groups[: end - ptr]
+        if groups is not None and tuple(groups.shape) != (query_views.shape[0],):
+            raise ValueError(f"groups must have shape ({query_views.shape[0]},); got {tuple(groups.shape)}")
+        loss: Tensor = self.criterion(self.query(query_views), self.key(key_views), groups)
+        return loss
 
     @torch.no_grad()
     def update_momentum(self, m: float | None = None) -> None:

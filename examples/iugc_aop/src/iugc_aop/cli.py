@@ -20,6 +20,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from iugc_aop.synth import SynthConfig, SynthResult
 
 __all__ = [
     "COMMAND_MODULES",
@@ -123,11 +127,12 @@ def resolve_data_root(args: argparse.Namespace) -> Path:
     """The data root of a command: ``--data``, or synthetic data written on first use.
 
     Synthetic data in ``--synthetic-dir`` is reused when its ``synthetic_truth.json`` records the
-    same size and seed; otherwise it is (re)written.
+    same size and seed; otherwise it is (re)written, with its ``contact_sheet.png``.
     """
     if args.data is not None:
         return Path(args.data)
-    from iugc_aop.synth import SynthConfig, load_truth, write_synthetic_iugc
+    from iugc_aop.formats.truth import load_truth
+    from iugc_aop.synth import SynthConfig
 
     out = Path(args.synthetic_dir)
     config = SynthConfig.preset(args.synthetic_size)
@@ -136,13 +141,27 @@ def resolve_data_root(args: argparse.Namespace) -> Path:
     if truth is None or truth.get("seed") != args.seed or truth.get("config") != wanted:
         print(f"writing synthetic IUGC-format data ({args.synthetic_size}, seed {args.seed}) "
               f"to {out}", file=sys.stderr)
-        write_synthetic_iugc(out, config, seed=args.seed, progress=not args.no_progress,
-                             workers=_default_workers())
+        _write_synthetic(out, config, args.seed, progress=not args.no_progress,
+                         workers=_default_workers(), sheet=True)
     return out
 
 
 def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
+
+
+def _write_synthetic(
+    out: Path, config: SynthConfig, seed: int, *, progress: bool, workers: int, sheet: bool
+) -> tuple[SynthResult, Path | None]:
+    """Write synthetic data, then (``sheet``) draw ``contact_sheet.png`` at its root."""
+    from iugc_aop.synth import write_synthetic_iugc
+
+    res = write_synthetic_iugc(out, config, seed=seed, progress=progress, workers=workers)
+    if not sheet:
+        return res, None
+    from iugc_aop.plotting import contact_sheet
+
+    return res, contact_sheet(res.root, res.root / "contact_sheet.png")
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +186,7 @@ def _configure_synth(p: argparse.ArgumentParser) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from iugc_aop.synth import SynthConfig, write_synthetic_iugc
+    from iugc_aop.synth import SynthConfig
 
     names = {"train": "train", "val": "validation", "test": "testing", "sequences": "sequences",
              "frames": "frames", "references": "references", "duplicates": "test_duplicates"}
@@ -178,12 +197,12 @@ def _run_synth(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    res = write_synthetic_iugc(args.out, config, seed=args.seed, progress=not args.no_progress,
-                               workers=args.workers, contact_sheet=not args.no_contact_sheet)
+    res, sheet = _write_synthetic(args.out, config, args.seed, progress=not args.no_progress,
+                                  workers=args.workers, sheet=not args.no_contact_sheet)
     print(f"wrote {res.images} images ({res.png} PNG inside .jpg) to {res.root} "
           f"in {res.seconds:.1f} s")
-    if res.contact_sheet is not None:
-        print(f"contact sheet: {res.contact_sheet}")
+    if sheet is not None:
+        print(f"contact sheet: {sheet}")
     return 0
 
 
@@ -211,7 +230,7 @@ def _configure_inspect(p: argparse.ArgumentParser) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from iugc_aop.reader import PARTS, read_iugc
+    from iugc_aop.formats import PARTS, read_iugc
 
     ds = read_iugc(args.data, parts=args.parts or PARTS, check_images=not args.no_image_check,
                    progress=not args.no_progress)

@@ -1,4 +1,8 @@
-"""Contact sheets of IUGC-format data: labelled frames with the AoP construction, and videos."""
+"""Contact sheets of IUGC-format data: labelled frames with the AoP construction, and videos.
+
+Drawing reads data only through :mod:`iugc_aop.formats` (the reader and, for synthetic data, the
+truth file); it never imports the synthetic generator.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from iugc_aop.reader import IUGCDataset, read_iugc
+from iugc_aop.formats.reader import IUGCDataset, read_iugc
+from iugc_aop.formats.truth import load_truth
+from iugc_aop.landmarks import LANDMARK_NAMES
 
 __all__ = ["contact_sheet"]
 
-_COLOURS = {"PS1": "#ff4040", "PS2": "#40a0ff", "FH1": "#ffc800"}
+_COLOURS = dict(zip(LANDMARK_NAMES, ("#ff4040", "#40a0ff", "#ffc800")))
 
 
 def _palette() -> Image.Image:
@@ -42,15 +48,16 @@ def contact_sheet(
     frames: int = 6,
     thumb: int = 160,
     seed: int = 0,
+    truth: dict[str, Any] | None = None,
 ) -> Path:
     """Draw labelled samples (landmarks, ``PS1→PS2`` and ``PS1→FH1``, AoP) and a few videos.
 
     Labelled samples are taken from training and testing (half each when both exist). For
-    synthetic data (a ``synthetic_truth.json`` next to ``Training/``) each video row is titled with
-    its kind and whether it is a good standard-plane sequence.
+    synthetic data (a ``synthetic_truth.json`` next to ``Training/``, or ``truth``) each video
+    row is titled with its kind and whether it is a good standard-plane sequence.
 
     Args:
-        dataset_or_dir: A dataset from :func:`~iugc_aop.reader.read_iugc`, or its root folder.
+        dataset_or_dir: A dataset from :func:`~iugc_aop.formats.read_iugc`, or its root folder.
         out_png: Where to write the PNG.
         labelled: Number of labelled samples.
         sequences: Number of videos (one row each).
@@ -58,20 +65,34 @@ def contact_sheet(
             columns.
         thumb: Side of each thumbnail (px); landmarks are scaled to it.
         seed: Seed of the choice of samples.
+        truth: The synthetic truth record (:func:`~iugc_aop.formats.load_truth`); read from the
+            data set's root when ``None``.
 
     Returns:
         The path written.
+
+    Raises:
+        ValueError: If the data set has no labelled image and no video.
+
+    Examples:
+        >>> import tempfile
+        >>> from iugc_aop.synth import SynthConfig, write_synthetic_iugc
+        >>> root = Path(tempfile.mkdtemp())
+        >>> config = SynthConfig(train=2, validation=0, testing=2, sequences=1, frames=2,
+        ...                      references=0, test_duplicates=0)
+        >>> _ = write_synthetic_iugc(root, config, progress=False)
+        >>> contact_sheet(root, root / "sheet.png", labelled=4, frames=2).stat().st_size > 0
+        True
     """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from iugc_aop.synth import load_truth
-
     ds = (dataset_or_dir if isinstance(dataset_or_dir, IUGCDataset)
           else read_iugc(dataset_or_dir, check_images=False, progress=False))
-    truth = load_truth(ds.root)
+    if truth is None:
+        truth = load_truth(ds.root)
     rng = np.random.default_rng(seed)
     pools = [r for r in (ds.train, ds.testing, ds.validation) if r]
     picks: list[Any] = []
@@ -109,7 +130,7 @@ def contact_sheet(
         ps1, ps2, fh1 = kp
         ax.plot([ps1[0], ps2[0]], [ps1[1], ps2[1]], color="#ff4040", lw=0.8)
         ax.plot([ps1[0], fh1[0]], [ps1[1], fh1[1]], color="#ffc800", lw=0.8)
-        for name, p in zip(("PS1", "PS2", "FH1"), kp):
+        for name, p in zip(LANDMARK_NAMES, kp):
             ax.plot(p[0], p[1], "o", ms=2.5, color=_COLOURS[name])
         aop = rec.meta.get("aop")
         label = f"{rec.meta['split']}/{rec.meta['filename']}"

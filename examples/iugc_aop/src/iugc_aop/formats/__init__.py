@@ -1,0 +1,47 @@
+"""Data formats of the example: the IUGC 2025 layout and the synthetic data set's truth file.
+
+* :mod:`iugc_aop.formats.iugc` defines the IUGC 2025 on-disk format once (folders, file names,
+  CSV columns, how points and AoP values are written and parsed); both the reader and the
+  synthetic writer use it.
+* :mod:`iugc_aop.formats.reader` reads a data set in that layout (:func:`read_iugc`) and reports
+  what is odd.
+* :mod:`iugc_aop.formats.truth` reads and writes ``synthetic_truth.json``.
+"""
+
+from __future__ import annotations
+
+from iugc_aop.formats.iugc import (
+    IUGCFormatError,
+    IUGCLayoutError,
+    format_aop,
+    format_point,
+    parse_point,
+    write_split_labels,
+)
+from iugc_aop.formats.reader import (
+    AOP_TOLERANCE_DEG,
+    PARTS,
+    DuplicateGroup,
+    IUGCDataset,
+    Problem,
+    read_iugc,
+)
+from iugc_aop.formats.truth import TRUTH_NAME, load_truth, write_truth
+
+__all__ = [
+    "AOP_TOLERANCE_DEG",
+    "PARTS",
+    "TRUTH_NAME",
+    "DuplicateGroup",
+    "IUGCDataset",
+    "IUGCFormatError",
+    "IUGCLayoutError",
+    "Problem",
+    "format_aop",
+    "format_point",
+    "load_truth",
+    "parse_point",
+    "read_iugc",
+    "write_split_labels",
+    "write_truth",
+]

@@ -1,0 +1,238 @@
+"""Writing a whole synthetic data set in the IUGC 2025 layout, rendered in parallel processes.
+
+:func:`write_synthetic_iugc` samples the labels (:mod:`iugc_aop.synth.labels`), renders every
+frame (:mod:`iugc_aop.synth.render`) and writes the images, the label files in the released
+format (:mod:`iugc_aop.formats.iugc`, so the real reader is what runs on them) and
+``synthetic_truth.json`` (:mod:`iugc_aop.formats.truth`). It draws nothing else: the contact
+sheet is :func:`iugc_aop.plotting.contact_sheet`'s.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from iugc_aop.formats.iugc import (
+    SPLITS,
+    reference_filename,
+    split_dir,
+    unlabelled_dir,
+    write_split_labels,
+)
+from iugc_aop.formats.truth import TRUTH_NAME, write_truth
+from iugc_aop.landmarks import LANDMARK_NAMES, aop_degrees
+from iugc_aop.synth.labels import (
+    Scene,
+    SynthConfig,
+    sample_duplicates,
+    sample_labels,
+    sample_references,
+    sample_sequences,
+)
+from iugc_aop.synth.render import render_scene
+from iugc_aop.synth.scene import Fan
+
+__all__ = ["SynthResult", "write_synthetic_iugc"]
+
+
+def _encode(gray: np.ndarray, fmt: str, quality: int) -> bytes:
+    img = Image.fromarray(np.repeat(gray[:, :, None], 3, axis=2), mode="RGB")
+    buf = io.BytesIO()
+    if fmt == "PNG":
+        img.save(buf, format="PNG", compress_level=3)
+    else:
+        img.save(buf, format="JPEG", quality=quality, subsampling=0, optimize=False)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: str
+    scene: Scene
+    fmt: str
+    quality: int
+    fan: Fan
+
+
+def _run_job(job: _Job) -> int:
+    data = _encode(render_scene(job.scene, job.fan), job.fmt, job.quality)
+    Path(job.path).write_bytes(data)
+    return len(data)
+
+
+def _iter_jobs(jobs: list[_Job], workers: int) -> Iterator[int]:
+    if workers <= 1:
+        for job in jobs:
+            yield _run_job(job)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        yield from pool.map(_run_job, jobs, chunksize=4)
+
+
+def _formats(n: int, fraction: float, rng: np.random.Generator) -> list[str]:
+    """A seeded share ``fraction`` of ``n`` files is PNG inside, the rest JPEG."""
+    png = set(rng.permutation(n)[: round(fraction * n)].tolist())
+    return ["PNG" if i in png else "JPEG" for i in range(n)]
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """What :func:`write_synthetic_iugc` wrote.
+
+    Attributes:
+        root: The data set's root folder.
+        images: Number of image files written.
+        png: How many of them are PNG inside.
+        seconds: Wall time of the whole run.
+        truth_path: The ``synthetic_truth.json`` file.
+    """
+
+    root: Path
+    images: int
+    png: int
+    seconds: float
+    truth_path: Path
+
+
+def write_synthetic_iugc(
+    out: str | os.PathLike[str],
+    config: SynthConfig | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    workers: int = 1,
+) -> SynthResult:
+    """Write a synthetic data set in the IUGC 2025 layout.
+
+    Layout written (``N`` counts from ``config``; every image is named ``.jpg``, a seeded share
+    ``config.png_fraction`` is PNG inside)::
+
+        out/Training/Labeled cases/label.csv          Filename, PS1, PS2, FH1, AOP
+        out/Training/Labeled cases/1.jpg ...
+        out/Training/Unlabeled cases/Example1.jpg ...  standard-plane references
+        out/Training/Unlabeled cases/video_1/frame_1.jpg ...
+        out/Validation/landmarks_data.csv              Filename, PS1, PS2, AOP Tangency
+        out/Validation/aop_results.csv                 Filename, AOP
+        out/Validation/1.jpg ...
+        out/Testing/...                                as Validation, with duplicates
+        out/synthetic_truth.json                       drawn geometry (not in the real layout)
+
+    Points are written as ``"(x, y)"`` with 4 decimals, the AoP with 6 decimals, computed with
+    :func:`sslkeypoint.geometry.angle_of_progression` from the written points. The same seed
+    gives byte-identical files, whatever the number of workers.
+
+    Args:
+        out: Root folder (created; existing files of the same names are overwritten).
+        config: Sizes and distributions; the ``quick`` preset when ``None``.
+        seed: Seed of the whole data set.
+        progress: Show a progress bar.
+        workers: Processes that render in parallel (1 renders in this process).
+
+    Returns:
+        A :class:`SynthResult`.
+
+    Examples:
+        >>> import tempfile
+        >>> from iugc_aop.synth.labels import SynthConfig
+        >>> config = SynthConfig(train=2, validation=1, testing=1, sequences=1, frames=2,
+        ...                      references=1, test_duplicates=0)
+        >>> res = write_synthetic_iugc(tempfile.mkdtemp(), config, progress=False)
+        >>> res.images, res.truth_path.name
+        (7, 'synthetic_truth.json')
+    """
+    start = time.perf_counter()
+    config = config or SynthConfig()
+    root = Path(out)
+    (root / TRUTH_NAME).unlink(missing_ok=True)
+    split_dirs = {split: split_dir(root, split) for split in SPLITS}
+    unlabelled = unlabelled_dir(root)
+    for d in (split_dirs["train"], unlabelled, split_dirs["validation"], split_dirs["testing"]):
+        d.mkdir(parents=True, exist_ok=True)
+
+    labels = sample_labels(config, seed)
+    sequences = sample_sequences(config, seed)
+    fmt_rng = np.random.default_rng([seed, 99])
+    jobs: list[_Job] = []
+    truth: dict[str, Any] = {
+        "generator": "iugc_aop.synth",
+        "format_version": 1,
+        "seed": seed,
+        "config": config.to_dict(),
+        "landmark_order": list(LANDMARK_NAMES),
+        "labelled": {},
+        "sequences": {},
+        "references": [],
+    }
+
+    def add(path: Path, scene: Scene, fmt: str) -> dict[str, Any]:
+        jobs.append(_Job(str(path), scene, fmt, config.jpeg_quality, config.fan))
+        return {"file": path.relative_to(root).as_posix(), "format": fmt, **scene.truth()}
+
+    # Labelled splits.
+    for split, scenes in labels.items():
+        duplicates = sample_duplicates(config, seed, scenes) if split == "testing" else []
+        formats = _formats(len(scenes) + len(duplicates), config.png_fraction, fmt_rng)
+        entries, rows = [], []
+        for i, scene in enumerate(scenes):
+            name = f"{i + 1}.jpg"
+            entry = add(split_dirs[split] / name, scene, formats[i])
+            entry.update(filename=name, duplicate_of=None)
+            entries.append(entry)
+            kp = scene.keypoints
+            assert kp is not None
+            rows.append((name, kp, aop_degrees(kp)))
+        for k, (src, kp) in enumerate(duplicates):
+            # A second reading of the same image: the same pixels, moved landmarks.
+            name = f"{len(scenes) + k + 1}.jpg"
+            scene = scenes[src]
+            path = split_dirs[split] / name
+            jobs.append(_Job(str(path), scene, formats[src], config.jpeg_quality, config.fan))
+            entries.append({
+                "file": path.relative_to(root).as_posix(),
+                "format": formats[src], **scene.truth(),
+                "filename": name, "duplicate_of": f"{src + 1}.jpg",
+                "ps1": kp[0].tolist(), "ps2": kp[1].tolist(), "fh1": kp[2].tolist(),
+                "aop": aop_degrees(kp), "relabelled": True,
+            })
+            rows.append((name, kp, aop_degrees(kp)))
+        truth["labelled"][split] = entries
+        write_split_labels(root, split, rows)
+
+    # References and videos.
+    ref_formats = _formats(config.references, config.png_fraction, fmt_rng)
+    for i, scene in enumerate(sample_references(config, seed)):
+        truth["references"].append(
+            add(unlabelled / reference_filename(i + 1), scene, ref_formats[i]))
+    n_frames = sum(len(s.frames) for s in sequences)
+    frame_formats = iter(_formats(n_frames, config.png_fraction, fmt_rng))
+    for seq in sequences:
+        folder = unlabelled / seq.name
+        folder.mkdir(exist_ok=True)
+        truth["sequences"][seq.name] = {
+            "good": seq.good,
+            "kind": seq.kind,
+            "frames": [add(folder / f"frame_{f + 1}.jpg", scene, next(frame_formats))
+                       for f, scene in enumerate(seq.frames)],
+        }
+
+    n_png = 0
+    bar = tqdm(total=len(jobs), desc="synth", unit="img", disable=not progress)
+    for job, _ in zip(jobs, _iter_jobs(jobs, workers)):
+        n_png += job.fmt == "PNG"
+        bar.update(1)
+    bar.close()
+    # Written last: its presence marks a complete data set.
+    truth_path = write_truth(root, truth)
+    return SynthResult(root, len(jobs), n_png, time.perf_counter() - start, truth_path)

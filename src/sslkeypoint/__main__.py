@@ -1,0 +1,7 @@
+"""``python -m sslkeypoint``: see :mod:`sslkeypoint.cli`."""
+
+from __future__ import annotations
+
+from sslkeypoint.cli import main
+
+raise SystemExit(main())

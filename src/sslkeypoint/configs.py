@@ -1,0 +1,381 @@
+"""Typed configurations: what a run learns (model, loss, optimiser, schedule) and where it runs.
+
+* :class:`PretrainConfig` — a MoCo v2 pre-training stage (defaults: the paper's stage 1;
+  :meth:`PretrainConfig.stage2` for stage 2);
+* :class:`FinetuneConfig` — heatmap fine-tuning (defaults: the paper's stage 3);
+* :class:`TrainerConfig` — the machine: accelerator, devices, strategy, precision, workers,
+  logging. It changes how fast a run goes, not what it learns (within floating-point noise).
+
+Configs are plain dataclasses: derive variants with :func:`dataclasses.replace`, store them with
+``to_dict()`` (plain JSON-ready types) and rebuild them with ``from_dict()``, which rejects unknown
+fields by name. The command line (``python -m sslkeypoint pretrain|finetune --help``) is generated
+from their fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sslkeypoint._utils import plain, size_pair
+from sslkeypoint.heatmaps import HeatmapCodec
+from sslkeypoint.measures import Measure, measures_from_dict, measures_to_dict, validate_measures
+
+__all__ = ["STAGE2_AUGMENT", "FinetuneConfig", "PretrainConfig", "TrainerConfig"]
+
+C = TypeVar("C")
+
+#: Lighter view augmentation for stage 2 (the two frames already differ by motion).
+STAGE2_AUGMENT: dict[str, Any] = {"scale": (0.6, 1.0), "jitter": 0.2, "blur_p": 0.2}
+
+
+def _from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; valid fields: {sorted(names)}")
+    return cls(**dict(data))
+
+
+def _tuple_or_none(value: Any, cast: Any) -> tuple[Any, ...] | None:
+    return None if value is None else tuple(cast(v) for v in value)
+
+
+@dataclass
+class TrainerConfig:
+    """Where and how a run executes: passed to ``pytorch_lightning.Trainer`` and the DataLoaders.
+
+    Attributes:
+        accelerator: ``"auto"``, ``"cpu"``, ``"gpu"``, ...
+        devices: Devices per node (an int, a list of indices or ``"auto"``).
+        strategy: ``"auto"`` or ``"ddp"`` (several GPUs, processes or nodes).
+        num_nodes: Number of nodes.
+        precision: ``"32-true"``, ``"16-mixed"``, ``"bf16-mixed"``, ...
+        num_workers: DataLoader worker processes.
+        deterministic: Lightning's ``deterministic`` (``True`` makes a CPU run repeatable;
+            several CUDA kernels have no deterministic version); ``None`` is Lightning's default.
+        log_every_n_steps: Logging interval of step metrics.
+        num_sanity_val_steps: Validation batches run before training to catch errors early.
+
+    Examples:
+        >>> TrainerConfig(accelerator="cpu", devices=2, strategy="ddp").devices
+        2
+    """
+
+    accelerator: str = "auto"
+    devices: int | str | list[int] = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    num_workers: int = 0
+    deterministic: bool | None = None
+    log_every_n_steps: int = 10
+    num_sanity_val_steps: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.devices, str) and self.devices.isdigit():
+            self.devices = int(self.devices)
+        if self.num_nodes < 1 or self.num_workers < 0 or self.log_every_n_steps < 1:
+            raise ValueError(
+                "num_nodes and log_every_n_steps must be >= 1 and num_workers >= 0; got "
+                f"num_nodes={self.num_nodes}, num_workers={self.num_workers}, "
+                f"log_every_n_steps={self.log_every_n_steps}"
+            )
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``pytorch_lightning.Trainer`` (all fields but ``num_workers``)."""
+        return {
+            "accelerator": self.accelerator,
+            "devices": self.devices,
+            "strategy": self.strategy,
+            "num_nodes": self.num_nodes,
+            "precision": self.precision,
+            "deterministic": self.deterministic,
+            "log_every_n_steps": self.log_every_n_steps,
+            "num_sanity_val_steps": self.num_sanity_val_steps,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready)."""
+        return plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainerConfig:
+        """Build from a dict such as :meth:`to_dict`'s; unknown keys raise ``ValueError``."""
+        return _from_dict(cls, data)
+
+
+@dataclass
+class PretrainConfig:
+    """A MoCo v2 pre-training stage; the defaults are the paper's stage 1.
+
+    Use :meth:`stage1` / :meth:`stage2` for the paper's settings of each stage, with overrides.
+
+    Attributes:
+        stage: 1 (two views of one image) or 2 (frame ``t`` vs frame ``t + Δ`` of a sequence).
+        image_size: Network input ``(H, W)`` in px (an int means square); images are resized to it
+            on loading and the random resized crop outputs it.
+        in_chans: Input channels (1 for ultrasound).
+        encoder: Name for :func:`~sslkeypoint.encoders.create_encoder` (``"unet"``, ``"timm:<name>"``).
+        encoder_kwargs: Its keyword arguments besides ``in_chans`` (e.g. ``widths``).
+        projection_dim: MoCo projection size.
+        hidden_dim: Projection head hidden size (``None``: the encoder's deepest width).
+        queue_size: Requested number of negatives.
+        cap_queue: Cap the queue below the number of training items minus one global batch
+            (:func:`~sslkeypoint.ssl.cap_queue_size`).
+        temperature: InfoNCE temperature.
+        momentum: Key-encoder momentum at the first step.
+        momentum_end: Momentum at the last step (cosine schedule).
+        split_bn: Sub-batches for the key encoder on one device (shuffle-BN substitute).
+        batch_size: Images (or frame pairs) per device per step.
+        max_epochs: Epochs.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        plateau: Reduce the learning rate on a plateau of the epoch loss.
+        plateau_factor: Factor of the reduction.
+        plateau_patience: Epochs without improvement before a reduction.
+        delta: Stage 2: inclusive range of the frame offset ``Δ``.
+        mask_same_source: Keep queue entries that come from the query's own image (stage 1) or
+            its own sequence (stage 2) out of its negatives.
+        augment: Keyword arguments of :func:`~sslkeypoint.augment.moco_v2_augmentation` (crop
+            ``scale``, ``jitter``, ``blur_p``, ``hflip_p``, ...).
+        seed: Seed of everything (weights, queue, shuffling, augmentation).
+
+    Examples:
+        >>> c = PretrainConfig.stage2(batch_size=32)
+        >>> c.stage, c.queue_size, c.lr, c.plateau, c.batch_size
+        (2, 16384, 0.0001, True, 32)
+    """
+
+    stage: int = 1
+    image_size: tuple[int, int] | int = (256, 256)
+    in_chans: int = 1
+    encoder: str = "unet"
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    projection_dim: int = 128
+    hidden_dim: int | None = None
+    queue_size: int = 65536
+    cap_queue: bool = True
+    temperature: float = 0.2
+    momentum: float = 0.999
+    momentum_end: float = 1.0
+    split_bn: int = 8
+    batch_size: int = 64
+    max_epochs: int = 200
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    plateau: bool = False
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    delta: tuple[int, int] = (1, 3)
+    mask_same_source: bool = True
+    augment: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2; got {self.stage}")
+        self.image_size = size_pair(self.image_size, "image_size")
+        self.delta = (int(self.delta[0]), int(self.delta[1]))
+        if not 1 <= self.delta[0] <= self.delta[1]:
+            raise ValueError(f"delta must satisfy 1 <= min <= max; got {self.delta}")
+        for name in ("batch_size", "max_epochs", "queue_size", "in_chans", "split_bn"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not 0.0 <= self.momentum <= self.momentum_end <= 1.0:
+            raise ValueError(
+                f"momentum must satisfy 0 <= momentum <= momentum_end <= 1; got {self.momentum}, {self.momentum_end}"
+            )
+
+    @classmethod
+    def stage1(cls, **overrides: Any) -> PretrainConfig:
+        """The paper's stage 1: AdamW 1e-3 / 1e-3, batch 64, 200 epochs, queue 65,536."""
+        return cls(**{"stage": 1, **overrides})
+
+    @classmethod
+    def stage2(cls, **overrides: Any) -> PretrainConfig:
+        """The paper's stage 2: AdamW 1e-4 / 1e-4 + ReduceLROnPlateau, queue 16,384, lighter views."""
+        defaults: dict[str, Any] = {
+            "stage": 2,
+            "queue_size": 16384,
+            "lr": 1e-4,
+            "weight_decay": 1e-4,
+            "plateau": True,
+            "augment": dict(STAGE2_AUGMENT),
+        }
+        return cls(**{**defaults, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready; tuples as lists)."""
+        return plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PretrainConfig:
+        """Rebuild from :meth:`to_dict` output (unknown keys raise ``ValueError``)."""
+        return _from_dict(cls, data)
+
+
+@dataclass
+class FinetuneConfig:
+    """Heatmap fine-tuning; the defaults are the paper's stage 3.
+
+    The paper fixes the input and heatmap sizes, σ, the MSE loss, Adam with lr 1e-5, batch 8, up
+    to 1000 epochs, early stopping, learning-rate reduction on plateau and the 8:2 split; it does
+    not give the patience values or the reduction factor, so ``early_stopping_patience=50``,
+    ``lr_factor=0.1``, ``lr_patience=20`` are this library's choices.
+
+    Attributes:
+        input_size: Network input ``(H, W)`` in pixels; images are resized to it.
+        heatmap_size: Heatmap ``(h, w)``; ``input_size / heatmap_size`` is the model's heatmap
+            stride (the same integer for rows and columns).
+        sigma: Gaussian σ of the targets, in heatmap pixels.
+        in_chans: Image channels given to the encoder (1 for grayscale ultrasound).
+        num_keypoints: Number of landmarks ``K``.
+        keypoint_names: Optional ``K`` names (used in logs, metrics and predictions).
+        measures: Named measures scored on the validation set and reported by predictions, e.g.
+            ``{"aop": AngleMeasure(vertex=0, first=1, second=2)}`` (see :mod:`sslkeypoint.measures`).
+        encoder: :func:`~sslkeypoint.encoders.create_encoder` name (``"unet"``, ``"timm:<name>"``).
+        encoder_kwargs: Keyword arguments of the encoder (``widths``, ``bottleneck_width``, ...);
+            ``in_chans`` is taken from :attr:`in_chans`.
+        init_encoder: Weight file (``encoder.safetensors`` from pre-training, or a Lightning /
+            torch checkpoint) loaded into the encoder with
+            :func:`~sslkeypoint.weights.load_partial_state_dict` before training; ``None`` for
+            random initialisation.
+        init_strip_prefix: Prefixes stripped from the checkpoint's keys, tried in order.
+        loss: ``"mse"`` (the paper: mean over all heatmaps, invisible ones with all-zero
+            targets) or ``"masked_mse"`` (only visible landmarks' heatmaps).
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        batch_size: Training and validation batch size (per process).
+        max_epochs: Upper bound on epochs.
+        early_stopping_patience: Validation epochs without improvement of ``val/mre_px`` before
+            stopping.
+        lr_factor: ``ReduceLROnPlateau`` factor.
+        lr_patience: ``ReduceLROnPlateau`` patience in validation epochs.
+        min_lr: Lower bound of the learning rate.
+        val_fraction: Fraction of records held out for validation when no explicit split is
+            given.
+        seed: Seed of the split, the model initialisation, the shuffling and the augmentation.
+        augment: Apply :func:`~sslkeypoint.augment.keypoint_augmentation` to training batches
+            (off in the paper's description).
+        augment_kwargs: Its arguments (rotation, translate, scale, brightness, contrast, ...).
+        refine: Heatmap decoding of the default codec: ``"dark"``, ``"quarter"``, ``"none"``.
+        blur_kernel: Optional odd smoothing kernel of the default codec's decoding.
+        pixel_spacing: Optional mm per pixel to also report errors in mm.
+    """
+
+    input_size: tuple[int, int] = (256, 256)
+    heatmap_size: tuple[int, int] = (64, 64)
+    sigma: float = 2.0
+    in_chans: int = 1
+    num_keypoints: int = 3
+    keypoint_names: tuple[str, ...] | None = None
+    measures: dict[str, Measure] = field(default_factory=dict)
+    encoder: str = "unet"
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_encoder: str | None = None
+    init_strip_prefix: tuple[str, ...] = ("model.", "module.", "backbone.", "encoder.")
+    loss: str = "mse"
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    max_epochs: int = 1000
+    early_stopping_patience: int = 50
+    lr_factor: float = 0.1
+    lr_patience: int = 20
+    min_lr: float = 1e-8
+    val_fraction: float = 0.2
+    seed: int = 0
+    augment: bool = False
+    augment_kwargs: dict[str, Any] = field(
+        default_factory=lambda: {
+            "rotation": 10.0,
+            "translate": 0.05,
+            "scale": (0.9, 1.1),
+            "brightness": 0.2,
+            "contrast": 0.2,
+        }
+    )
+    refine: str = "dark"
+    blur_kernel: int | None = None
+    pixel_spacing: float | None = None
+
+    def __post_init__(self) -> None:
+        self.input_size = size_pair(self.input_size, "input_size")
+        self.heatmap_size = size_pair(self.heatmap_size, "heatmap_size")
+        self.keypoint_names = _tuple_or_none(self.keypoint_names, str)
+        self.init_strip_prefix = tuple(str(p) for p in self.init_strip_prefix)
+        # Plain containers (lists, not tuples) so a config equals its JSON / checkpoint round trip.
+        self.encoder_kwargs = plain(dict(self.encoder_kwargs))
+        self.augment_kwargs = plain(dict(self.augment_kwargs))
+        if self.init_encoder is not None:
+            self.init_encoder = str(self.init_encoder)
+        if min(self.input_size) < 1 or min(self.heatmap_size) < 3:
+            raise ValueError(
+                f"input_size must be positive and heatmap_size at least (3, 3); got "
+                f"input_size={self.input_size}, heatmap_size={self.heatmap_size}"
+            )
+        sy, ry = divmod(self.input_size[0], self.heatmap_size[0])
+        sx, rx = divmod(self.input_size[1], self.heatmap_size[1])
+        if ry or rx or sy != sx:
+            raise ValueError(
+                "input_size must be the same integer multiple of heatmap_size along both axes; got "
+                f"input_size={self.input_size}, heatmap_size={self.heatmap_size}"
+            )
+        if self.num_keypoints < 1:
+            raise ValueError(f"num_keypoints must be >= 1; got {self.num_keypoints}")
+        if self.keypoint_names is not None and len(self.keypoint_names) != self.num_keypoints:
+            raise ValueError(
+                f"keypoint_names must have num_keypoints={self.num_keypoints} entries; got "
+                f"{len(self.keypoint_names)}: {self.keypoint_names}"
+            )
+        self.measures = validate_measures(measures_from_dict(self.measures), self.num_keypoints)
+        if self.loss not in ("mse", "masked_mse"):
+            raise ValueError(f"loss must be 'mse' or 'masked_mse'; got {self.loss!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1); got {self.val_fraction}")
+        if self.batch_size < 1 or self.max_epochs < 1 or self.lr <= 0:
+            raise ValueError(
+                f"batch_size and max_epochs must be >= 1 and lr > 0; got batch_size={self.batch_size}, "
+                f"max_epochs={self.max_epochs}, lr={self.lr}"
+            )
+        self.codec()  # validates sigma, refine and blur_kernel
+
+    @property
+    def heatmap_stride(self) -> int:
+        """Input pixels per heatmap pixel."""
+        return self.input_size[0] // self.heatmap_size[0]
+
+    def codec(self) -> HeatmapCodec:
+        """The :class:`~sslkeypoint.heatmaps.HeatmapCodec` of this configuration."""
+        return HeatmapCodec(self.input_size, self.heatmap_size, self.sigma, self.refine, self.blur_kernel)  # type: ignore[arg-type]
+
+    def model_spec(self) -> dict[str, Any]:
+        """Plain description of the network for :func:`~sslkeypoint.models.build_heatmap_model`."""
+        return {
+            "encoder": self.encoder,
+            "encoder_kwargs": plain(self.encoder_kwargs),
+            "in_chans": self.in_chans,
+            "num_keypoints": self.num_keypoints,
+            "heatmap_stride": self.heatmap_stride,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists, numbers, strings, None): JSON- and ``weights_only``-safe."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["measures"] = measures_to_dict(self.measures)
+        return plain(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FinetuneConfig:
+        """Build from a dict such as :meth:`to_dict`'s; unknown keys raise ``ValueError``.
+
+        Examples:
+            >>> from sslkeypoint.measures import AngleMeasure
+            >>> c = FinetuneConfig(measures={"aop": AngleMeasure(0, 1, 2)})
+            >>> FinetuneConfig.from_dict(c.to_dict()) == c
+            True
+        """
+        return _from_dict(cls, data)

@@ -1,0 +1,74 @@
+"""Data: image decoding, labelled records, datasets, invalid samples, splits, samplers, DataModules.
+
+* :mod:`~sslkeypoint.data.images` — decoding by content, the resize, listing image files;
+* :mod:`~sslkeypoint.data.records` — :class:`KeypointRecord` and records files (CSV / JSON);
+* :mod:`~sslkeypoint.data.datasets` — labelled, unlabelled and temporal-pair datasets;
+* :mod:`~sslkeypoint.data.invalid` — the one mechanism for invalid samples;
+* :mod:`~sslkeypoint.data.splits` — reproducible (group-aware) splits;
+* :mod:`~sslkeypoint.data.samplers` — resume-exact shuffling and unrepeated evaluation shards;
+* :mod:`~sslkeypoint.data.fingerprint` — a fingerprint of the training files;
+* :mod:`~sslkeypoint.data.datamodules` — the LightningDataModules of the recipes.
+"""
+
+from __future__ import annotations
+
+from sslkeypoint.data.datamodules import KeypointDataModule, PretrainDataModule
+from sslkeypoint.data.datasets import (
+    ImageFolderDataset,
+    IndexedDataset,
+    KeypointDataset,
+    TemporalPairDataset,
+    list_sequences,
+)
+from sslkeypoint.data.fingerprint import data_fingerprint
+from sslkeypoint.data.images import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    ImageSource,
+    list_images,
+    natural_sort_key,
+    read_image,
+    resize_image,
+)
+from sslkeypoint.data.invalid import (
+    DROP_KEYS,
+    DropCounts,
+    FilteringCollate,
+    InvalidSample,
+    filtering_collate,
+    without_drops,
+)
+from sslkeypoint.data.records import KeypointRecord, format_point, parse_point, read_records
+from sslkeypoint.data.samplers import EpochShuffleSampler, ShardSampler
+from sslkeypoint.data.splits import split_records
+
+__all__ = [
+    "DROP_KEYS",
+    "IMAGE_EXTENSIONS",
+    "DropCounts",
+    "EpochShuffleSampler",
+    "FilteringCollate",
+    "ImageFolderDataset",
+    "ImageReadError",
+    "ImageSource",
+    "IndexedDataset",
+    "InvalidSample",
+    "KeypointDataModule",
+    "KeypointDataset",
+    "KeypointRecord",
+    "PretrainDataModule",
+    "ShardSampler",
+    "TemporalPairDataset",
+    "data_fingerprint",
+    "filtering_collate",
+    "format_point",
+    "list_images",
+    "list_sequences",
+    "natural_sort_key",
+    "parse_point",
+    "read_image",
+    "read_records",
+    "resize_image",
+    "split_records",
+    "without_drops",
+]

@@ -1,0 +1,172 @@
+"""LightningDataModules: labelled records for fine-tuning, unlabelled images or videos for pre-training.
+
+The recipes (:func:`~sslkeypoint.run_finetuning`, :func:`~sslkeypoint.run_pretraining`) build these,
+and they work with any ``pytorch_lightning.Trainer`` too. :class:`KeypointDataModule` shards its
+data itself (seeded per-epoch shuffling for training, unrepeated shards for validation, see
+:mod:`sslkeypoint.data.samplers`), so run its trainer with ``use_distributed_sampler=False``: then
+validation metrics gathered over processes are exactly those of the whole validation set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sslkeypoint.data.datasets import ImageFolderDataset, IndexedDataset, KeypointDataset, TemporalPairDataset
+from sslkeypoint.data.invalid import FilteringCollate
+from sslkeypoint.data.records import KeypointRecord
+from sslkeypoint.data.samplers import EpochShuffleSampler, ShardSampler
+
+__all__ = ["KeypointDataModule", "PretrainDataModule"]
+
+
+class KeypointDataModule(pl.LightningDataModule):
+    """Training and validation loaders of labelled records, with invalid samples dropped and counted.
+
+    Items come from :class:`~sslkeypoint.data.KeypointDataset` and batches from
+    :class:`~sslkeypoint.data.FilteringCollate` (drops travel inside the batch). Training order is
+    :class:`~sslkeypoint.data.EpochShuffleSampler` (a function of the seed and the epoch, so a
+    resumed run repeats an uninterrupted one), validation is sharded without repeats.
+
+    Args:
+        train_records: Training records.
+        val_records: Validation records.
+        input_size: Network input ``(H, W)`` in px.
+        num_keypoints: ``K`` every record must have.
+        in_chans: Image channels.
+        batch_size: Batch size (per process).
+        num_workers: DataLoader worker processes.
+        seed: Seed of the training order.
+
+    Raises:
+        ValueError: If a split is empty.
+
+    Examples:
+        >>> dm = KeypointDataModule([], [], input_size=(32, 32), num_keypoints=2)
+        Traceback (most recent call last):
+        ...
+        ValueError: the training split is empty: give more records or a smaller val_fraction
+    """
+
+    def __init__(
+        self,
+        train_records: Sequence[KeypointRecord],
+        val_records: Sequence[KeypointRecord],
+        input_size: tuple[int, int],
+        num_keypoints: int,
+        in_chans: int = 1,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name, recs in (("training", train_records), ("validation", val_records)):
+            if not recs:
+                raise ValueError(f"the {name} split is empty: give more records or a smaller val_fraction")
+        kw: dict[str, Any] = {"input_size": input_size, "in_chans": in_chans, "num_keypoints": num_keypoints}
+        self.train_dataset = KeypointDataset(list(train_records), **kw)
+        self.val_dataset = KeypointDataset(list(val_records), **kw)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    def _loader(self, dataset: Dataset[Any], sampler: Any) -> DataLoader[Any]:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=FilteringCollate(),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """Seeded per-epoch shuffling, this process's share."""
+        rank, world = self._rank()
+        sampler = EpochShuffleSampler(len(self.train_dataset), self.seed, rank=rank, world_size=world)
+        return self._loader(self.train_dataset, sampler)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        """In order, this process's unrepeated shard."""
+        rank, world = self._rank()
+        return self._loader(self.val_dataset, ShardSampler(len(self.val_dataset), rank=rank, world_size=world))
+
+
+class PretrainDataModule(pl.LightningDataModule):
+    """Unlabelled images (stage 1) or pairs of nearby frames of videos (stage 2) for pre-training.
+
+    Stage-1 items are ``(image, image_index)`` (the index keeps a query's own image out of its
+    negatives), stage-2 items ``(frame_t, frame_t_plus_delta, sequence_index)``. The loader
+    shuffles and drops the last incomplete batch; under DDP Lightning shards it.
+
+    Args:
+        images: Stage 1: image files (exactly one of ``images`` and ``sequences``).
+        sequences: Stage 2: per video, its frame files in temporal order.
+        image_size: Output ``(H, W)`` of every image in px.
+        in_chans: Image channels.
+        delta: Stage 2: inclusive range of the frame offset.
+        batch_size: Batch size (per process).
+        num_workers: DataLoader worker processes.
+        seed: Seed of the frame-offset draws.
+
+    Examples:
+        >>> dm = PretrainDataModule(images=["a.png", "b.png"], image_size=(8, 8))
+        >>> len(dm.dataset), dm.stage
+        (2, 1)
+    """
+
+    def __init__(
+        self,
+        images: Sequence[str | Path] | None = None,
+        sequences: Sequence[Sequence[str | Path]] | None = None,
+        image_size: tuple[int, int] = (256, 256),
+        in_chans: int = 1,
+        delta: tuple[int, int] = (1, 3),
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if (images is None) == (sequences is None):
+            raise ValueError("give exactly one of images (stage 1) or sequences (stage 2)")
+        self.dataset: Dataset[Any]
+        if images is not None:
+            self.stage = 1
+            self.dataset = IndexedDataset(ImageFolderDataset([Path(p) for p in images], image_size, in_chans=in_chans))
+        else:
+            assert sequences is not None
+            self.stage = 2
+            self.dataset = TemporalPairDataset(
+                [[Path(p) for p in s] for s in sequences], image_size, delta=delta, in_chans=in_chans, seed=seed
+            )
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+
+    def __len__(self) -> int:
+        """Training items (images, or frame pairs)."""
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """Shuffled, last incomplete batch dropped."""
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            # Stage 2 draws new frame offsets each epoch (set_epoch): workers must be re-created.
+            persistent_workers=self.num_workers > 0 and self.stage == 1,
+            pin_memory=torch.cuda.is_available(),
+        )

@@ -1,0 +1,10 @@
+"""LightningModules of the recipes, their callbacks, and checks to run before training."""
+
+from __future__ import annotations
+
+from sslkeypoint.lightning.callbacks import DropReport
+from sslkeypoint.lightning.checks import overfit_one_batch
+from sslkeypoint.lightning.finetune import HeatmapFinetuneModule
+from sslkeypoint.lightning.pretrain import MoCoPretrainModule
+
+__all__ = ["DropReport", "HeatmapFinetuneModule", "MoCoPretrainModule", "overfit_one_batch"]

@@ -1,0 +1,298 @@
+"""Supervised heatmap fine-tuning (stage 3 of SSL-FetalBioNet) as a LightningModule.
+
+The (pre-trained) encoder sits inside a :class:`~sslkeypoint.models.HeatmapUNet`; inputs are
+resized to ``input_size``, targets are heatmaps built on the fly from each batch's keypoints by
+the module's :class:`~sslkeypoint.heatmaps.KeypointCodec` (by default the config's
+:class:`~sslkeypoint.heatmaps.HeatmapCodec`; any codec can be passed to the constructor), the loss
+is a heatmap loss of :mod:`sslkeypoint.losses`, the optimiser Adam with ``ReduceLROnPlateau`` on
+the validation MRE.
+
+Validation decodes exactly as :class:`~sslkeypoint.inference.KeypointPredictor` does (the codec's
+``decode``, then its ``to_original`` with each sample's original size), so the logged
+``val/mre_px`` is in original image pixels. Every validation figure is a ``torchmetrics`` metric:
+under DDP each process computes on its shard and the figures are synchronised, so every rank logs
+the value over the whole validation set and the learning-rate schedule, early stopping and the
+best checkpoint see the same number everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from sslkeypoint._utils import plain
+from sslkeypoint.configs import FinetuneConfig
+from sslkeypoint.data.invalid import without_drops
+from sslkeypoint.heatmaps import KeypointCodec, codec_from_dict, codec_to_dict, keypoints_to_original
+from sslkeypoint.inference import SPEC_KEY, predictor_spec
+from sslkeypoint.losses import heatmap_mse_loss, masked_heatmap_mse_loss
+from sslkeypoint.metrics import KeypointMetrics
+from sslkeypoint.models import build_heatmap_model
+
+__all__ = ["MONITOR", "HeatmapFinetuneModule", "LossFn", "flatten_metrics"]
+
+#: Loss signature: ``loss(pred (B, K, h, w), target (B, K, h, w), visible (B, K)) -> scalar``.
+LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+#: The validation figure that early stopping, the learning-rate schedule and checkpoints follow.
+MONITOR = "val/mre_px"
+_STATE_KEY = "sslkeypoint_state"
+
+
+def flatten_metrics(raw: Mapping[str, Any], prefix: str = "val/") -> dict[str, float]:
+    """:meth:`KeypointMetrics.compute <sslkeypoint.metrics.KeypointMetrics.compute>` output as flat scalars.
+
+    ``per_landmark_px`` becomes ``<prefix><name>_px``, ``sdr`` becomes ``<prefix>sdr_<r>px``, every
+    other number ``<prefix><key>``.
+
+    Examples:
+        >>> flatten_metrics({"mre_px": 2.0, "per_landmark_px": {"A": 1.0}, "sdr": {5.0: 0.5}})
+        {'val/mre_px': 2.0, 'val/A_px': 1.0, 'val/sdr_5px': 0.5}
+    """
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        if key == "per_landmark_px" and isinstance(value, Mapping):
+            out.update({f"{prefix}{name}_px": float(v) for name, v in value.items()})
+        elif key == "sdr" and isinstance(value, Mapping):
+            out.update({f"{prefix}sdr_{float(r):g}px": float(v) for r, v in value.items()})
+        elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+class HeatmapFinetuneModule(pl.LightningModule):
+    """Heatmap keypoint fine-tuning: a heatmap network trained on targets built on the fly.
+
+    Batches are dicts from :class:`~sslkeypoint.data.KeypointDataset` collated by
+    :class:`~sslkeypoint.data.FilteringCollate`: ``image (B, C, H, W)`` in ``[0, 1]``,
+    ``keypoints (B, K, 2)`` in input pixels, ``visible (B, K)``, ``original_size (B, 2)``. A batch
+    whose samples were all invalid is skipped. Logged metrics: ``train/loss``, ``val/loss``,
+    ``val/mre_px`` (original pixels), ``val/<name>_px`` per landmark, ``val/<measure>_mae_<unit>``
+    per measure (e.g. ``val/aop_mae_deg``), ``val/heatmap_mse``, ``val/heatmap_mae``, ...
+
+    The hyper-parameters saved in checkpoints are ``{"config": config.to_dict(), "codec":
+    codec_to_dict(codec)}`` (plain types), and every checkpoint also carries an ``"sslkeypoint"``
+    entry with the model, codec, landmark names and measures, so
+    :meth:`KeypointPredictor.from_checkpoint <sslkeypoint.inference.KeypointPredictor.from_checkpoint>`
+    rebuilds the predictor — with exactly the codec the model was trained with — from the file
+    alone. ``HeatmapFinetuneModule.load_from_checkpoint(path, weights_only=True)`` works too.
+
+    Args:
+        config: A :class:`~sslkeypoint.configs.FinetuneConfig` or its dict form.
+        codec: The codec of the targets and of the decoding (a
+            :class:`~sslkeypoint.heatmaps.KeypointCodec` or its stored dict form); default
+            ``config.codec()``. Its sizes must be the config's.
+        loss_fn: Optional loss ``(pred, target, visible) -> scalar``; default from
+            ``config.loss``. A custom callable is not saved in checkpoints.
+        model: Optional prebuilt network (``(B, C, H, W) -> (B, K, h, w)``); by default
+            :func:`~sslkeypoint.models.build_heatmap_model` of ``config.model_spec()``.
+
+    Examples:
+        >>> import torch
+        >>> cfg = FinetuneConfig(input_size=(32, 32), heatmap_size=(16, 16), num_keypoints=2,
+        ...                      encoder_kwargs={"widths": (4, 8), "bottleneck_width": 8})
+        >>> module = HeatmapFinetuneModule(cfg)
+        >>> module(torch.rand(2, 1, 32, 32)).shape
+        torch.Size([2, 2, 16, 16])
+    """
+
+    def __init__(
+        self,
+        config: FinetuneConfig | Mapping[str, Any],
+        codec: KeypointCodec | Mapping[str, Any] | None = None,
+        loss_fn: LossFn | None = None,
+        model: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
+        self.config = cfg
+        if codec is None:
+            codec = cfg.codec()
+        elif isinstance(codec, Mapping):
+            codec = codec_from_dict(codec)
+        if not isinstance(codec, KeypointCodec):
+            raise ValueError(f"codec must implement KeypointCodec; got {type(codec).__name__}")
+        if tuple(codec.input_size) != cfg.input_size or tuple(codec.heatmap_size) != cfg.heatmap_size:
+            raise ValueError(
+                f"the codec's sizes (input {tuple(codec.input_size)}, heatmap {tuple(codec.heatmap_size)}) "
+                f"must be the config's (input {cfg.input_size}, heatmap {cfg.heatmap_size})"
+            )
+        self.codec = codec
+        self.save_hyperparameters({"config": cfg.to_dict(), "codec": codec_to_dict(codec)})
+        self.model = model if model is not None else build_heatmap_model(cfg.model_spec())
+        if loss_fn is None:
+            loss_fn = masked_heatmap_mse_loss if cfg.loss == "masked_mse" else heatmap_mse_loss
+        self.loss_fn = loss_fn
+        self.augmentation: nn.Module | None = None
+        if cfg.augment:
+            from sslkeypoint.augment import keypoint_augmentation
+
+            self.augmentation = keypoint_augmentation(**cfg.augment_kwargs)
+        self.val_metrics = KeypointMetrics(
+            keypoint_names=cfg.keypoint_names,
+            num_keypoints=cfg.num_keypoints,
+            measures=cfg.measures,
+            pixel_spacing=cfg.pixel_spacing,
+        )
+        self.val_loss = MeanMetric()
+        #: One dict of validation metrics per validation epoch (also kept in checkpoints).
+        self.val_history: list[dict[str, Any]] = []
+        #: Invalid-sample counts per training epoch, written by
+        #: :class:`~sslkeypoint.lightning.callbacks.DropReport` (also kept in checkpoints).
+        self.drop_history: list[dict[str, Any]] = []
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Heatmaps ``(B, K, h, w)`` for images ``(B, C, H, W)``."""
+        return self.model(images)
+
+    def init_encoder_from(self, source: str | Path, strip_prefix: Sequence[str] | None = None) -> Any:
+        """Load pre-trained encoder weights (partial, by name and shape) and return the report.
+
+        Args:
+            source: ``encoder.safetensors``, a Lightning checkpoint or any torch weight file.
+            strip_prefix: Prefixes stripped from the file's keys; default
+                ``config.init_strip_prefix``.
+
+        Returns:
+            The :class:`~sslkeypoint.weights.LoadReport` (raises if nothing matched).
+        """
+        from sslkeypoint.weights import load_partial_state_dict
+
+        prefixes = self.config.init_strip_prefix if strip_prefix is None else tuple(strip_prefix)
+        encoder = getattr(self.model, "encoder", self.model)
+        return load_partial_state_dict(encoder, Path(source), strip_prefix=prefixes)
+
+    # ------------------------------------------------------------------ steps
+    @staticmethod
+    def unpack(batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(images, keypoints (float32), visible (bool))`` of a batch; missing ``visible``: finite keypoints."""
+        images = batch["image"]
+        keypoints = batch["keypoints"].to(torch.float32)
+        visible = batch.get("visible")
+        visible = torch.isfinite(keypoints).all(-1) if visible is None else visible.to(torch.bool)
+        return images, keypoints, visible
+
+    def _augment(self, images: Tensor, keypoints: Tensor, visible: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        assert self.augmentation is not None
+        # A fresh seed per (run seed, step, rank) keeps augmentation identical after a resume.
+        devices = [images.device] if images.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.config.seed * 1_000_003 + int(self.global_step) + 7919 * self.global_rank)
+            return self.augmentation(images, keypoints, visible)
+
+    def _no_data_loss(self) -> Tensor:
+        """A zero loss on the graph, so a process with an empty batch still joins DDP's gradient sync."""
+        return sum((p.sum() * 0.0 for p in self.model.parameters()), torch.zeros((), device=self.device))
+
+    def training_step(self, batch: Mapping[str, Any] | None, batch_idx: int) -> Tensor | None:
+        """One optimisation step; a batch whose samples were all invalid is skipped."""
+        data = without_drops(batch)
+        if data is None or "image" not in data:
+            return self._no_data_loss() if self._trainer_attached() and self.trainer.world_size > 1 else None
+        images, keypoints, visible = self.unpack(data)
+        if self.augmentation is not None:
+            images, keypoints, visible = self._augment(images, keypoints, visible)
+        target = self.codec.encode(keypoints, visible)
+        loss = self.loss_fn(self.model(images), target, visible)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=images.shape[0],
+                 sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: Mapping[str, Any] | None, batch_idx: int) -> None:
+        """Accumulate the validation metrics in original image pixels."""
+        data = without_drops(batch)
+        if data is None or "image" not in data:
+            return
+        images, keypoints, visible = self.unpack(data)
+        target = self.codec.encode(keypoints, visible)
+        pred = self.model(images)
+        self.val_loss.update(self.loss_fn(pred, target, visible).detach(), weight=images.shape[0])
+        kp_in, _ = self.codec.decode(pred.float())
+        sizes = data["original_size"].to(kp_in.device, torch.float32)
+        self.val_metrics.update(
+            self.codec.to_original(kp_in, sizes),
+            keypoints_to_original(keypoints, sizes, self.config.input_size),
+            visible=visible,
+            pred_heatmaps=pred.detach().float(),
+            target_heatmaps=target.detach().float(),
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        """Compute (over every process), log and record the epoch's metrics; step the plateau.
+
+        ``val/mre_px`` is ``inf`` when no sample could be scored.
+        """
+        metrics = flatten_metrics(self.val_metrics.compute())
+        # Called on every process (the figures are gathered over all of them), batches or not.
+        metrics["val/loss"] = float(self.val_loss.compute())
+        self.val_metrics.reset()
+        self.val_loss.reset()
+        if not math.isfinite(metrics.get(MONITOR, math.nan)):
+            metrics[MONITOR] = math.inf
+        for name, value in metrics.items():
+            # Already the figure over every process: nothing left to synchronise.
+            self.log(name, value, prog_bar=name == MONITOR, sync_dist=False, rank_zero_only=False)
+        if self.trainer.sanity_checking:
+            return
+        self.val_history.append({"epoch": int(self.current_epoch), "step": int(self.global_step), **metrics})
+        if self.trainer.state.fn == "fit":
+            plateau = self.lr_schedulers()
+            if isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                plateau.step(metrics[MONITOR])
+
+    def configure_optimizers(self) -> Any:
+        """Adam, and ``ReduceLROnPlateau`` on ``val/mre_px`` (stepped at the end of validation).
+
+        Lightning owns the schedule (its state is in every checkpoint) but steps epoch schedules
+        after the epoch's checkpoint is written, and skips plateau schedules when a run resumes;
+        stepping it at the end of validation instead (see :meth:`lr_scheduler_step`) makes a
+        resumed run repeat an uninterrupted one exactly. While overfitting one batch (the check
+        :func:`~sslkeypoint.lightning.checks.overfit_one_batch`) there is no schedule.
+        """
+        cfg = self.config
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if self._trainer_attached() and self.trainer.overfit_batches:
+            return optimizer
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": plateau, "monitor": MONITOR, "interval": "epoch", "strict": False},
+        }
+
+    def _trainer_attached(self) -> bool:
+        try:
+            return self.trainer is not None
+        except RuntimeError:  # Lightning raises when no trainer is attached
+            return False
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        """Lightning's stepping hook: the plateau schedule is stepped in :meth:`on_validation_epoch_end`."""
+        if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step()
+
+    # ------------------------------------------------------------------ checkpoints
+    def predictor_spec(self) -> dict[str, Any]:
+        """The model / codec / landmark / measure description stored in checkpoints (plain types)."""
+        cfg = self.config
+        return predictor_spec(cfg.model_spec(), self.codec, cfg.keypoint_names, cfg.measures)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the predictor description and the metric and drop histories (plain types only)."""
+        checkpoint[SPEC_KEY] = self.predictor_spec()
+        checkpoint[_STATE_KEY] = {"val_history": plain(self.val_history), "drop_history": plain(self.drop_history)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the metric and drop histories."""
+        state = checkpoint.get(_STATE_KEY) or {}
+        self.val_history = list(state.get("val_history", []))
+        self.drop_history = list(state.get("drop_history", []))

@@ -1,0 +1,221 @@
+"""Self-supervised pre-training of an encoder with MoCo v2 (stages 1 and 2 of SSL-FetalBioNet).
+
+Stage 1: MoCo v2 on a large set of unlabelled images; the two views are two MoCo v2 augmentations
+(random resized crop, colour jitter, grayscale for RGB, Gaussian blur, horizontal flip) of the same
+image. Stage 2: MoCo v2 on pairs of temporally adjacent frames (``t`` and ``t + Δ``) of "gold
+standard" sequences (see :mod:`sslkeypoint.ssl.selection`), initialised from stage 1; each frame
+gets a lighter augmentation, and queue entries from the query's own sequence are left out of its
+negatives.
+
+Augmentation is batched on the training device inside :meth:`MoCoPretrainModule.training_step`;
+the key momentum follows lightly's ``cosine_schedule`` from ``momentum`` to ``momentum_end`` over
+the run. Checkpoints hold the full state — both encoders, the heads, the queue, optimizer and
+scheduler — and, under ``"sslkeypoint"``, the library version, the config and a fingerprint of
+the data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightly.utils.scheduler import cosine_schedule
+from torch import Tensor
+
+from sslkeypoint._version import __version__
+from sslkeypoint.augment import moco_v2_augmentation
+from sslkeypoint.configs import PretrainConfig
+from sslkeypoint.encoders import create_encoder
+from sslkeypoint.losses import GroupMemoryBank
+from sslkeypoint.ssl.moco import MoCoV2
+
+__all__ = ["MoCoPretrainModule"]
+
+
+def _queue_state_keys(model: torch.nn.Module) -> frozenset[str]:
+    """``state_dict()`` keys of every queue (:class:`~sslkeypoint.losses.GroupMemoryBank`) in ``model``."""
+    return frozenset(
+        f"{name}.{key}" if name else key
+        for name, module in model.named_modules()
+        if isinstance(module, GroupMemoryBank)
+        for key in module.state_dict()
+    )
+
+
+class MoCoPretrainModule(pl.LightningModule):
+    """LightningModule for both MoCo v2 stages: device-side augmentation, momentum, loss.
+
+    Batches: stage 1 ``images (B, C, H, W)`` or ``(images, image_index (B,))``; stage 2
+    ``(frame_t, frame_t_plus_delta, sequence_index (B,))`` as ``TemporalPairDataset`` yields them.
+    The indices (when present and ``mask_same_source``) keep queue entries of the query's own
+    image or sequence out of its negatives.
+
+    Args:
+        config: The run's :class:`~sslkeypoint.configs.PretrainConfig` (or its dict form, as stored in
+            checkpoints).
+        queue_size: Queue size actually used (after capping); ``None`` uses ``config.queue_size``.
+        data_fingerprint: Fingerprint of the training data, stored in checkpoints.
+
+    Attributes:
+        config: The config.
+        model: The :class:`~sslkeypoint.ssl.moco.MoCoV2`.
+        augment: The MoCo v2 view augmentation.
+    """
+
+    def __init__(
+        self,
+        config: PretrainConfig | Mapping[str, Any],
+        queue_size: int | None = None,
+        data_fingerprint: str | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = PretrainConfig.from_dict(dict(config)) if isinstance(config, Mapping) else config
+        self.config = cfg
+        self.data_fingerprint = data_fingerprint
+        self.save_hyperparameters(
+            {"config": cfg.to_dict(), "queue_size": queue_size, "data_fingerprint": data_fingerprint}
+        )
+        encoder = create_encoder(cfg.encoder, in_chans=cfg.in_chans, **cfg.encoder_kwargs)
+        self.model = MoCoV2(
+            encoder,
+            projection_dim=cfg.projection_dim,
+            hidden_dim=cfg.hidden_dim,
+            queue_size=queue_size or cfg.queue_size,
+            temperature=cfg.temperature,
+            momentum=cfg.momentum,
+            split_bn=cfg.split_bn,
+        )
+        self.augment = moco_v2_augmentation(cfg.image_size, in_chans=cfg.in_chans, **cfg.augment)
+
+    def momentum_at(self, step: int) -> float:
+        """Key momentum at ``step``: cosine from ``momentum`` to ``momentum_end`` over the run.
+
+        The run's length is the attached Trainer's ``estimated_stepping_batches``; without a
+        Trainer the schedule is one step long (``momentum_end``).
+        """
+        total = 1
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # LightningModule.trainer raises while no Trainer is attached
+            trainer = None
+        if trainer is not None:
+            total = max(1, int(min(trainer.estimated_stepping_batches, 2**62)))
+        return float(cosine_schedule(min(step, total), total, self.config.momentum, self.config.momentum_end))
+
+    def _views(self, batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Query views, key views and optional groups of a batch, augmented on its device."""
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+            if self.config.stage == 1:
+                x, index = (batch, None) if isinstance(batch, Tensor) else (batch[0], batch[1])
+                groups = index if self.config.mask_same_source else None
+                return self.augment(x.float()), self.augment(x.float()), groups
+            frame_t, frame_td, seq = batch[0], batch[1], batch[2]
+            groups = seq if self.config.mask_same_source else None
+            return self.augment(frame_t.float()), self.augment(frame_td.float()), groups
+
+    def on_train_epoch_start(self) -> None:
+        """Tell a dataset with ``set_epoch`` (``TemporalPairDataset``) the epoch, for new offsets."""
+        loader = self.trainer.train_dataloader
+        dataset = getattr(loader, "dataset", None)
+        if dataset is not None and hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """One MoCo step: momentum update, two augmented views, InfoNCE loss (logged)."""
+        m = self.momentum_at(self.global_step)
+        self.model.update_momentum(m)
+        query, key, groups = self._views(batch)
+        loss = self.model(query, key, groups)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("momentum", m, on_step=True, on_epoch=False)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        """AdamW on the query side; ReduceLROnPlateau on ``train_loss_epoch`` when configured."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        if not self.config.plateau:
+            return opt
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=self.config.plateau_factor, patience=self.config.plateau_patience
+        )
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "monitor": "train_loss_epoch", "interval": "epoch"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add provenance: library versions, config, data fingerprint, queue size."""
+        import lightly
+
+        checkpoint["sslkeypoint"] = {
+            "version": __version__,
+            "lightly_version": str(lightly.__version__),
+            "torch_version": str(torch.__version__),
+            "stage": self.config.stage,
+            "config": self.config.to_dict(),
+            "data_fingerprint": self.data_fingerprint,
+            "queue_size": self.model.queue_size,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Warn when resuming on data whose fingerprint differs from the checkpoint's."""
+        saved = checkpoint.get("sslkeypoint", {}).get("data_fingerprint")
+        if saved and self.data_fingerprint and saved != self.data_fingerprint:
+            warnings.warn(
+                "resuming from a checkpoint trained on different data (fingerprint "
+                f"{saved[:12]}… vs {self.data_fingerprint[:12]}…)",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def load_initial_weights(self, path: str | PathLike[str]) -> list[str]:
+        """Initialise from a stage-1 result: a Lightning checkpoint or an encoder weight file.
+
+        From a ``.ckpt``: the query and key encoders and projection heads (not the queue, whose
+        keys belong to other data). From any other file (``encoder.safetensors``): the encoder,
+        copied into the key encoder too.
+
+        Args:
+            path: Checkpoint or weight file.
+
+        Returns:
+            Names of the loaded entries (relative to :attr:`model`).
+
+        Raises:
+            ValueError: If the file's tensors do not fit this model (names or shapes).
+        """
+        path = Path(path)
+        if path.suffix == ".ckpt":
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            if "state_dict" not in ckpt:
+                raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
+            queue_keys = _queue_state_keys(self.model)
+            sd = {
+                k[len("model.") :]: v
+                for k, v in ckpt["state_dict"].items()
+                if k.startswith("model.") and k[len("model.") :] not in queue_keys
+            }
+            result = self.model.load_state_dict(sd, strict=False)
+            missing = [k for k in result.missing_keys if k not in queue_keys]
+            if missing or result.unexpected_keys:
+                raise ValueError(
+                    f"{path} does not fit this model: missing {missing[:8]}, unexpected "
+                    f"{list(result.unexpected_keys)[:8]}"
+                )
+            return sorted(sd)
+        from sslkeypoint.weights import load_state_dict_file
+
+        sd = load_state_dict_file(path)
+        for target in (self.model.encoder, self.model.encoder_momentum):
+            try:
+                target.load_state_dict(sd, strict=True)
+            except RuntimeError as err:
+                raise ValueError(f"{path} does not fit the encoder: {err}") from err
+        return sorted(f"encoder.{k}" for k in sd)

@@ -1,0 +1,31 @@
+"""Keypoint metrics: plain batched functions, and the landmark report as a ``torchmetrics.Metric``.
+
+:mod:`sslkeypoint.metrics.functional` holds the functions (radial error, measure errors, heatmap
+errors, success detection rate); :mod:`sslkeypoint.metrics.landmarks` holds
+:class:`KeypointMetrics`, which accumulates them over an evaluation set and synchronises across
+processes.
+"""
+
+from __future__ import annotations
+
+from sslkeypoint.metrics.functional import (
+    aop_absolute_error,
+    heatmap_mae,
+    heatmap_mse,
+    mean_radial_error,
+    measure_error,
+    radial_error,
+    success_detection_rate,
+)
+from sslkeypoint.metrics.landmarks import KeypointMetrics
+
+__all__ = [
+    "KeypointMetrics",
+    "aop_absolute_error",
+    "heatmap_mae",
+    "heatmap_mse",
+    "mean_radial_error",
+    "measure_error",
+    "radial_error",
+    "success_detection_rate",
+]

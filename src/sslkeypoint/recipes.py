@@ -1,0 +1,419 @@
+"""The recipes: one call each for pre-training and fine-tuning, on a ``pytorch_lightning.Trainer``.
+
+:func:`run_pretraining` (MoCo v2, stage 1 on images or stage 2 on videos) and
+:func:`run_finetuning` (heatmap fine-tuning) are thin: they build the DataModule
+(:mod:`sslkeypoint.data.datamodules`), the LightningModule (:mod:`sslkeypoint.lightning`), the
+callbacks and the Trainer from the configs (:mod:`sslkeypoint.configs`), run ``fit`` and gather
+the result. Lightning does the rest: devices and DDP over processes or nodes, mixed precision,
+checkpoints, resuming, early stopping, logging. Run files (``config.json``, ``summary.json``,
+``encoder.safetensors``, ``encoder_init.txt``) are written by process 0 only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.loggers import CSVLogger
+
+from sslkeypoint._utils import plain
+from sslkeypoint._version import __version__
+from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
+from sslkeypoint.data import (
+    KeypointDataModule,
+    KeypointRecord,
+    PretrainDataModule,
+    data_fingerprint,
+    list_images,
+    list_sequences,
+    split_records,
+)
+from sslkeypoint.heatmaps import KeypointCodec
+from sslkeypoint.lightning.callbacks import DropReport
+from sslkeypoint.lightning.finetune import MONITOR, HeatmapFinetuneModule, LossFn
+from sslkeypoint.lightning.pretrain import MoCoPretrainModule
+from sslkeypoint.ssl import cap_queue_size
+from sslkeypoint.weights import save_state_dict
+
+__all__ = ["FinetuneResult", "PretrainResult", "run_finetuning", "run_pretraining"]
+
+Records = Sequence[KeypointRecord] | tuple[Sequence[KeypointRecord], Sequence[KeypointRecord]]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(plain(data), indent=2, default=str))
+
+
+# ------------------------------------------------------------------------------------------
+# Fine-tuning
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`run_finetuning` produced.
+
+    Attributes:
+        out_dir: The run folder.
+        best_checkpoint: Checkpoint with the lowest ``val/mre_px`` (``None`` if no validation ran).
+        last_checkpoint: ``last.ckpt`` (what a resumed run continues from).
+        best_metrics: Validation metrics of the best epoch (``val/mre_px`` in original pixels, ...).
+        best_epoch: Epoch of the best checkpoint.
+        epochs: Training epochs completed.
+        global_step: Optimisation steps taken.
+        stopped_early: Whether early stopping ended the run.
+        drop_summary: Invalid samples: the last epoch's counts and every dropped path with its
+            reason.
+        val_history: Validation metrics of every epoch.
+        encoder_init: The encoder initialisation report (text) or ``None``.
+    """
+
+    out_dir: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    best_metrics: dict[str, float]
+    best_epoch: int | None
+    epochs: int
+    global_step: int
+    stopped_early: bool
+    drop_summary: dict[str, Any]
+    val_history: list[dict[str, Any]]
+    encoder_init: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return plain(dataclasses.asdict(self))
+
+
+def _split(records: Records, config: FinetuneConfig) -> tuple[list[KeypointRecord], list[KeypointRecord]]:
+    """An explicit ``(train, val)`` pair as given, else the config's seeded ``val_fraction`` split."""
+    if (
+        isinstance(records, tuple)
+        and len(records) == 2
+        and all(isinstance(r, list | tuple) for r in records)
+        and not isinstance(records[0], KeypointRecord)
+    ):
+        pair: tuple[Any, Any] = records
+        return list(pair[0]), list(pair[1])
+    train, val = split_records(list(records), val_fraction=config.val_fraction, seed=config.seed)  # type: ignore[arg-type]
+    return list(train), list(val)
+
+
+def _best_entry(history: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    scored = [h for h in history if math.isfinite(float(h.get(MONITOR, math.inf)))]
+    if not scored:
+        return None
+    return dict(min(scored, key=lambda h: float(h[MONITOR])))
+
+
+def run_finetuning(
+    config: FinetuneConfig,
+    records: Records,
+    out_dir: str | PathLike[str],
+    *,
+    trainer: TrainerConfig | None = None,
+    codec: KeypointCodec | None = None,
+    resume: bool = True,
+    max_epochs: int | None = None,
+    max_steps: int | None = None,
+    progress: bool = True,
+    loss_fn: LossFn | None = None,
+    callbacks: Sequence[pl.Callback] = (),
+) -> FinetuneResult:
+    """Fine-tune a heatmap U-Net on labelled records with Lightning.
+
+    Sets up: the train/validation split (``config.val_fraction`` with ``config.seed`` unless
+    ``records`` is a ``(train, val)`` pair) in a :class:`~sslkeypoint.data.KeypointDataModule`
+    (invalid samples dropped and counted per epoch), the encoder initialisation from
+    ``config.init_encoder`` (report printed and saved as ``encoder_init.txt``), and a Trainer with
+    a progress bar, a CSV logger (``out_dir/logs``), checkpoints (``checkpoints/best-*.ckpt`` on
+    ``val/mre_px`` and ``checkpoints/last.ckpt``), early stopping, learning-rate monitoring and
+    ``seed_everything(config.seed, workers=True)``, so that a CPU run is repeatable and a resumed
+    run ends where an uninterrupted one does. Under DDP every validation figure is computed over
+    the whole validation set (see :class:`~sslkeypoint.lightning.HeatmapFinetuneModule`).
+
+    Writes ``config.json`` and ``summary.json`` (the :class:`FinetuneResult`) to ``out_dir``.
+
+    Args:
+        config: What to learn.
+        records: Labelled records, or an explicit ``(train_records, val_records)`` pair.
+        out_dir: Run folder (created).
+        trainer: Where to run; default ``TrainerConfig(deterministic=True)`` (repeatable on a CPU).
+        codec: The heatmap codec; default ``config.codec()``. Stored in every checkpoint.
+        resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists.
+        max_epochs: Override ``config.max_epochs`` (e.g. to extend a finished run).
+        max_steps: Optional cap on optimisation steps.
+        progress: Show the progress bar and the per-epoch drop summary.
+        loss_fn: Optional custom loss ``(pred, target, visible) -> scalar``.
+        callbacks: Extra Lightning callbacks.
+
+    Returns:
+        A :class:`FinetuneResult` (on every process).
+
+    Raises:
+        ValueError: On an empty split. Records with another keypoint count than
+            ``config.num_keypoints`` are dropped as invalid (and reported), like unreadable files.
+    """
+    run = trainer or TrainerConfig(deterministic=True)
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    train, val = _split(records, config)
+    data = KeypointDataModule(
+        train,
+        val,
+        input_size=config.input_size,
+        num_keypoints=config.num_keypoints,
+        in_chans=config.in_chans,
+        batch_size=config.batch_size,
+        num_workers=run.num_workers,
+        seed=config.seed,
+    )
+    module = HeatmapFinetuneModule(config, codec=codec, loss_fn=loss_fn)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor=MONITOR, mode="min", save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    # A second, unmonitored checkpoint written after every validation: with a monitor, Lightning
+    # only refreshes ``last.ckpt`` when the monitored value improves.
+    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    early = EarlyStopping(monitor=MONITOR, mode="min", patience=config.early_stopping_patience, check_finite=False)
+    cbs: list[pl.Callback] = [checkpoint, latest, early, LearningRateMonitor(logging_interval="epoch"),
+                              DropReport(verbose=progress)]
+    if progress:
+        cbs.append(TQDMProgressBar())
+    cbs.extend(callbacks)
+    fit = pl.Trainer(
+        **run.trainer_kwargs(),
+        default_root_dir=out,
+        max_epochs=int(max_epochs if max_epochs is not None else config.max_epochs),
+        max_steps=int(max_steps) if max_steps is not None else -1,
+        callbacks=cbs,
+        logger=CSVLogger(out, name="logs"),
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+        # The DataModule shards itself: exact validation figures under DDP (no padded repeats).
+        use_distributed_sampler=False,
+    )
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = last if resume and last.is_file() else None
+    init_text: str | None = None
+    if ckpt_path is None and config.init_encoder:
+        report = module.init_encoder_from(config.init_encoder)
+        init_text = f"encoder initialised from {config.init_encoder}\n{report}"
+    elif (out / "encoder_init.txt").is_file():
+        init_text = (out / "encoder_init.txt").read_text().strip()
+    if fit.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "config.json", config.to_dict())
+        if ckpt_path is None and init_text is not None:
+            print(init_text, flush=True)
+            (out / "encoder_init.txt").write_text(init_text + "\n")
+    fit.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+
+    best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    best_entry = _best_entry(module.val_history)
+    drops = module.drop_history
+    examples: dict[str, str] = {}
+    for entry in drops:
+        examples.update(entry.get("examples", {}))
+    result = FinetuneResult(
+        out_dir=out,
+        best_checkpoint=best_path,
+        last_checkpoint=last if last.is_file() else None,
+        best_metrics={k: v for k, v in (best_entry or {}).items() if k.startswith("val/")},
+        best_epoch=int(best_entry["epoch"]) if best_entry else None,
+        epochs=int(fit.current_epoch),
+        global_step=int(fit.global_step),
+        stopped_early=bool(early.stopped_epoch > 0),
+        drop_summary={"last_epoch": drops[-1] if drops else None, "dropped": examples},
+        val_history=list(module.val_history),
+        encoder_init=init_text,
+    )
+    if fit.is_global_zero:
+        _write_json(out / "summary.json", result.to_dict())
+    return result
+
+
+# ------------------------------------------------------------------------------------------
+# Pre-training
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`run_pretraining` produced.
+
+    Attributes:
+        out_dir: Run folder.
+        encoder_path: ``encoder.safetensors`` (query encoder weights, encoder-relative keys).
+        last_checkpoint: ``checkpoints/last.ckpt`` (full state, for resuming).
+        best_checkpoint: Best checkpoint by epoch loss (``None`` if none was monitored yet).
+        queue_size: Queue size used (after capping).
+        global_step: Optimizer steps done in total (including resumed ones).
+        metrics: Last logged metrics (``train_loss_epoch``, ...).
+        module: The trained module.
+    """
+
+    out_dir: Path
+    encoder_path: Path
+    last_checkpoint: Path | None
+    best_checkpoint: Path | None
+    queue_size: int
+    global_step: int
+    metrics: dict[str, float]
+    module: MoCoPretrainModule
+
+
+def _pretrain_strategy(run: TrainerConfig) -> Any:
+    """``"ddp"`` without per-step buffer broadcast: the queue is identical on every rank already."""
+    if run.strategy == "ddp":
+        from pytorch_lightning.strategies import DDPStrategy
+
+        return DDPStrategy(broadcast_buffers=False)
+    return run.strategy
+
+
+def run_pretraining(
+    config: PretrainConfig,
+    images: str | PathLike[str] | Sequence[str | PathLike[str]] | None = None,
+    sequences: str | PathLike[str] | Sequence[Sequence[str | PathLike[str]]] | None = None,
+    out_dir: str | PathLike[str] = "pretrain",
+    init_from: str | PathLike[str] | None = None,
+    *,
+    trainer: TrainerConfig | None = None,
+    resume: bool = True,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> PretrainResult:
+    """Pre-train an encoder with MoCo v2 (stage 1 on ``images``, stage 2 on ``sequences``).
+
+    Under DDP the queue is gathered from every process (identical on all of them) and the loss is
+    averaged over processes; process 0 writes ``encoder.safetensors``.
+
+    Args:
+        config: What to learn (:meth:`PretrainConfig.stage1` / :meth:`PretrainConfig.stage2`).
+        images: Stage 1: an image folder (searched recursively) or a list of files.
+        sequences: Stage 2: a folder with one sub-folder per sequence, or a list of frame lists
+            (each in temporal order) — typically the sequences kept by
+            :func:`sslkeypoint.ssl.selection.screen_sequences`.
+        out_dir: Run folder: ``checkpoints/``, ``logs/`` (CSV), ``encoder.safetensors``. Use one
+            folder per stage.
+        init_from: Stage-1 result to start from: its ``.ckpt`` or its ``encoder.safetensors``.
+            Ignored when the run resumes.
+        trainer: Where to run; default :class:`~sslkeypoint.configs.TrainerConfig`'s defaults.
+        resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists.
+        max_steps: Stop after this many optimizer steps in total (``None``: ``max_epochs``).
+        progress: Show the progress bar.
+
+    Returns:
+        A :class:`PretrainResult`.
+
+    Raises:
+        ValueError: Wrong data for the stage, too few items for a batch, or ``last.ckpt`` from the
+            other stage.
+    """
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    run = trainer or TrainerConfig()
+    if (images is None) == (sequences is None):
+        raise ValueError("give exactly one of images (stage 1) or sequences (stage 2)")
+    if config.stage == 1 and images is None:
+        raise ValueError("stage 1 trains on images; got sequences")
+    if config.stage == 2 and sequences is None:
+        raise ValueError("stage 2 trains on sequences of frames; got images")
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    resume_path = last if resume and last.exists() else None
+    if resume_path is not None:
+        saved = torch.load(resume_path, map_location="cpu", weights_only=True).get("sslkeypoint", {})
+        if saved.get("stage", config.stage) != config.stage:
+            raise ValueError(
+                f"{resume_path} is a stage-{saved['stage']} run; this is stage {config.stage}: use "
+                "another out_dir, or pass it as init_from"
+            )
+
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    common: dict[str, Any] = {"image_size": config.image_size, "in_chans": config.in_chans,
+                              "batch_size": config.batch_size, "num_workers": run.num_workers}
+    if images is not None:
+        paths = list_images(Path(images)) if isinstance(images, str | PathLike) else [Path(p) for p in images]
+        if not paths:
+            raise ValueError(f"no image files under {images}")
+        data = PretrainDataModule(images=paths, **common)
+        fingerprint = data_fingerprint(paths)
+    else:
+        assert sequences is not None
+        seqs = (
+            list_sequences(sequences)
+            if isinstance(sequences, str | PathLike)
+            else [[Path(p) for p in s] for s in sequences]
+        )
+        data = PretrainDataModule(sequences=seqs, delta=config.delta, seed=config.seed, **common)
+        fingerprint = data_fingerprint(seqs)
+
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor="train_loss_epoch", mode="min", save_top_k=1,
+        save_last=True,
+    )
+    fit = pl.Trainer(
+        **{**run.trainer_kwargs(), "strategy": _pretrain_strategy(run)},
+        max_epochs=config.max_epochs,
+        max_steps=-1 if max_steps is None else max_steps,
+        logger=CSVLogger(out, name="logs"),
+        callbacks=[checkpoint],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=out,
+    )
+    global_batch = config.batch_size * fit.num_devices * fit.num_nodes
+    if len(data) < global_batch:
+        raise ValueError(
+            f"{len(data)} training items are fewer than one global batch of {global_batch} "
+            f"({config.batch_size} per device × {fit.num_devices} devices × {fit.num_nodes} nodes)"
+        )
+    queue = cap_queue_size(config.queue_size, len(data), global_batch) if config.cap_queue else config.queue_size
+    module = MoCoPretrainModule(config, queue_size=queue, data_fingerprint=fingerprint)
+    if init_from is not None and resume_path is None:
+        module.load_initial_weights(init_from)
+    fit.fit(module, datamodule=data, ckpt_path=resume_path, weights_only=True)
+    # ModelCheckpoint saves at epoch ends; a run stopped by max_steps mid-epoch (or after the last
+    # epoch-end save) must still leave its final state in last.ckpt for resuming.
+    fit.save_checkpoint(last, weights_only=False)  # the full state: resumable
+
+    encoder_path = out / "encoder.safetensors"
+    if fit.is_global_zero:
+        save_state_dict(
+            module.model.export_encoder(),
+            encoder_path,
+            metadata={
+                "sslkeypoint_version": __version__,
+                "stage": str(config.stage),
+                "encoder": config.encoder,
+                "encoder_kwargs": json.dumps(config.encoder_kwargs),
+                "in_chans": str(config.in_chans),
+                "data_fingerprint": fingerprint,
+                "global_step": str(fit.global_step),
+            },
+        )
+    best = checkpoint.best_model_path
+    return PretrainResult(
+        out_dir=out,
+        encoder_path=encoder_path,
+        last_checkpoint=last if last.exists() else None,
+        best_checkpoint=Path(best) if best else None,
+        queue_size=module.model.queue_size,
+        global_step=fit.global_step,
+        metrics={k: float(v) for k, v in fit.callback_metrics.items()},
+        module=module,
+    )
