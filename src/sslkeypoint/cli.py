@@ -62,6 +62,9 @@ def _argument(annotation: Any) -> dict[str, Any]:
     """argparse keyword arguments for a field of this type."""
     parts = _parts(annotation)
     if len(parts) > 1:
+        sequences = [p for p in parts if typing.get_origin(p) in (tuple, list)]
+        if sequences and typing.get_origin(sequences[0]) is tuple and all(p in (int, float) for p in parts if p not in sequences):
+            return {**_argument(sequences[0]), "nargs": "+"}  # a pair, or one number meaning both
         if all(p in (int, str) or typing.get_origin(p) is list for p in parts):
             return {"type": _devices, "metavar": "VALUE"}
         return {"type": _json, "metavar": "JSON"}
@@ -109,10 +112,14 @@ def config_from_arguments(cls: type, args: argparse.Namespace, base: dict[str, A
         ValueError: From the config's own checks, or on unknown fields in ``base``.
     """
     data = dict(base or {})
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         value = getattr(args, f.name, None)
+        if isinstance(value, list):
+            scalar_too = any(p in (int, float) for p in _parts(hints[f.name]))
+            value = value[0] if len(value) == 1 and scalar_too else tuple(value)
         if value is not None:
-            data[f.name] = tuple(value) if isinstance(value, list) else value
+            data[f.name] = value
     return cls.from_dict(data)
 
 

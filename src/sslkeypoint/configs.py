@@ -178,6 +178,9 @@ class PretrainConfig:
         if self.stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2; got {self.stage}")
         self.image_size = size_pair(self.image_size, "image_size")
+        # Plain containers (lists, not tuples) so a config equals its JSON / checkpoint round trip.
+        self.encoder_kwargs = plain(dict(self.encoder_kwargs))
+        self.augment = plain(dict(self.augment))
         self.delta = (int(self.delta[0]), int(self.delta[1]))
         if not 1 <= self.delta[0] <= self.delta[1]:
             raise ValueError(f"delta must satisfy 1 <= min <= max; got {self.delta}")

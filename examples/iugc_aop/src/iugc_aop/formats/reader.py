@@ -70,6 +70,10 @@ class Problem:
         kind: Short machine-readable tag, e.g. ``"aop_mismatch"``, ``"duplicate"``.
         message: Human-readable description.
         path: The file concerned, if any.
+
+    Examples:
+        >>> str(Problem("warning", "duplicate", "identical images testing/1.jpg, testing/7.jpg"))
+        '[warning] duplicate: identical images testing/1.jpg, testing/7.jpg'
     """
 
     severity: Literal["error", "warning", "info"]
@@ -90,6 +94,10 @@ class DuplicateGroup:
         members: ``(split, filename)`` of every copy.
         max_landmark_px: Largest distance between the copies' labels of the same landmark (px).
         max_aop_deg: Largest difference between the copies' AoP labels (degrees).
+
+    Examples:
+        >>> DuplicateGroup("ab12", [("testing", "1.jpg"), ("testing", "7.jpg")], 4.5, 1.2).disagree
+        True
     """
 
     digest: str
@@ -122,6 +130,11 @@ class IUGCDataset:
     Each record has ``keypoints`` ``(3, 2)`` float64 in original pixels in the order PS1, PS2, FH1
     and ``meta`` with ``aop`` (the label, degrees, or ``None``), ``aop_landmarks`` (computed from
     the landmarks), ``split``, ``filename`` and ``row`` (1-based data row of the CSV).
+
+    Examples:
+        >>> ds = IUGCDataset(root=Path("IUGC2025"))
+        >>> ds.num_frames, ds.split("testing")
+        (0, [])
     """
 
     root: Path
@@ -560,6 +573,24 @@ def read_iugc(
         IUGCLayoutError: A required folder or file is missing (all missing items listed).
         IUGCFormatError: A CSV file lacks a column or a cell cannot be parsed (file, row, line
             and column named).
+
+    Examples:
+        >>> import tempfile
+        >>> from iugc_aop.formats.iugc import split_dir, unlabelled_dir, write_split_labels
+        >>> root = Path(tempfile.mkdtemp())
+        >>> kp = [[300.0, 80.0], [200.0, 80.0], [300.0, 200.0]]
+        >>> for k, split in enumerate(("train", "validation", "testing")):
+        ...     split_dir(root, split).mkdir(parents=True)
+        ...     Image.new("RGB", (512, 512), (k, k, k)).save(split_dir(root, split) / "1.jpg")
+        ...     _ = write_split_labels(root, split, [("1.jpg", kp, 90.0)])
+        >>> (unlabelled_dir(root) / "video_1").mkdir(parents=True)
+        >>> for f in (1, 2):
+        ...     Image.new("RGB", (512, 512)).save(unlabelled_dir(root) / "video_1" / f"frame_{f}.jpg")
+        >>> ds = read_iugc(root, progress=False)
+        >>> ds.train[0].keypoints.tolist()[0], ds.testing[0].meta["aop"], ds.num_frames
+        ([300.0, 80.0], 90.0, 2)
+        >>> [p.severity for p in ds.problems]
+        []
     """
     unknown = set(parts) - set(PARTS)
     if unknown:

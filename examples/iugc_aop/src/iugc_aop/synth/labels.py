@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from iugc_aop.formats.iugc import POINT_DECIMALS
 from iugc_aop.landmarks import aop_degrees
 from iugc_aop.synth.scene import (
     IUGC_RANGES,
@@ -209,6 +210,11 @@ class Scene:
         body_shift: Shift ``(dx, dy)`` of the tissue layers (px).
         noise_level: Extra additive noise (0 normal; about 1 makes the anatomy hard to see).
         kind: One of :data:`SEQUENCE_KINDS`.
+
+    Examples:
+        >>> scene = sample_scene(np.random.default_rng(0), TRAIN_AOP)
+        >>> scene.keypoints.shape, sorted(scene.truth())[:3]
+        ((3, 2), ['aop', 'fh1', 'head'])
     """
 
     ps1: np.ndarray | None
@@ -257,9 +263,10 @@ class Scene:
 # Label sampling
 # --------------------------------------------------------------------------------------------
 
+
 def _round_points(*pts: np.ndarray) -> list[np.ndarray]:
-    # Landmarks are written with 4 decimals; labels are computed from the rounded values.
-    return [np.round(np.asarray(p, dtype=np.float64), 4) for p in pts]
+    # Landmarks are rounded as they are written; labels are computed from the rounded values.
+    return [np.round(np.asarray(p, dtype=np.float64), POINT_DECIMALS) for p in pts]
 
 
 def _symphysis(ps1: np.ndarray, ps2: np.ndarray, width: float) -> DrawnEllipse:
@@ -471,7 +478,7 @@ def sample_duplicates(
         kp = testing[int(src)].keypoints
         if kp is None:
             raise ValueError(f"testing scene {int(src)} has no landmarks to copy")
-        out.append((int(src), np.round(kp + rng.uniform(-6.0, 6.0, size=(3, 2)), 4)))
+        out.append((int(src), np.round(kp + rng.uniform(-6.0, 6.0, size=(3, 2)), POINT_DECIMALS)))
     return out
 
 
@@ -483,6 +490,11 @@ class SequenceSpec:
         name: Folder name under ``Training/Unlabeled cases``.
         kind: One of :data:`SEQUENCE_KINDS`.
         frames: The scene of each frame, in time order.
+
+    Examples:
+        >>> video = sample_sequences(SynthConfig.preset("smoke"), seed=0)[0]
+        >>> video.name, video.kind, video.good, len(video.frames)
+        ('video_1', 'no_symphysis', False, 6)
     """
 
     name: str

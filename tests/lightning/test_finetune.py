@@ -1,5 +1,5 @@
-"""Tests for sslkeypoint.tasks.finetune: config, losses, records files, invalid samples, resume,
-learning on a synthetic keypoint set, overfitting one batch, the CLI and checkpoint reloading."""
+"""Tests of heatmap fine-tuning: the LightningModule, run_finetuning (invalid samples, resume, learning on a
+synthetic keypoint set), overfitting one batch and checkpoint reloading."""
 
 from __future__ import annotations
 
@@ -81,27 +81,6 @@ def blobs(tmp_path_factory) -> list[KeypointRecord]:
 
 
 # ---------------------------------------------------------------------------------- config, losses
-
-
-def test_config_defaults_are_the_paper() -> None:
-    cfg = FinetuneConfig()
-    assert cfg.input_size == (256, 256) and cfg.heatmap_size == (64, 64) and cfg.sigma == 2.0
-    assert cfg.lr == 1e-5 and cfg.batch_size == 8 and cfg.max_epochs == 1000
-    assert cfg.val_fraction == 0.2 and cfg.loss == "mse" and cfg.heatmap_stride == 4
-
-
-def test_config_round_trip_and_errors() -> None:
-    cfg = tiny_config(num_keypoints=3, keypoint_names=None, measures={"d": DistanceMeasure(0, 2, pixel_spacing=0.1)})
-    again = FinetuneConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
-    assert again == cfg and again.measures == {"d": DistanceMeasure(0, 2, pixel_spacing=0.1)}
-    with pytest.raises(ValueError, match="unknown FinetuneConfig fields"):
-        FinetuneConfig.from_dict({"lr": 1.0, "learning_rate": 2.0})
-    with pytest.raises(ValueError, match="integer multiple"):
-        FinetuneConfig(input_size=(256, 256), heatmap_size=(60, 64))
-    with pytest.raises(ValueError, match="measure 'aop' uses landmarks"):
-        FinetuneConfig(num_keypoints=3, measures={"aop": AngleMeasure(0, 1, 3)})
-    with pytest.raises(ValueError, match="keypoint_names"):
-        FinetuneConfig(num_keypoints=3, keypoint_names=("a", "b"))
 
 
 

@@ -1,4 +1,4 @@
-"""Tests for sslkeypoint.tasks.pretrain: config, Lightning runs, checkpoints, resume, stage 2, CLI."""
+"""Tests of MoCo pre-training: the LightningModule and run_pretraining (checkpoints, resume, stage 2)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,14 @@ import torch
 from lightly.utils.scheduler import cosine_schedule
 from PIL import Image
 
-from sslkeypoint.tasks.pretrain import (
-    MoCoPretrainModule,
-    PretrainConfig,
-    data_fingerprint,
-    list_sequences,
-    main,
-    run_pretraining,
-)
+from sslkeypoint.configs import PretrainConfig, TrainerConfig
+from sslkeypoint.data import data_fingerprint, list_sequences
+from sslkeypoint.lightning import MoCoPretrainModule
+from sslkeypoint.recipes import run_pretraining
 from sslkeypoint.weights import load_state_dict_file
 
 TINY: dict[str, Any] = {"widths": (8, 16), "bottleneck_width": 32}
+TRAINER = TrainerConfig(accelerator="cpu", devices=1, log_every_n_steps=1)
 
 
 @pytest.fixture(autouse=True)
@@ -69,11 +66,7 @@ def tiny_config(stage: int = 1, **kw: object) -> PretrainConfig:
         "image_size": (32, 32),
         "encoder_kwargs": TINY,
         "batch_size": 8 if stage == 1 else 4,
-        "num_workers": 0,
         "split_bn": 2,
-        "accelerator": "cpu",
-        "devices": 1,
-        "log_every_n_steps": 1,
         "projection_dim": 32,
         "momentum": 0.99,
         "augment": {"scale": (0.6, 1.0), "blur_p": 0.0},
@@ -96,20 +89,6 @@ def logged_momenta(out_dir: Path) -> dict[int, float]:
     return values
 
 
-def test_config_defaults_are_the_papers() -> None:
-    s1, s2 = PretrainConfig.stage1(), PretrainConfig.stage2()
-    assert (s1.lr, s1.weight_decay, s1.batch_size, s1.max_epochs, s1.queue_size) == (1e-3, 1e-3, 64, 200, 65536)
-    assert (s1.image_size, s1.temperature, s1.momentum, s1.plateau) == ((256, 256), 0.2, 0.999, False)
-    assert (s2.stage, s2.lr, s2.weight_decay, s2.queue_size, s2.plateau) == (2, 1e-4, 1e-4, 16384, True)
-    assert PretrainConfig.from_dict({"stage": 2, "delta": [1, 5]}).delta == (1, 5)
-    with pytest.raises(ValueError, match="unknown PretrainConfig fields"):
-        PretrainConfig.from_dict({"learning_rate": 1.0})
-    with pytest.raises(ValueError, match="stage must be 1 or 2"):
-        PretrainConfig(stage=3)
-    with pytest.raises(ValueError, match="delta"):
-        PretrainConfig(delta=(0, 2))
-
-
 def test_data_fingerprint_tracks_names_and_sizes_not_location(tmp_path: Path, images: Path) -> None:
     files = sorted(images.glob("*.png"))
     fp = data_fingerprint(files)
@@ -125,7 +104,7 @@ def test_data_fingerprint_tracks_names_and_sizes_not_location(tmp_path: Path, im
 def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, images: Path) -> None:
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="capped to 8"):
-        result = run_pretraining(tiny_config(lr=3e-3), images=images, out_dir=out, max_steps=150, progress=False)
+        result = run_pretraining(trainer=TRAINER, config=tiny_config(lr=3e-3), images=images, out_dir=out, max_steps=150, progress=False)
     assert result.global_step == 150 and result.queue_size == 8
     losses = step_losses(out)
     assert len(losses) == 150
@@ -152,7 +131,7 @@ def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, image
     assert ckpt["optimizer_states"] and ckpt["sslkeypoint"]["stage"] == 1
     prov = ckpt["sslkeypoint"]
     assert prov["data_fingerprint"] == data_fingerprint(sorted(images.glob("*.png")))
-    assert prov["config"]["encoder_kwargs"] == TINY and prov["queue_size"] == 8
+    assert prov["config"]["encoder_kwargs"] == {"widths": [8, 16], "bottleneck_width": 32} and prov["queue_size"] == 8
     # The queue comes back exactly through the checkpoint.
     restored = MoCoPretrainModule.load_from_checkpoint(result.last_checkpoint, weights_only=True)
     assert torch.equal(restored.model.queue.keys, queue.keys)
@@ -180,11 +159,11 @@ def test_momentum_without_trainer_is_the_end_value() -> None:
 def test_resume_continues_from_last_checkpoint(tmp_path: Path, images: Path) -> None:
     out = tmp_path / "run"
     cfg = tiny_config(queue_size=16, cap_queue=False, max_epochs=10)
-    first = run_pretraining(cfg, images=images, out_dir=out, max_steps=4, progress=False)
+    first = run_pretraining(trainer=TRAINER, config=cfg, images=images, out_dir=out, max_steps=4, progress=False)
     bank = first.module.model.queue.keys.clone()
     groups = first.module.model.queue.groups.clone()
     assert first.module.model.queue.pointer == 0  # 4 × 8 keys, wrapped twice
-    second = run_pretraining(cfg, images=images, out_dir=out, max_steps=5, progress=False)
+    second = run_pretraining(trainer=TRAINER, config=cfg, images=images, out_dir=out, max_steps=5, progress=False)
     assert second.global_step == 5
     assert len(step_losses(out)) == 5  # one more step, not five
     # The resumed queue is the saved one: one step of 8 keys replaced entries 0-7, 8-15 came back.
@@ -192,14 +171,14 @@ def test_resume_continues_from_last_checkpoint(tmp_path: Path, images: Path) -> 
     assert resumed.pointer == 8
     assert torch.equal(resumed.keys[8:], bank[8:]) and not torch.equal(resumed.keys[:8], bank[:8])
     assert torch.equal(resumed.groups[8:], groups[8:])
-    fresh = run_pretraining(cfg, images=images, out_dir=out, max_steps=2, resume=False, progress=False)
+    fresh = run_pretraining(trainer=TRAINER, config=cfg, images=images, out_dir=out, max_steps=2, resume=False, progress=False)
     assert fresh.global_step == 2
     with pytest.raises(ValueError, match="stage-1 run"):
-        run_pretraining(tiny_config(2), sequences=[[images / "im0.png", images / "im1.png"]] * 6, out_dir=out)
+        run_pretraining(trainer=TRAINER, config=tiny_config(2), sequences=[[images / "im0.png", images / "im1.png"]] * 6, out_dir=out)
 
 
 def test_stage2_starts_from_stage1_weights(tmp_path: Path, images: Path, sequences: Path) -> None:
-    s1 = run_pretraining(tiny_config(queue_size=8), images=images, out_dir=tmp_path / "s1", max_steps=3, progress=False)
+    s1 = run_pretraining(trainer=TRAINER, config=tiny_config(queue_size=8), images=images, out_dir=tmp_path / "s1", max_steps=3, progress=False)
     cfg2 = tiny_config(2, queue_size=8, max_epochs=2)
     s1_model = s1.module.model
     for source, key_side in ((s1.last_checkpoint, s1_model.encoder_momentum), (s1.encoder_path, s1_model.encoder)):
@@ -219,7 +198,7 @@ def test_stage2_starts_from_stage1_weights(tmp_path: Path, images: Path, sequenc
         MoCoPretrainModule(tiny_config(2, encoder_kwargs={"widths": (4, 8), "bottleneck_width": 16})).load_initial_weights(
             s1.encoder_path
         )
-    s2 = run_pretraining(cfg2, sequences=sequences, out_dir=tmp_path / "s2", init_from=s1.last_checkpoint, progress=False)
+    s2 = run_pretraining(trainer=TRAINER, config=cfg2, sequences=sequences, out_dir=tmp_path / "s2", init_from=s1.last_checkpoint, progress=False)
     assert s2.global_step == 2 * (20 // 4)  # 4 sequences × 5 pairs, batch 4, 2 epochs
     groups = s2.module.model.queue.groups
     assert set(groups.tolist()) <= {0, 1, 2, 3}
@@ -232,19 +211,8 @@ def test_stage2_starts_from_stage1_weights(tmp_path: Path, images: Path, sequenc
 
 def test_bad_data_arguments(tmp_path: Path, images: Path) -> None:
     with pytest.raises(ValueError, match="exactly one"):
-        run_pretraining(tiny_config(), out_dir=tmp_path)
+        run_pretraining(trainer=TRAINER, config=tiny_config(), out_dir=tmp_path)
     with pytest.raises(ValueError, match="stage 2 trains on sequences"):
-        run_pretraining(tiny_config(2), images=images, out_dir=tmp_path)
+        run_pretraining(trainer=TRAINER, config=tiny_config(2), images=images, out_dir=tmp_path)
     with pytest.raises(ValueError, match="fewer than one global batch"):
-        run_pretraining(tiny_config(batch_size=32), images=images, out_dir=tmp_path, progress=False)
-
-
-def test_cli_help_and_run(tmp_path: Path, images: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["--help"])
-    assert info.value.code == 0 and "--images" in capsys.readouterr().out
-    args = ["--images", str(images), "--out", str(tmp_path), "--widths", "8", "16", "--bottleneck-width", "32"]
-    args += ["--size", "32", "32", "--batch-size", "8", "--max-steps", "2", "--queue-size", "8"]
-    args += ["--num-workers", "0", "--accelerator", "cpu", "--devices", "1", "--no-progress"]
-    result = main(args)
-    assert result.global_step == 2 and (tmp_path / "encoder.safetensors").exists()
+        run_pretraining(trainer=TRAINER, config=tiny_config(batch_size=32), images=images, out_dir=tmp_path, progress=False)
