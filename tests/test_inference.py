@@ -1,11 +1,10 @@
-"""Tests for sslkeypoint.inference: input handling, original-pixel mapping, AoP, checkpoints, export."""
+"""Tests of sslkeypoint.inference: input handling, original-pixel mapping, measures, checkpoints."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 from PIL import Image
@@ -13,13 +12,10 @@ from torch import Tensor, nn
 
 from sslkeypoint.data import read_image, resize_image
 from sslkeypoint.geometry import angle_of_progression
-from sslkeypoint.heatmaps import HeatmapCodec, keypoints_to_original
-from sslkeypoint.inference import (
-    KeypointDecoder,
-    KeypointPredictor,
-    build_heatmap_model,
-    load_image,
-)
+from sslkeypoint.heatmaps import HeatmapCodec
+from sslkeypoint.inference import KeypointDecoder, KeypointPredictor
+from sslkeypoint.measures import AngleMeasure
+from sslkeypoint.models import build_heatmap_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
 
@@ -27,6 +23,7 @@ INPUT = (32, 32)
 CODEC = HeatmapCodec(INPUT, (16, 16), sigma=1.0)
 # PS1, PS2, FH1 in input pixels. PS1->PS2 = (-15, 4), PS1->FH1 = (4, 19).
 KP_INPUT = torch.tensor([[20.0, 6.0], [5.0, 10.0], [24.0, 25.0]])
+AOP = {"aop": AngleMeasure(vertex=0, first=1, second=2)}
 
 
 class FixedHeatmaps(nn.Module):
@@ -68,7 +65,7 @@ def tiny_spec(k: int = 3) -> dict:
 @pytest.fixture
 def predictor() -> KeypointPredictor:
     return KeypointPredictor(
-        FixedHeatmaps(CODEC, KP_INPUT), CODEC, in_chans=1, batch_size=2, aop_indices=(0, 1, 2)
+        FixedHeatmaps(CODEC, KP_INPUT), CODEC, in_chans=1, batch_size=2, measures=AOP
     )
 
 
@@ -92,14 +89,14 @@ def test_original_pixels_for_images_of_different_sizes(predictor: KeypointPredic
 def test_aop_in_original_pixels(predictor: KeypointPredictor) -> None:
     square, wide = torch.rand(1, 64, 64), torch.rand(1, 32, 96)
     out = predictor.predict([square, wide])
-    assert out.aop is not None
+    assert list(out.measures) == ["aop"]
     # A uniform resize keeps the input-space angle: atan2(|u x v|, u . v) with u = (-15, 4),
     # v = (4, 19): cross = -301, dot = 16.
-    assert out.aop[0].item() == pytest.approx(math.degrees(math.atan2(301, 16)), abs=1e-3)
+    assert out.measures["aop"][0].item() == pytest.approx(math.degrees(math.atan2(301, 16)), abs=1e-3)
     # 32x96 stretches x by 3: u' = (-45, 4), v' = (12, 19): cross = -903, dot = -464.
-    assert out.aop[1].item() == pytest.approx(math.degrees(math.atan2(903, -464)), abs=1e-3)
+    assert out.measures["aop"][1].item() == pytest.approx(math.degrees(math.atan2(903, -464)), abs=1e-3)
     kp = out.keypoints[1]
-    assert out.aop[1].item() == pytest.approx(float(angle_of_progression(kp[0], kp[1], kp[2])), abs=1e-6)
+    assert out.measures["aop"][1].item() == pytest.approx(float(angle_of_progression(kp[0], kp[1], kp[2])), abs=1e-6)
 
 
 def test_single_image_and_batch_tensor(predictor: KeypointPredictor) -> None:
@@ -145,24 +142,14 @@ def test_preprocess_matches_dataset_resize(tmp_path) -> None:
     assert torch.equal(x, resize_image(read_image(f, channels=1), INPUT))
 
 
-def test_load_image_channels_and_errors() -> None:
-    assert load_image(torch.rand(1, 5, 6), in_chans=3).shape == (3, 5, 6)
-    rgba = np.zeros((4, 4, 4), dtype=np.uint8)
-    assert load_image(torch.from_numpy(rgba).permute(2, 0, 1), in_chans=1).shape == (1, 4, 4)
-    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
-        load_image(torch.rand(2, 1, 5, 6), in_chans=1)
-    with pytest.raises(TypeError, match="images must be"):
-        load_image(3.0, in_chans=1)
-    with pytest.raises(ValueError, match="channels"):
-        load_image(torch.rand(2, 5, 6), in_chans=1)
-
-
 def test_constructor_validation() -> None:
     net = FixedHeatmaps(CODEC, KP_INPUT)
     with pytest.raises(ValueError, match="batch_size"):
         KeypointPredictor(net, CODEC, batch_size=0)
-    with pytest.raises(ValueError, match="three indices"):
-        KeypointPredictor(net, CODEC, aop_indices=(0, 1))
+    with pytest.raises(ValueError, match="Measure interface"):
+        KeypointPredictor(net, CODEC, measures={"aop": (0, 1, 2)})
+    with pytest.raises(ValueError, match="KeypointCodec"):
+        KeypointPredictor(net, object())  # type: ignore[arg-type]
 
 
 def test_default_in_chans_from_encoder() -> None:
@@ -172,13 +159,14 @@ def test_default_in_chans_from_encoder() -> None:
 
 def test_save_and_reload_folder(tmp_path) -> None:
     model = build_heatmap_model(tiny_spec())
-    pred = KeypointPredictor(model, CODEC, keypoint_names=["PS1", "PS2", "FH1"], aop_indices=(0, 1, 2))
+    pred = KeypointPredictor(model, CODEC, keypoint_names=["PS1", "PS2", "FH1"], measures=AOP)
     pred.save(tmp_path / "export")
     again = KeypointPredictor.from_checkpoint(tmp_path / "export")
     x = [torch.rand(1, 40, 50), torch.rand(1, 32, 32)]
     a, b = pred.predict(x), again.predict(x)
     assert torch.equal(a.keypoints, b.keypoints) and again.keypoint_names == ("PS1", "PS2", "FH1")
-    assert again.aop_indices == (0, 1, 2)
+    assert again.measures == AOP and again.codec == CODEC
+    assert a.to_records()[0]["aop"] == pytest.approx(float(a.measures["aop"][0]), nan_ok=True)
     with pytest.raises(ValueError, match="sslkeypoint_spec"):
         KeypointPredictor(nn.Conv2d(1, 3, 1), CODEC).save(tmp_path / "x")
 
@@ -192,57 +180,14 @@ def test_from_checkpoint_errors(tmp_path) -> None:
         KeypointPredictor.from_checkpoint(f)
 
 
-@pytest.fixture(scope="module")
-def real_predictor() -> KeypointPredictor:
-    torch.manual_seed(3)
+def test_version_1_checkpoint_description_is_still_read() -> None:
+    """Descriptions written before codecs and measures were stored by class (format version 1)."""
     model = build_heatmap_model(tiny_spec())
-    return KeypointPredictor(model, CODEC, in_chans=1)
-
-
-def test_export_onnx_parity(real_predictor: KeypointPredictor, tmp_path) -> None:
-    path = real_predictor.export_onnx(tmp_path / "model.onnx")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    torch.manual_seed(5)
-    x = torch.rand(3, 1, *INPUT)  # another batch size than the export example
-    kp, scores = session.run(None, {"images": x.numpy()})
-    with torch.no_grad():
-        eager_kp, eager_scores = real_predictor.decoder(x)
-    assert kp.shape == (3, 3, 2)
-    assert np.abs(kp - eager_kp.numpy()).max() < 0.01
-    assert np.abs(scores - eager_scores.numpy()).max() < 1e-4
-
-
-def test_export_onnx_torchscript_exporter(real_predictor: KeypointPredictor, tmp_path) -> None:
-    path = real_predictor.export_onnx(tmp_path / "legacy.onnx", dynamo=False)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.rand(2, 1, *INPUT)
-    kp, _ = session.run(None, {"images": x.numpy()})
-    with torch.no_grad():
-        eager_kp, _ = real_predictor.decoder(x)
-    assert np.abs(kp - eager_kp.numpy()).max() < 0.01
-
-
-def test_export_torchscript_parity(real_predictor: KeypointPredictor, tmp_path) -> None:
-    path = real_predictor.export_torchscript(tmp_path / "model.pt")
-    scripted = torch.jit.load(str(path))
-    x = torch.rand(4, 1, *INPUT)
-    with torch.no_grad():
-        kp, _ = scripted(x)
-        eager_kp, _ = real_predictor.decoder(x)
-    assert (kp - eager_kp).abs().max().item() < 0.01
-
-
-def test_exported_pipeline_matches_predict(real_predictor: KeypointPredictor, tmp_path) -> None:
-    """Resize + exported graph + map back reproduces predict() in original pixels."""
-    scripted = torch.jit.load(str(real_predictor.export_torchscript(tmp_path / "m.pt")))
-    images = [torch.rand(1, 48, 40), torch.rand(1, 20, 70)]
-    expected = real_predictor.predict(images).keypoints
-    for img, exp in zip(images, expected):
-        x, size = real_predictor.preprocess(img)
-        with torch.no_grad():
-            kp, _ = scripted(x[None])
-        got = keypoints_to_original(kp, size, INPUT)[0]
-        assert (got - exp).abs().max().item() < 0.01
+    spec = {"version": 1, "model": tiny_spec(), "codec": {"input_size": [32, 32], "heatmap_size": [16, 16], "sigma": 1.0},
+            "keypoint_names": ["PS1", "PS2", "FH1"], "aop_indices": [0, 1, 2], "refine": "quarter"}
+    pred = KeypointPredictor.from_spec(spec, model.state_dict())
+    assert pred.codec == HeatmapCodec(INPUT, (16, 16), 1.0, refine="quarter") and pred.measures == AOP
+    assert KeypointPredictor.from_spec(spec, refine="none").codec.refine == "none"  # type: ignore[attr-defined]
 
 
 def test_keypoint_decoder_matches_codec() -> None:

@@ -9,9 +9,11 @@ from PIL import Image
 
 from sslkeypoint.data import KeypointDataset, KeypointRecord
 from sslkeypoint.heatmaps import HeatmapCodec
+from sslkeypoint.measures import AngleMeasure, DistanceMeasure
 from sslkeypoint.visualize import PALETTE, draw_predictions, render_keypoint_grid, to_pil_image
 
 KP = [[40.0, 10.0], [10.0, 10.0], [40.0, 50.0]]
+AOP = {"AoP": AngleMeasure(vertex=0, first=1, second=2)}
 
 
 def test_to_pil_image_kinds(tmp_path) -> None:
@@ -29,7 +31,7 @@ def test_to_pil_image_kinds(tmp_path) -> None:
 
 def test_draw_predictions_markers_lines_and_gt() -> None:
     image = torch.zeros(1, 64, 64)
-    out = draw_predictions(image, KP, gt=[[44.0, 14.0], [10.0, 10.0], [40.0, 50.0]], aop=True, radius=2)
+    out = draw_predictions(image, KP, gt=[[44.0, 14.0], [10.0, 10.0], [40.0, 50.0]], measures=AOP, radius=2)
     assert out.size == (64, 64)
     # Predicted markers in their landmark colours (drawn last, on top).
     assert out.getpixel((40, 10)) == PALETTE[0]
@@ -47,7 +49,7 @@ def test_draw_predictions_markers_lines_and_gt() -> None:
 
 def test_draw_predictions_skips_missing_and_validates() -> None:
     kp = [[40.0, 10.0], [float("nan"), float("nan")], [40.0, 50.0]]
-    out = draw_predictions(np.zeros((64, 64), np.uint8), kp, names=["PS1", "PS2", "FH1"], aop=(0, 1, 2))
+    out = draw_predictions(np.zeros((64, 64), np.uint8), kp, names=["PS1", "PS2", "FH1"], measures=AOP)
     assert out.getpixel((25, 10)) == (0, 0, 0)  # no PS1->PS2 line without PS2
     flat = draw_predictions(np.zeros((64, 64), np.uint8), [40.0, 10.0, 10.0, 10.0])
     assert flat.getpixel((10, 10)) == PALETTE[1]
@@ -57,8 +59,15 @@ def test_draw_predictions_skips_missing_and_validates() -> None:
         draw_predictions(np.zeros((8, 8)), KP, gt=KP[:2])
     with pytest.raises(ValueError, match="names"):
         draw_predictions(np.zeros((8, 8)), KP, names=["a"])
-    with pytest.raises(ValueError, match="aop"):
-        draw_predictions(np.zeros((8, 8)), KP, aop=(0, 1))
+    with pytest.raises(ValueError, match="measure 'far' uses landmarks"):
+        draw_predictions(np.zeros((8, 8)), KP, measures={"far": DistanceMeasure(0, 5)})
+
+
+def test_draw_a_distance_measure() -> None:
+    out = draw_predictions(np.zeros((64, 64), np.uint8), KP, measures={"span": DistanceMeasure(1, 2)}, radius=2)
+    # The span PS2 (10, 10) -> FH1 (40, 50): its midpoint (25, 30) is on the white line.
+    assert out.getpixel((25, 30)) == (255, 255, 255)
+    assert out.getpixel((40, 30)) == (0, 0, 0)  # no angle arms
 
 
 def test_render_grid_from_batch(tmp_path) -> None:

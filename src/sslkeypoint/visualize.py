@@ -6,7 +6,8 @@ Two pictures catch most silent mistakes before any training time is spent:
   Gaussian targets the network will be asked to produce. Swapped ``(x, y)``, landmarks scaled to
   the wrong image size or a wrong landmark order are obvious at a glance.
 * :func:`draw_predictions` draws predicted (and optionally ground-truth) landmarks on one image,
-  with the AoP construction (``PS1→PS2``, ``PS1→FH1`` and the angle in degrees).
+  with the construction of named measures (:mod:`sslkeypoint.measures`: the arms and value of an
+  angle such as the AoP, the span of a distance).
 
 :func:`draw_predictions` needs only Pillow. :func:`render_keypoint_grid` uses matplotlib (the
 ``viz`` extra, ``pip install sslkeypoint[viz]``) with its non-interactive ``Agg`` backend.
@@ -26,7 +27,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from sslkeypoint.geometry import angle_of_progression
+from sslkeypoint.measures import Measure, validate_measures
 
 if TYPE_CHECKING:  # pragma: no cover
     from sslkeypoint.heatmaps import HeatmapCodec
@@ -102,17 +103,6 @@ def _as_points(keypoints: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _aop_indices(aop: bool | Sequence[int] | None, k: int) -> tuple[int, int, int] | None:
-    if aop is None or aop is False:
-        return None
-    idx = (0, 1, 2) if aop is True else tuple(int(i) for i in aop)
-    if len(idx) != 3:
-        raise ValueError(f"aop must be True or three landmark indices (PS1, PS2, FH1); got {aop!r}")
-    if max(idx) >= k or min(idx) < -k:
-        raise ValueError(f"aop indices {idx} out of range for {k} landmarks")
-    return idx[0], idx[1], idx[2]
-
-
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
@@ -120,8 +110,8 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _aop_value(points: np.ndarray, idx: tuple[int, int, int]) -> float:
-    return float(angle_of_progression(points[idx[0]], points[idx[1]], points[idx[2]]))
+def _unit_text(value: float, unit: str) -> str:
+    return f"{value:.1f}°" if unit == "deg" else f"{value:.1f} {unit}"
 
 
 def draw_predictions(
@@ -129,37 +119,40 @@ def draw_predictions(
     keypoints: Any,
     gt: Any | None = None,
     names: Sequence[str] | None = None,
-    aop: bool | Sequence[int] | None = None,
+    measures: Mapping[str, Measure] | None = None,
     *,
     radius: float | None = None,
 ) -> Image.Image:
-    """Draw predicted landmarks (and ground truth) on an image, optionally with the AoP.
+    """Draw predicted landmarks (and ground truth) on an image, with the construction of measures.
 
     Predicted landmarks are filled discs in per-landmark colours with their names; ground-truth
-    landmarks are green rings joined to the matching prediction by a thin line (the error). With
-    ``aop`` set, the AoP construction is drawn from the predictions: lines ``PS1→PS2`` and
-    ``PS1→FH1`` and the angle at ``PS1`` in degrees (with the ground-truth angle when ``gt`` is
-    given). Missing (NaN) landmarks are skipped.
+    landmarks are green rings joined to the matching prediction by a thin line (the error). For
+    every measure its segments are drawn from the predictions (the arms ``PS1→PS2`` and
+    ``PS1→FH1`` of the AoP, the span of a distance) and its value is written next to its first
+    landmark (with the ground-truth value when ``gt`` is given). Missing (NaN) landmarks are
+    skipped.
 
     Args:
         image: The image in the same pixel frame as the landmarks (see :func:`to_pil_image`).
         keypoints: Predicted ``(K, 2)`` ``(x, y)`` pixels (tensor, array or flat list of ``2K``).
         gt: Optional ground-truth ``(K, 2)`` pixels.
         names: Optional ``K`` landmark names to label the points with.
-        aop: ``True`` for landmarks ``(PS1, PS2, FH1) = (0, 1, 2)``, or three indices, or
-            ``None``/``False`` for no angle.
+        measures: Optional name → :class:`~sslkeypoint.measures.Measure` to draw, e.g.
+            ``{"AoP": AngleMeasure(0, 1, 2)}``.
         radius: Marker radius in pixels; by default 1 % of the image's longer side (at least 2).
 
     Returns:
         A new RGB image; the input is not modified.
 
     Raises:
-        ValueError: On shape mismatches between ``keypoints``, ``gt`` and ``names``.
+        ValueError: On shape mismatches between ``keypoints``, ``gt`` and ``names``, or a measure
+            that uses a landmark that does not exist.
 
     Examples:
         >>> import torch
+        >>> from sslkeypoint.measures import AngleMeasure
         >>> img = draw_predictions(torch.zeros(1, 64, 64), [[40.0, 10.0], [10.0, 10.0], [40.0, 50.0]],
-        ...                        names=["PS1", "PS2", "FH1"], aop=True)
+        ...                        names=["PS1", "PS2", "FH1"], measures={"AoP": AngleMeasure(0, 1, 2)})
         >>> img.size, img.getpixel((40, 10)) != (0, 0, 0)
         ((64, 64), True)
     """
@@ -171,7 +164,7 @@ def draw_predictions(
         raise ValueError(f"gt must have the same shape as keypoints {pred.shape}; got {truth.shape}")
     if names is not None and len(names) != k:
         raise ValueError(f"names must have {k} entries (one per landmark); got {len(names)}")
-    idx = _aop_indices(aop, k)
+    checked = validate_measures(measures, num_keypoints=k)
     w, h = canvas.size
     r = float(radius) if radius is not None else max(2.0, 0.01 * max(w, h))
     width = max(1, round(r / 3))
@@ -181,19 +174,20 @@ def draw_predictions(
     def ok(p: np.ndarray) -> bool:
         return bool(np.isfinite(p).all())
 
-    if idx is not None:
-        ps1, ps2, fh1 = (pred[i] for i in idx)
-        for a, b in ((ps1, ps2), (ps1, fh1)):
-            if ok(a) and ok(b):
-                draw.line([tuple(a), tuple(b)], fill=(255, 255, 255), width=width)
-        angle = _aop_value(pred, idx)
-        text = f"AoP {angle:.1f}°" if math.isfinite(angle) else "AoP n/a"
+    for line, (name, measure) in enumerate(checked.items()):
+        for i, j in measure.segments:
+            if ok(pred[i]) and ok(pred[j]):
+                draw.line([tuple(pred[i]), tuple(pred[j])], fill=(255, 255, 255), width=width)
+        value = float(measure(torch.from_numpy(pred)))
+        text = f"{name} {_unit_text(value, measure.unit)}" if math.isfinite(value) else f"{name} n/a"
         if truth is not None:
-            gt_angle = _aop_value(truth, idx)
-            if math.isfinite(gt_angle):
-                text += f" (gt {gt_angle:.1f}°)"
-        anchor = ps1 if ok(ps1) else np.array([r, r])
-        draw.text((float(anchor[0]) + 2 * r, float(anchor[1]) - 4 * r), text, fill=(255, 255, 255), font=font)
+            true_value = float(measure(torch.from_numpy(truth)))
+            if math.isfinite(true_value):
+                text += f" (gt {_unit_text(true_value, measure.unit)})"
+        anchor = pred[measure.landmarks[0]]
+        anchor = anchor if ok(anchor) else np.array([r, r])
+        y = float(anchor[1]) - 4 * r + line * 3.5 * r
+        draw.text((float(anchor[0]) + 2 * r, y), text, fill=(255, 255, 255), font=font)
     if truth is not None:
         for p, q in zip(truth, pred):
             if not ok(p):
