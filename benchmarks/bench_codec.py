@@ -8,7 +8,8 @@ as 64x64 heatmaps, perturbed, decoded and mapped back to 512-px space. Compared 
   the 64-px heatmap with ``x * 64 / 512`` and truncated with ``int()`` to place the Gaussian
   centre; decoding is the argmax mapped back with ``x_hm / 64 * 512``.
 * ``argmax`` / ``quarter`` / ``dark`` / ``dark+blur``: :class:`sslkeypoint.heatmaps.HeatmapCodec`
-  with each refinement (the same sigma, 2 heatmap px).
+  built with each refinement (``refine=``, ``blur_kernel=``; the same sigma, 2 heatmap px), and
+  its ``to_original`` back to 512-px space.
 
 Heatmap conditions: ``noiseless`` (the codec's own targets), ``noisy`` (targets plus additive
 Gaussian noise) and ``network-like`` (a wider, lower-peak Gaussian at the same centre, plus mild
@@ -41,7 +42,6 @@ from sslkeypoint.geometry import angle_of_progression
 from sslkeypoint.heatmaps import (
     HeatmapCodec,
     keypoints_to_input,
-    keypoints_to_original,
     render_gaussian_heatmaps,
 )
 
@@ -123,7 +123,7 @@ def accuracy(n: int, seed: int) -> dict[str, dict[str, dict[str, float]]]:
     """Run every codec on every heatmap condition."""
     g = torch.Generator().manual_seed(seed)
     kp512 = sample_landmarks(n, g)
-    codec = HeatmapCodec(INPUT, HEATMAP, sigma=SIGMA)
+    codec = HeatmapCodec(INPUT, HEATMAP, sigma=SIGMA, refine="dark")
     kp_in = keypoints_to_input(kp512, ORIGINAL, INPUT)
     ours_centres = codec.to_heatmap_coords(kp_in)
     starter_c = starter_centres(kp512)
@@ -135,24 +135,25 @@ def accuracy(n: int, seed: int) -> dict[str, dict[str, dict[str, float]]]:
         "network-like": lambda c: NET_PEAK * render_gaussian_heatmaps(c, HEATMAP, NET_SIGMA)
         + NET_NOISE_STD * noise,
     }
-    ours: dict[str, dict[str, object]] = {
-        "argmax": {"refine": "none", "blur_kernel": None},
-        "quarter": {"refine": "quarter", "blur_kernel": None},
-        "dark": {"refine": "dark", "blur_kernel": None},
-        f"dark+blur{BLUR_KERNEL}": {"refine": "dark", "blur_kernel": BLUR_KERNEL},
+    # Decoding settings are codec constructor arguments: one codec per method.
+    ours = {
+        "argmax": HeatmapCodec(INPUT, HEATMAP, SIGMA, refine="none"),
+        "quarter": HeatmapCodec(INPUT, HEATMAP, SIGMA, refine="quarter"),
+        "dark": HeatmapCodec(INPUT, HEATMAP, SIGMA, refine="dark"),
+        f"dark+blur{BLUR_KERNEL}": HeatmapCodec(INPUT, HEATMAP, SIGMA, refine="dark", blur_kernel=BLUR_KERNEL),
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
     for cond, make in conditions.items():
         row: dict[str, dict[str, float]] = {}
         row["starter"] = summarise(starter_decode(make(starter_c)), kp512)
         hm = make(ours_centres)
-        for name, kw in ours.items():
-            pred_in, _ = codec.decode(hm, **kw)  # type: ignore[arg-type]
-            row[name] = summarise(keypoints_to_original(pred_in, ORIGINAL, INPUT), kp512)
+        for name, method in ours.items():
+            pred_in, _ = method.decode(hm)
+            row[name] = summarise(method.to_original(pred_in, ORIGINAL), kp512)
         if cond == "noiseless":  # the whole chain in float32, as in training
             hm32 = codec.encode(kp_in.float())
-            pred32, _ = codec.decode(hm32, refine="dark")
-            pred512 = keypoints_to_original(pred32, ORIGINAL, INPUT).double()
+            pred32, _ = codec.decode(hm32)
+            pred512 = codec.to_original(pred32, ORIGINAL).double()
             row["dark fp32"] = summarise(pred512, kp512)
         results[cond] = row
     return results
@@ -184,7 +185,8 @@ def interleaved_best(
 def throughput(quick: bool, seed: int) -> dict[str, float]:
     g = torch.Generator().manual_seed(seed)
     kp512 = sample_landmarks(64, g)
-    codec = HeatmapCodec(INPUT, HEATMAP, sigma=SIGMA)
+    codec = HeatmapCodec(INPUT, HEATMAP, sigma=SIGMA, refine="dark")
+    blurred = HeatmapCodec(INPUT, HEATMAP, sigma=SIGMA, refine="dark", blur_kernel=BLUR_KERNEL)
     kp_in = keypoints_to_input(kp512, ORIGINAL, INPUT).float()
     kp_np = kp512.numpy()
     hm = codec.encode(kp_in)
@@ -193,8 +195,8 @@ def throughput(quick: bool, seed: int) -> dict[str, float]:
         {
             "numpy": (lambda: numpy_loop_targets(kp_np), 2 * scale),
             "encode": (lambda: codec.encode(kp_in), 20 * scale),
-            "decode": (lambda: codec.decode(hm, refine="dark"), 5 * scale),
-            "decode_blur": (lambda: codec.decode(hm, refine="dark", blur_kernel=BLUR_KERNEL), scale),
+            "decode": (lambda: codec.decode(hm), 5 * scale),
+            "decode_blur": (lambda: blurred.decode(hm), scale),
         },
         repeats=5 if quick else 15,
     )

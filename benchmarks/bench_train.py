@@ -38,17 +38,18 @@ from _common import cpu_model
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from sslkeypoint.data import KeypointDataset, KeypointRecord
-from sslkeypoint.heatmaps import keypoints_to_original
+from sslkeypoint.configs import FinetuneConfig
+from sslkeypoint.data import FilteringCollate, KeypointDataset, KeypointRecord
+from sslkeypoint.export import export_onnx, export_torchscript
 from sslkeypoint.inference import KeypointPredictor
-from sslkeypoint.tasks.finetune import FinetuneConfig, HeatmapFinetuneModule, ReportingCollate
+from sslkeypoint.lightning import HeatmapFinetuneModule
+from sslkeypoint.measures import AngleMeasure
 
 PAPER_MS_PER_IMAGE = 24.34  # SSL-FetalBioNet, RTX 4060
 CONFIGS: dict[str, dict[str, Any]] = {
     "paper (w64)": {"widths": [64, 128, 256, 512], "bottleneck_width": 1024},
     "small (w16)": {"widths": [16, 32, 64, 128], "bottleneck_width": 256},
 }
-
 
 
 def timeit(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
@@ -138,7 +139,7 @@ def bench_training(
     targets, MSE, backward, Adam), measured in alternation."""
     cfg = module.config
     ds = KeypointDataset(records, input_size=cfg.input_size, in_chans=cfg.in_chans, num_keypoints=3)
-    collate = ReportingCollate()
+    collate = FilteringCollate()
     bs = cfg.batch_size
     state = {"i": 0}
 
@@ -171,8 +172,8 @@ def bench_inference(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        onnx_path = predictor.export_onnx(tmp / "model.onnx")
-        ts_path = predictor.export_torchscript(tmp / "model.pt")
+        onnx_path = export_onnx(predictor, tmp / "model.onnx")
+        ts_path = export_torchscript(predictor, tmp / "model.pt")
         scripted = torch.jit.load(str(ts_path))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
@@ -192,9 +193,12 @@ def bench_inference(
     def e2e(run: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], Any]:
         def fn() -> Any:
             x, size = predictor.preprocess(file)
-            return keypoints_to_original(run(x[None]), size, predictor.input_size)
+            return predictor.codec.to_original(run(x[None]), size)
 
         return fn
+
+    def forward(run: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], Any]:
+        return lambda: run(x0)
 
     x0 = predictor.preprocess(file)[0][None]
     runs = {"eager": run_eager, "onnxruntime": run_ort, "torchscript": run_ts}
@@ -202,7 +206,7 @@ def bench_inference(
     fns["eager_predict"] = lambda: predictor.predict(file)
     for name, run in runs.items():
         fns[f"{name}_e2e"] = e2e(run)
-        fns[f"{name}_forward"] = lambda run=run: run(x0)
+        fns[f"{name}_forward"] = forward(run)
     t = interleaved(fns, repeats)
     out: dict[str, Any] = {k: {s: 1e3 * v[s] for s in ("min", "median")} for k, v in t.items()}  # ms
     ref = run_eager(x0)
@@ -243,7 +247,9 @@ def main() -> None:
             module = HeatmapFinetuneModule(cfg)
             train = bench_training(module, records, steps=steps)
             flops = forward_flops(module.model.eval(), torch.rand(1, 1, *cfg.input_size))
-            predictor = KeypointPredictor(module.model.eval(), cfg.codec(), in_chans=1, aop_indices=(0, 1, 2))
+            predictor = KeypointPredictor(
+                module.model.eval(), module.codec, measures={"aop": AngleMeasure(0, 1, 2)}, in_chans=1
+            )
             inf = bench_inference(predictor, Path(records[1].path), tmp, repeats)
             results["configs"][name] = {
                 "encoder_kwargs": enc,

@@ -141,6 +141,8 @@ class KeypointPrediction:
         original_sizes: ``(N, 2)`` original ``(H, W)`` of each image.
         keypoint_names: Landmark names, when known.
         measures: Measure name → ``(N,)`` values in the measure's unit (e.g. ``"aop"`` in degrees).
+        heatmaps: ``(N, K, h, w)`` network heatmaps when asked for (``return_heatmaps=True``), else
+            ``None``.
     """
 
     keypoints: Tensor
@@ -148,6 +150,7 @@ class KeypointPrediction:
     original_sizes: Tensor
     keypoint_names: tuple[str, ...] | None = None
     measures: dict[str, Tensor] = field(default_factory=dict)
+    heatmaps: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -364,15 +367,23 @@ class KeypointPredictor:
         return resize_image(t, self.input_size), size
 
     @torch.inference_mode()
-    def predict_batch(self, images: Tensor, original_sizes: Tensor) -> KeypointPrediction:
+    def predict_batch(
+        self, images: Tensor, original_sizes: Tensor, *, return_heatmaps: bool = False
+    ) -> KeypointPrediction:
         """Predict for an already resized batch ``(B, C, H_in, W_in)`` with its ``(B, 2)`` sizes."""
-        kp, scores = self.decoder(images.to(self.device))
+        heatmaps = self.model(images.to(self.device))
+        kp, scores = self.codec.decode(heatmaps)
         kp = self.codec.to_original(kp.float().cpu(), original_sizes.to(torch.float32))
         return KeypointPrediction(
-            kp, scores.float().cpu(), original_sizes, self.keypoint_names, compute_measures(self.measures, kp)
+            kp,
+            scores.float().cpu(),
+            original_sizes,
+            self.keypoint_names,
+            compute_measures(self.measures, kp),
+            heatmaps.float().cpu() if return_heatmaps else None,
         )
 
-    def predict(self, images: Any, *, progress: bool = False) -> KeypointPrediction:
+    def predict(self, images: Any, *, progress: bool = False, return_heatmaps: bool = False) -> KeypointPrediction:
         """Predict landmarks for one image or a list of images of any sizes.
 
         Args:
@@ -380,6 +391,8 @@ class KeypointPredictor:
                 (``(H, W)``/``(H, W, C)``) or tensors (``(C, H, W)``); a ``(B, C, H, W)`` tensor
                 is taken as ``B`` images.
             progress: Show a progress bar over batches.
+            return_heatmaps: Also return the network's heatmaps (e.g. to score them against
+                targets).
 
         Returns:
             A :class:`KeypointPrediction` with ``N`` rows (``N = 1`` for a single image), in the
@@ -409,11 +422,12 @@ class KeypointPredictor:
             prepared = [self.preprocess(im) for im in chunk]
             x = torch.stack([t for t, _ in prepared])
             sizes = torch.tensor([s for _, s in prepared], dtype=torch.long)
-            parts.append(self.predict_batch(x, sizes))
+            parts.append(self.predict_batch(x, sizes, return_heatmaps=return_heatmaps))
         return KeypointPrediction(
             keypoints=torch.cat([p.keypoints for p in parts]),
             scores=torch.cat([p.scores for p in parts]),
             original_sizes=torch.cat([p.original_sizes for p in parts]),
             keypoint_names=self.keypoint_names,
             measures={name: torch.cat([p.measures[name] for p in parts]) for name in self.measures},
+            heatmaps=torch.cat([p.heatmaps for p in parts if p.heatmaps is not None]) if return_heatmaps else None,
         )

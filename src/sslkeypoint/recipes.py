@@ -241,6 +241,8 @@ def run_finetuning(
     )
     if fit.is_global_zero:
         _write_json(out / "summary.json", result.to_dict())
+    # Every process returns only once the run files exist: the next step (on any process) reads them.
+    fit.strategy.barrier("run_finetuning")
     return result
 
 
@@ -406,6 +408,9 @@ def run_pretraining(
                 "global_step": str(fit.global_step),
             },
         )
+    # Every process returns only once encoder.safetensors is written: a next stage started on any
+    # process (fine-tuning from it, stage 2) reads it.
+    fit.strategy.barrier("run_pretraining")
     best = checkpoint.best_model_path
     return PretrainResult(
         out_dir=out,

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from iugc_aop.cli import main
-from iugc_aop.pipeline import VARIANTS, labelled_subset, stage_pretrain, stage_select
+from iugc_aop.stages import labelled_subset, stage_pretrain, stage_select
+from iugc_aop.variants import VARIANTS
+from iugc_aop.landmarks import AOP
 from iugc_aop.profiles import PROFILES, Profile, get_profile
 from iugc_aop.report import ssl_verdict
 
@@ -69,8 +71,9 @@ def test_demo_report_and_figures(demo: dict) -> None:
     rows = (out / "eval" / "ssl_unet" / "testing_predictions.csv").read_text().splitlines()
     assert len(rows) == 1 + 13
     selection = json.loads((out / "select" / "selection.json").read_text())
-    assert 0.0 <= selection["truth"]["precision"] <= 1.0
     assert len(selection["kept"]) >= get_profile("smoke").screening.min_sequences
+    truth_scores = json.loads((out / "run.json").read_text())["selection_truth"]
+    assert 0.0 <= truth_scores["precision"] <= 1.0 and 0.0 <= truth_scores["recall"] <= 1.0
 
 
 def test_demo_resumes_without_retraining(demo: dict, capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,7 +95,7 @@ def test_demo_resumes_without_retraining(demo: dict, capsys: pytest.CaptureFixtu
 def test_stage_refuses_a_run_folder_made_with_other_settings(demo: dict) -> None:
     out: Path = demo["out"]
     other = get_profile("smoke").with_overrides(
-        stage1=dataclasses.replace(get_profile("smoke").stage1, epochs=2))
+        pretrain=dataclasses.replace(get_profile("smoke").pretrain, max_epochs=2))
     with pytest.raises(ValueError, match="other settings"):
         stage_pretrain(out / "data", out, other, progress=False)
 
@@ -130,16 +133,20 @@ def test_bad_data_folder_gives_one_clear_error(command: str, tmp_path: Path,
 def test_profiles() -> None:
     assert set(PROFILES) == {"paper", "quick", "smoke"}
     paper = get_profile("paper")
-    assert (paper.input_size, paper.heatmap_size, paper.widths, paper.bottleneck_width) == (
-        (256, 256), (64, 64), (64, 128, 256, 512), 1024)
-    assert (paper.stage1.lr, paper.stage1.weight_decay, paper.stage1.batch_size, paper.stage1.epochs) == (
-        1e-3, 1e-3, 64, 200)
-    assert (paper.stage2.queue_size, paper.stage2.lr, paper.stage2.plateau) == (16384, 1e-4, True)
-    assert (paper.finetune.lr, paper.finetune.batch_size, paper.finetune.epochs) == (1e-5, 8, 1000)
+    assert (paper.input_size, paper.heatmap_size, paper.unet_kwargs()) == (
+        (256, 256), (64, 64), {"widths": [64, 128, 256, 512], "bottleneck_width": 1024})
+    s1, s2, ft = paper.pretrain, paper.pretrain_temporal, paper.finetune
+    assert (s1.lr, s1.weight_decay, s1.batch_size, s1.max_epochs, s1.stage) == (1e-3, 1e-3, 64, 200, 1)
+    assert (s2.queue_size, s2.lr, s2.plateau, s2.stage) == (16384, 1e-4, True, 2)
+    assert (ft.lr, ft.batch_size, ft.max_epochs, ft.measures) == (1e-5, 8, 1000, {"aop": AOP})
+    # The three stages train one network: the library configs agree, nothing is copied by hand.
+    assert s1.image_size == s2.image_size == ft.input_size and s1.encoder_kwargs == ft.encoder_kwargs
+    with pytest.raises(ValueError, match="pre-training stages must train the fine-tuning network"):
+        dataclasses.replace(paper, pretrain=dataclasses.replace(s1, image_size=(128, 128)))
     assert get_profile(paper) is paper
     assert json.loads(json.dumps(paper.to_dict()))["name"] == "paper"
     for p in PROFILES.values():
-        assert p.heatmap_stride * p.heatmap_size[0] == p.input_size[0]
+        assert p.finetune.heatmap_stride * p.heatmap_size[0] == p.input_size[0]
         assert "profile" in p.describe()
     with pytest.raises(ValueError, match="paper"):
         get_profile("fast")

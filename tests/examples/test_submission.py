@@ -1,7 +1,8 @@
 """Tests of the challenge submission (export, the challenge interface, evaluation) and the CLI.
 
-A tiny HeatmapUNet (64-px input) is saved in the fine-tuning checkpoint format; no training is
-needed to check that the exported folder reproduces the library predictor.
+A tiny HeatmapUNet (64-px input) is saved in the fine-tuning checkpoint format (with the
+library's exact codec, or with the starter codec); no training is needed to check that the
+exported folder reproduces the library predictor.
 """
 
 from __future__ import annotations
@@ -22,26 +23,29 @@ import torch
 from PIL import Image
 
 from iugc_aop.cli import main
-from iugc_aop.predict import find_images
-from iugc_aop.reader import parse_point
-from iugc_aop.starter import StarterCodec
+from iugc_aop.formats.iugc import parse_point
+from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
+from iugc_aop.starter_codec import StarterCodec
 from iugc_aop.submission import (
+    METADATA_VERSION,
     evaluate_submission,
     export_submission,
     load_submission,
     submission_template,
 )
-from sslkeypoint.data import KeypointRecord
+from sslkeypoint.configs import FinetuneConfig
+from sslkeypoint.data import KeypointRecord, list_images
 from sslkeypoint.geometry import angle_of_progression
+from sslkeypoint.heatmaps import KeypointCodec, codec_to_dict
 from sslkeypoint.inference import KeypointPredictor
-from sslkeypoint.metrics import KeypointEvaluator
-from sslkeypoint.tasks.finetune import FinetuneConfig, HeatmapFinetuneModule
+from sslkeypoint.lightning import HeatmapFinetuneModule
+from sslkeypoint.metrics import KeypointMetrics
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::FutureWarning", "ignore::torch.jit.TracerWarning"
 )
 
-NAMES = ("PS1", "PS2", "FH1")
+NAMES = LANDMARK_NAMES
 
 
 def _config(num_keypoints: int = 3, names: tuple[str, ...] | None = NAMES) -> FinetuneConfig:
@@ -50,17 +54,21 @@ def _config(num_keypoints: int = 3, names: tuple[str, ...] | None = NAMES) -> Fi
         heatmap_size=(16, 16),
         num_keypoints=num_keypoints,
         keypoint_names=names,
-        aop_indices=(0, 1, 2) if num_keypoints >= 3 else None,
+        measures=MEASURES if num_keypoints >= 3 else {},
         encoder_kwargs={"widths": (4, 8), "bottleneck_width": 8},
         seed=0,
     )
 
 
-def _write_checkpoint(path: Path, config: FinetuneConfig, seed: int = 0) -> Path:
+def _write_checkpoint(
+    path: Path, config: FinetuneConfig, seed: int = 0, codec: KeypointCodec | None = None
+) -> Path:
     """A checkpoint in the layout run_finetuning writes (``sslkeypoint`` spec + ``state_dict``)."""
     torch.manual_seed(seed)
-    module = HeatmapFinetuneModule(config)
-    torch.save({"sslkeypoint": module.predictor_spec(), "state_dict": module.state_dict()}, path)
+    module = HeatmapFinetuneModule(config, codec=codec)
+    ckpt: dict[str, object] = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(ckpt)  # what Lightning calls when it saves
+    torch.save(ckpt, path)
     return path
 
 
@@ -77,6 +85,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("submission")
     ckpt = _write_checkpoint(root / "tiny.ckpt", _config())
     sub = export_submission(ckpt, root / "sub", metadata={"variant": "ssl_unet"})
+    # The same weights trained with the starter's codec.
+    starter_ckpt = _write_checkpoint(root / "starter.ckpt", _config(), codec=StarterCodec((64, 64), (16, 16)))
     images = root / "images"
     images.mkdir()
     big = _grey_rgb(512, 512, 1)
@@ -86,7 +96,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rng = np.random.default_rng(2)
     Image.fromarray(rng.integers(0, 256, (200, 260, 3), dtype=np.uint8)).save(images / "c_colour.png")
     _grey_rgb(512, 512, 3).save(images / "d_png_inside.jpg", format="PNG")
-    return {"root": root, "ckpt": ckpt, "sub": sub, "images": images}
+    return {"root": root, "ckpt": ckpt, "sub": sub, "images": images, "starter_ckpt": starter_ckpt}
 
 
 def test_folder_contents_and_metadata(exported: dict[str, Path]) -> None:
@@ -96,7 +106,11 @@ def test_folder_contents_and_metadata(exported: dict[str, Path]) -> None:
     assert meta["input_size"] == [64, 64] and meta["heatmap_size"] == [16, 16]
     assert meta["in_chans"] == 1
     assert meta["keypoint_names"] == list(NAMES) and meta["output_indices"] == [0, 1, 2]
-    assert meta["refine"] == "dark" and meta["codec"] == "exact" and meta["map_back"] == "pixel_centre"
+    assert meta["format"] == METADATA_VERSION
+    assert meta["refine"] == "dark" and meta["map_back"] == "pixel_centre"
+    predictor = KeypointPredictor.from_checkpoint(exported["ckpt"])
+    assert meta["codec"] == codec_to_dict(predictor.codec)
+    assert meta["codec"]["class"] == "sslkeypoint.heatmaps.HeatmapCodec"
     assert meta["library"] == "sslkeypoint" and meta["library_version"]
     digest = hashlib.sha256(exported["ckpt"].read_bytes()).hexdigest()
     assert meta["source_checkpoint_sha256"] == digest
@@ -213,7 +227,7 @@ def test_evaluate_submission_matches_library_evaluation(exported: dict[str, Path
     assert len(result["predictions"]) == 3
 
     predictor = KeypointPredictor.from_checkpoint(exported["ckpt"])
-    ev = KeypointEvaluator(keypoint_names=NAMES, aop_indices=(0, 1, 2))
+    ev = KeypointMetrics(keypoint_names=NAMES, measures=MEASURES)
     for rec, pred in zip(records, result["predictions"]):
         with Image.open(rec.path) as im:
             lib = predictor.predict(im.convert("RGB")).keypoints[0].double()
@@ -234,10 +248,12 @@ def test_evaluate_submission_rejects_bad_records(exported: dict[str, Path], tmp_
 
 
 def test_starter_codec_export(exported: dict[str, Path], tmp_path: Path) -> None:
-    codec = StarterCodec((64, 64), (16, 16), sigma=2.0)
-    sub = export_submission(exported["ckpt"], tmp_path / "starter", codec=codec)
+    """A checkpoint trained with StarterCodec exports its codec and the starter's map back."""
+    sub = export_submission(exported["starter_ckpt"], tmp_path / "starter")
     meta = json.loads((sub / "metadata.json").read_text())
-    assert meta["codec"] == "StarterCodec" and meta["map_back"] == "scale"
+    assert meta["codec"]["class"] == "iugc_aop.starter_codec.StarterCodec"
+    assert meta["codec"]["kwargs"] == {"input_size": [64, 64], "heatmap_size": [16, 16], "sigma": 2.0}
+    assert meta["map_back"] == "scale" and meta["refine"] == "none"
     model = load_submission(sub)
     out = model.predict(_grey_rgb(64, 64, 7)).reshape(3, 2)
     # 64-px image = network input: landmarks on the starter's stride-4 grid (x = 4 j).
@@ -247,8 +263,12 @@ def test_starter_codec_export(exported: dict[str, Path], tmp_path: Path) -> None
     big = model.predict(_grey_rgb(300, 400, 7)).reshape(3, 2)
     assert np.allclose(big[:, 0], np.round(big[:, 0] / 25) * 25, atol=1e-3)
     assert np.allclose(big[:, 1], np.round(big[:, 1] / 18.75) * 18.75, atol=1e-3)
-    with pytest.raises(ValueError, match="do not match"):
-        export_submission(exported["ckpt"], tmp_path / "bad", codec=StarterCodec((128, 128), (32, 32)))
+    # The library predictor rebuilt from the same checkpoint gives the same answers.
+    ref = KeypointPredictor.from_checkpoint(exported["starter_ckpt"]).predict(_grey_rgb(300, 400, 7))
+    assert np.allclose(big, ref.keypoints[0].double().numpy(), atol=1e-4)
+    # The starter codec has no refinement to override.
+    with pytest.raises(ValueError, match="StarterCodec has no 'refine'"):
+        export_submission(exported["starter_ckpt"], tmp_path / "bad", refine="dark")
 
 
 def test_export_errors(tmp_path: Path) -> None:
@@ -279,7 +299,7 @@ def test_cli_predict_writes_iugc_csv_and_overlays(exported: dict[str, Path], tmp
     with open(out / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["Filename", "PS1", "PS2", "FH1", "AOP"]
-    names = [p.name for p in find_images(exported["images"])]
+    names = [p.name for p in list_images(exported["images"])]
     assert [r["Filename"] for r in rows] == names
     predictor = KeypointPredictor.from_checkpoint(exported["ckpt"])
     for row in rows:
@@ -311,16 +331,69 @@ def test_cli_export_submission_and_errors(exported: dict[str, Path], tmp_path: P
 
 
 def test_cli_starter_codec_predict_matches_its_submission(exported: dict[str, Path], tmp_path: Path) -> None:
-    """``predict --codec starter`` and the starter submission give the same landmarks."""
-    args = ["--checkpoint", str(exported["ckpt"]), "--codec", "starter"]
+    """``predict`` and ``export-submission`` on a starter-codec checkpoint give the same landmarks."""
+    args = ["--checkpoint", str(exported["starter_ckpt"])]
     assert main(["export-submission", *args, "--out", str(tmp_path / "sub")]) == 0
     assert main(["predict", *args, "--input", str(exported["images"]), "--out", str(tmp_path / "pred"),
                  "--no-progress", "--no-overlays"]) == 0
     model = load_submission(tmp_path / "sub")
     with open(tmp_path / "pred" / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    assert len(rows) == 4
     for row in rows:
         with Image.open(exported["images"] / row["Filename"]) as im:
             expected = model.predict(im.convert("RGB")).reshape(3, 2)
         got = np.array([parse_point(row[c]) for c in NAMES])
         assert np.allclose(got, expected, atol=1e-3), row["Filename"]
+
+
+def test_cli_refine_for_a_codec_without_refinement_is_an_error(
+    exported: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--checkpoint", str(exported["starter_ckpt"]), "--refine", "dark"]
+    assert main(["export-submission", *args, "--out", str(tmp_path / "sub")]) == 2
+    assert "no 'refine' setting" in capsys.readouterr().err
+    assert main(["predict", *args, "--input", str(exported["images"]), "--out", str(tmp_path / "p"),
+                 "--no-progress"]) == 2
+    assert "no 'refine' setting" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "export-submission"])
+def test_cli_rejects_the_removed_codec_flag(
+    command: str, exported: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checkpoint knows its codec: ``--codec`` is an unknown option, not silently ignored."""
+    args = [command, "--checkpoint", str(exported["ckpt"]), "--codec", "starter", "--out", str(tmp_path / "x")]
+    if command == "predict":
+        args += ["--input", str(exported["images"])]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --codec" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_predict_recursive_and_refine(exported: dict[str, Path], tmp_path: Path) -> None:
+    """``--recursive`` reads sub-folders (labels relative to --input); ``--refine`` changes the decode."""
+    folder = tmp_path / "nested"
+    (folder / "sub").mkdir(parents=True)
+    _grey_rgb(96, 80, 4).save(folder / "top.png")
+    _grey_rgb(70, 90, 5).save(folder / "sub" / "deep.png")
+    base = ["predict", "--checkpoint", str(exported["ckpt"]), "--input", str(folder), "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "flat"), "--no-overlays"]) == 0
+    assert main([*base, "--out", str(tmp_path / "rec"), "--recursive", "--batch-size", "1"]) == 0
+    assert main([*base, "--out", str(tmp_path / "none"), "--recursive", "--refine", "none",
+                 "--no-overlays"]) == 0
+
+    def rows(name: str) -> list[dict[str, str]]:
+        with open(tmp_path / name / "predictions.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+    assert [r["Filename"] for r in rows("flat")] == ["top.png"]
+    assert [r["Filename"] for r in rows("rec")] == [str(Path("sub") / "deep.png"), "top.png"]
+    assert sorted(p.name for p in (tmp_path / "rec" / "overlays").iterdir()) == ["sub__deep.png", "top.png"]
+    predictor = KeypointPredictor.from_checkpoint(exported["ckpt"], refine="none")
+    for row in rows("none"):
+        ref = predictor.predict(folder / row["Filename"]).keypoints[0]
+        pts = [parse_point(row[c]) for c in NAMES]
+        assert np.allclose(pts, ref.numpy(), atol=1e-3)

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the chosen command."""
     args = build_parser().parse_args(argv)
-    from iugc_aop.reader import IUGCFormatError, IUGCLayoutError
+    from iugc_aop.formats import IUGCFormatError, IUGCLayoutError
 
     try:
         return int(args._run(args))

@@ -53,24 +53,24 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, data: bool = True) -> 
     t.add_argument("--precision", default="32-true", help="32-true, 16-mixed, bf16-mixed (default: %(default)s)")
 
 
-def trainer_options(args: argparse.Namespace) -> Any:
-    """The :class:`~iugc_aop.pipeline.TrainerOptions` of parsed arguments."""
-    from iugc_aop.pipeline import TrainerOptions
+def trainer_options(args: argparse.Namespace, profile: Any) -> Any:
+    """The profile's :class:`~sslkeypoint.configs.TrainerConfig` with the command line's device settings."""
+    import dataclasses
 
     devices: Any = args.devices
     if isinstance(devices, str) and devices.isdigit():
         devices = int(devices)
-    return TrainerOptions(accelerator=args.accelerator, devices=devices, strategy=args.strategy,
-                          precision=args.precision)
+    return dataclasses.replace(profile.trainer, accelerator=args.accelerator, devices=devices,
+                               strategy=args.strategy, precision=args.precision)
 
 
 def data_root_for(args: argparse.Namespace) -> Path:
     """``--data``, else the data recorded in ``WORK/run.json``, else synthetic data.
 
-    The layout is checked at once (one :class:`~iugc_aop.reader.IUGCLayoutError` listing what is
+    The layout is checked at once (one :class:`~iugc_aop.formats.IUGCLayoutError` listing what is
     missing) and the choice is recorded in ``WORK/run.json`` for the next command of the run.
     """
-    from iugc_aop.pipeline import load_dataset
+    from iugc_aop.stages import load_dataset
 
     record = Path(args.work) / "run.json"
     saved: dict[str, Any] = json.loads(record.read_text()) if record.is_file() else {}
@@ -80,7 +80,7 @@ def data_root_for(args: argparse.Namespace) -> Path:
         root = Path(saved["data_root"])
     else:
         root = resolve_data_root(args)
-    load_dataset(root, progress=False)
+    load_dataset(root)
     record.parent.mkdir(parents=True, exist_ok=True)
     saved["data_root"] = str(root)
     record.write_text(json.dumps(saved, indent=2))
@@ -107,26 +107,29 @@ def _done_note(skipped: bool) -> str:
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    from iugc_aop.pipeline import stage_pretrain
+    from iugc_aop.stages import stage_pretrain
 
     profile, root = _start(args)
     r = stage_pretrain(root, args.work, profile, seed=args.seed, force=args.force,
-                       progress=not args.no_progress, options=trainer_options(args))
+                       progress=not args.no_progress, trainer=trainer_options(args, profile))
     print(f"stage 1: {r.items} images, {r.global_step} steps, loss {r.final_loss}, encoder {r.encoder_path}"
           + _done_note(r.skipped))
     return 0
 
 
 def _run_select(args: argparse.Namespace) -> int:
-    from iugc_aop.pipeline import stage_select
+    from iugc_aop.formats.truth import load_truth, screening_scores
+    from iugc_aop.stages import stage_select
 
     profile, root = _start(args)
     r = stage_select(root, args.work, profile, encoder_path=args.encoder, force=args.force,
                      progress=not args.no_progress)
     print(f"kept {len(r.kept)} of {len(r.names)} sequences (frame cut {r.threshold:.4f}): {', '.join(r.kept)}"
           + _done_note(r.skipped))
-    if r.precision is not None:
-        print(f"against synthetic_truth.json: precision {r.precision:.2f}, recall {r.recall:.2f}")
+    truth = load_truth(root)
+    if truth is not None:
+        scores = screening_scores(truth, r.names, r.kept)
+        print(f"against synthetic_truth.json: precision {scores['precision']:.2f}, recall {scores['recall']:.2f}")
     print(f"selection: {r.json_path}\nplot: {r.plot_path}")
     return 0
 
@@ -146,12 +149,12 @@ def _configure_temporal(p: argparse.ArgumentParser) -> None:
 
 
 def _run_temporal(args: argparse.Namespace) -> int:
-    from iugc_aop.pipeline import stage_pretrain_temporal
+    from iugc_aop.stages import stage_pretrain_temporal
 
     profile, root = _start(args)
     r = stage_pretrain_temporal(root, args.work, profile, sequences=args.sequences, init_from=args.init_from,
                                 seed=args.seed, force=args.force, progress=not args.no_progress,
-                                options=trainer_options(args))
+                                trainer=trainer_options(args, profile))
     print(f"stage 2: {r.items} frame pairs, {r.global_step} steps, loss {r.final_loss}, encoder {r.encoder_path}"
           + _done_note(r.skipped))
     return 0
@@ -163,7 +166,7 @@ def _run_temporal(args: argparse.Namespace) -> int:
 
 
 def _variant_choices() -> list[str]:
-    from iugc_aop.pipeline import VARIANTS
+    from iugc_aop.variants import VARIANTS
 
     return [*VARIANTS, "all"]
 
@@ -177,19 +180,19 @@ def _configure_finetune(p: argparse.ArgumentParser) -> None:
 
 
 def _variants(name: str) -> list[str]:
-    from iugc_aop.pipeline import VARIANTS
+    from iugc_aop.variants import VARIANTS
 
     return list(VARIANTS) if name == "all" else [name]
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
-    from iugc_aop.pipeline import stage_finetune
+    from iugc_aop.stages import stage_finetune
 
     profile, root = _start(args)
     budget: Any = "profile" if args.label_budget is None else args.label_budget
     for name in _variants(args.variant):
         r = stage_finetune(name, root, args.work, profile, label_budget=budget, seed=args.seed, force=args.force,
-                           progress=not args.no_progress, options=trainer_options(args))
+                           progress=not args.no_progress, trainer=trainer_options(args, profile))
         mre = r.best_metrics.get("val/mre_px")
         print(f"{name}: {r.labelled} labelled images, {r.epochs} epochs, best hold-out MRE "
               f"{mre if mre is None else round(mre, 2)} px, checkpoint {r.checkpoint}" + _done_note(r.skipped))
@@ -208,13 +211,14 @@ def _configure_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from iugc_aop.pipeline import VARIANTS, load_dataset, stage_evaluate
+    from iugc_aop.stages import load_dataset, stage_evaluate
+    from iugc_aop.variants import VARIANTS
 
     profile, root = _start(args)
     if args.submission is not None:
         from iugc_aop.submission import evaluate_submission
 
-        ds = load_dataset(root, ("validation", "testing"), progress=False)
+        ds = load_dataset(root, ("validation", "testing"))
         result: dict[str, Any] = {}
         for split in ("validation", "testing"):
             m = dict(evaluate_submission(args.submission, ds.split(split), progress=not args.no_progress))
@@ -260,7 +264,9 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from iugc_aop.pipeline import VARIANTS, run_demo
+    from iugc_aop.demo import run_demo
+    from iugc_aop.profiles import get_profile
+    from iugc_aop.variants import VARIANTS
 
     if args.variants:
         unknown = [v for v in args.variants if v not in VARIANTS]
@@ -269,7 +275,8 @@ def _run_demo(args: argparse.Namespace) -> int:
             return 2
     start = time.perf_counter()
     r = run_demo(args.work, args.profile, args.data, seed=args.seed, variants=args.variants or tuple(VARIANTS),
-                 force=args.force, progress=not args.no_progress, options=trainer_options(args))
+                 force=args.force, progress=not args.no_progress,
+                 trainer=trainer_options(args, get_profile(args.profile)))
     print()
     print(f"{'variant':<24}{'MRE px':>10}{'AoP MAE °':>12}   (Testing split, original pixels)")
     for name, m in r.headline.items():

@@ -7,6 +7,11 @@ overlay PNG per image in ``DIR/overlays/``.
 
 ``python -m iugc_aop export-submission --checkpoint CKPT --out DIR`` writes a Codabench submission
 folder (:func:`iugc_aop.submission.export_submission`).
+
+Both rebuild the model with the codec stored in the checkpoint
+(:meth:`KeypointPredictor.from_checkpoint <sslkeypoint.inference.KeypointPredictor.from_checkpoint>`):
+a model trained with :class:`~iugc_aop.starter_codec.StarterCodec` decodes and maps back as the
+starter does, with no option to set.
 """
 
 from __future__ import annotations
@@ -20,69 +25,55 @@ from pathlib import Path
 from typing import Any
 
 from iugc_aop.cli import Command, register
+from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
 
-__all__ = [
-    "IMAGE_SUFFIXES",
-    "find_images",
-    "format_point",
-    "predict_images",
-]
-
-#: File name endings taken as images when ``--input`` is a folder (decoded by content).
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+__all__ = ["predict_images"]
 
 
-def format_point(x: float, y: float, digits: int = 4) -> str:
-    """A point as the IUGC CSVs write it, ``"(x, y)"``.
+def _input_images(source: str | Path, *, recursive: bool = False) -> list[Path]:
+    """The image files of ``--input``: itself when a file, else its images in natural order.
 
-    Examples:
-        >>> format_point(301.5, 72.25)
-        '(301.5000, 72.2500)'
-    """
-    return f"({x:.{digits}f}, {y:.{digits}f})"
+    A folder is listed with :func:`sslkeypoint.data.list_images` (file names ending in one of
+    :data:`sslkeypoint.data.IMAGE_EXTENSIONS`; images are decoded by content).
 
+    Args:
+        source: An image file or a folder.
+        recursive: Also list images in sub-folders.
 
-def find_images(source: str | Path, *, recursive: bool = False) -> list[Path]:
-    """The image files of ``source``: itself when a file, else its images in natural order.
+    Returns:
+        The image paths.
 
     Raises:
         FileNotFoundError: If ``source`` does not exist or a folder holds no image.
+
+    Examples:
+        >>> _input_images("no_such_folder")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: --input no_such_folder does not exist
     """
-    from iugc_aop.reader import natural_key
+    from sslkeypoint.data import IMAGE_EXTENSIONS, list_images
 
     p = Path(source)
     if p.is_file():
         return [p]
     if not p.is_dir():
         raise FileNotFoundError(f"--input {p} does not exist")
-    pattern = "**/*" if recursive else "*"
-    files = [f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    files = list_images(p, recursive=recursive)
     if not files:
-        raise FileNotFoundError(f"no image ({', '.join(IMAGE_SUFFIXES)}) found in {p}")
-    return sorted(files, key=lambda f: natural_key(str(f.relative_to(p))))
+        raise FileNotFoundError(f"no image ({', '.join(IMAGE_EXTENSIONS)}) found in {p}")
+    return files
 
 
-def _load_predictor(checkpoint: Path, codec: str, refine: str | None, batch_size: int) -> Any:
-    from sslkeypoint.inference import KeypointPredictor
+def _landmark_order(names: Sequence[str] | None) -> list[int]:
+    """Positions of PS1, PS2, FH1 among the predictor's landmarks (by name, else the first three)."""
+    if names is not None and all(n in names for n in LANDMARK_NAMES):
+        return [list(names).index(n) for n in LANDMARK_NAMES]
+    return list(range(len(LANDMARK_NAMES)))
 
-    overrides: dict[str, Any] = {"batch_size": batch_size}
-    if refine is not None:
-        overrides["refine"] = refine
-    predictor = KeypointPredictor.from_checkpoint(checkpoint, **overrides)
-    if codec == "starter":
-        from iugc_aop.starter import StarterCodec
 
-        starter = StarterCodec(predictor.input_size, predictor.codec.heatmap_size, predictor.codec.sigma)
-        predictor = KeypointPredictor(
-            predictor.model,
-            starter,  # type: ignore[arg-type]
-            refine=predictor.refine,
-            in_chans=predictor.in_chans,
-            batch_size=batch_size,
-            keypoint_names=predictor.keypoint_names,
-            aop_indices=predictor.aop_indices,
-        )
-    return predictor
+def _overlay_name(label: str) -> str:
+    return Path(label.replace("/", "__").replace("\\", "__")).stem + ".png"
 
 
 def predict_images(
@@ -92,49 +83,45 @@ def predict_images(
     *,
     root: str | Path | None = None,
     overlays: bool = True,
-    codec: str = "checkpoint",
     refine: str | None = None,
     batch_size: int = 8,
     progress: bool = True,
 ) -> Path:
     """Predict PS1, PS2, FH1 and the AoP for image files; write the CSV and overlays.
 
+    The checkpoint's own codec decodes the heatmaps and maps the landmarks back to each image's
+    pixels; the AoP is the prediction's ``measures["aop"]`` (the checkpoint's measure, else
+    :data:`iugc_aop.landmarks.AOP` on the predicted landmarks).
+
     Args:
         checkpoint: Fine-tuning checkpoint or saved predictor folder.
         images: Image files (any size; decoded by content).
         out_dir: Output folder (created): ``predictions.csv`` and ``overlays/*.png``.
         root: Folder the ``Filename`` column is relative to (default: each file's name).
-        overlays: Also draw one overlay PNG per image.
-        codec: ``"checkpoint"`` (the checkpoint's exact codec) or ``"starter"``
-            (:class:`~iugc_aop.starter.StarterCodec`, for models trained with it; landmarks are
-            then mapped back with the starter's ``x * W / W_in``, as its exported submission does).
-        refine: Override the checkpoint's sub-pixel refinement.
+        overlays: Also draw one overlay PNG per image (landmarks and the AoP construction).
+        refine: Override the checkpoint codec's sub-pixel refinement (codecs that have one).
         batch_size: Images per forward pass.
         progress: Show progress bars.
 
     Returns:
         The path of ``predictions.csv``.
+
+    Raises:
+        ValueError: If ``refine`` is given for a codec without a refinement setting, or the
+            checkpoint carries no model description.
     """
-    import torch
+    from sslkeypoint.data import format_point
+    from sslkeypoint.inference import KeypointPredictor
 
-    predictor = _load_predictor(Path(checkpoint), codec, refine, batch_size)
-    names = predictor.keypoint_names or ("PS1", "PS2", "FH1")
-    order = [list(names).index(n) for n in ("PS1", "PS2", "FH1")] if all(
-        n in names for n in ("PS1", "PS2", "FH1")
-    ) else [0, 1, 2]
-    from sslkeypoint.geometry import angle_of_progression
-
+    overrides: dict[str, Any] = {"batch_size": batch_size}
+    if refine is not None:
+        overrides["refine"] = refine
+    predictor = KeypointPredictor.from_checkpoint(Path(checkpoint), **overrides)
+    order = _landmark_order(predictor.keypoint_names)
     paths = [Path(p) for p in images]
     result = predictor.predict(paths, progress=progress)
-    kp = result.keypoints[:, order]  # (N, 3, 2) original px
-    if codec == "starter":
-        # The starter maps back with x = x_in * W / W_in; the predictor used the pixel-centre map
-        # x = (x_in + 0.5) * r - 0.5, so the starter's answer is x + 0.5 - 0.5 * r.
-        h_in, w_in = predictor.input_size
-        sizes = result.original_sizes.to(kp.dtype)
-        r = torch.stack([sizes[:, 1] / w_in, sizes[:, 0] / h_in], dim=-1)[:, None, :]
-        kp = kp + 0.5 - 0.5 * r
-    aop = angle_of_progression(kp[:, 0], kp[:, 1], kp[:, 2])
+    kp = result.keypoints[:, order]  # (N, 3, 2) original px, PS1, PS2, FH1
+    aop = result.measures["aop"] if "aop" in result.measures else MEASURES["aop"](kp)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = Path(root) if root is not None else None
@@ -142,7 +129,7 @@ def predict_images(
     csv_path = out / "predictions.csv"
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["Filename", "PS1", "PS2", "FH1", "AOP"])
+        writer.writerow(["Filename", *LANDMARK_NAMES, "AOP"])
         for label, pts, angle in zip(labels, kp.tolist(), aop.tolist()):
             writer.writerow([label, *(format_point(x, y) for x, y in pts),
                              f"{angle:.4f}" if math.isfinite(angle) else "nan"])
@@ -157,8 +144,8 @@ def predict_images(
 
             items = tqdm(items, total=len(paths), desc="overlays", unit="image")
         for path, label, pts in items:
-            picture = draw_predictions(path, pts, names=["PS1", "PS2", "FH1"], aop=True)
-            picture.save(folder / (Path(label.replace("/", "__").replace("\\", "__")).stem + ".png"))
+            picture = draw_predictions(path, pts, names=LANDMARK_NAMES, measures=MEASURES)
+            picture.save(folder / _overlay_name(label))
     return csv_path
 
 
@@ -169,12 +156,11 @@ def predict_images(
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
-                   help="fine-tuning checkpoint (.ckpt) or a saved predictor folder")
-    p.add_argument("--codec", choices=("checkpoint", "starter"), default="checkpoint",
-                   help="heatmap decode: the checkpoint's exact codec, or the IUGC starter's "
-                   "(for models trained with it) (default: %(default)s)")
+                   help="fine-tuning checkpoint (.ckpt) or a saved predictor folder; its own codec "
+                   "decodes the heatmaps (the IUGC starter's for models trained with it)")
     p.add_argument("--refine", choices=("dark", "quarter", "none"), default=None,
-                   help="sub-pixel refinement (default: the checkpoint's)")
+                   help="sub-pixel refinement (default: the checkpoint's; only for codecs that "
+                   "have one)")
 
 
 def _configure_predict(p: argparse.ArgumentParser) -> None:
@@ -191,7 +177,7 @@ def _configure_predict(p: argparse.ArgumentParser) -> None:
 
 def _run_predict(args: argparse.Namespace) -> int:
     try:
-        images = find_images(args.input, recursive=args.recursive)
+        images = _input_images(args.input, recursive=args.recursive)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -199,9 +185,13 @@ def _run_predict(args: argparse.Namespace) -> int:
         print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
         return 2
     root = args.input if args.input.is_dir() else None
-    csv_path = predict_images(args.checkpoint, images, args.out, root=root, overlays=not args.no_overlays,
-                              codec=args.codec, refine=args.refine, batch_size=args.batch_size,
-                              progress=not args.no_progress)
+    try:
+        csv_path = predict_images(args.checkpoint, images, args.out, root=root, overlays=not args.no_overlays,
+                                  refine=args.refine, batch_size=args.batch_size,
+                                  progress=not args.no_progress)
+    except ValueError as exc:  # --refine for a codec without refinement, a bad --batch-size
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"predicted {len(images)} image(s): {csv_path}")
     if not args.no_overlays:
         print(f"overlays: {args.out / 'overlays'}")
@@ -231,12 +221,11 @@ def _run_export(args: argparse.Namespace) -> int:
     if not args.checkpoint.exists():
         print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
         return 2
-    codec = None
-    if args.codec == "starter":
-        predictor = _load_predictor(args.checkpoint, "starter", args.refine, 1)
-        codec = predictor.codec
-    out = export_submission(args.checkpoint, args.out, codec=codec, refine=args.refine,
-                            check=not args.no_check)
+    try:
+        out = export_submission(args.checkpoint, args.out, refine=args.refine, check=not args.no_check)
+    except ValueError as exc:  # wrong landmarks, --refine without refinement, failed check
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"submission written to {out} ({', '.join(sorted(f.name for f in out.iterdir()))})")
     return 0
 

@@ -1,9 +1,12 @@
-"""Named run profiles of the IUGC pipeline: every size, epoch count and learning rate in one place.
+"""Named run profiles of the IUGC pipeline, built from the library's config classes.
 
-A :class:`Profile` fixes the network (input and heatmap size, U-Net widths, the ResNet of the
-baseline row), the three training stages (:class:`SSLStage` twice, :class:`FinetuneStage`), the
-screening of sequences (:class:`Screening`), the labelled-image budget and the synthetic data
-written when no real data is given. Three are provided:
+A :class:`Profile` holds the library configs of the three training stages —
+:class:`~sslkeypoint.configs.PretrainConfig` for stage 1 and stage 2,
+:class:`~sslkeypoint.configs.FinetuneConfig` for stage 3 (the base of every variant, see
+:mod:`iugc_aop.variants`) and a :class:`~sslkeypoint.configs.TrainerConfig` — plus what only the
+example knows: the screening of sequences (:class:`Screening`), the ResNet of the baseline row,
+the labelled-image budget and the synthetic data written when no real data is given. Three are
+provided:
 
 * ``paper`` — the published recipe, for a GPU: 256×256 input, 64×64 heatmaps (σ = 2), U-Net
   widths 64–512 with a 1024 bottleneck; stage 1 AdamW 1e-3 / 1e-3, batch 64, 200 epochs, queue
@@ -20,14 +23,14 @@ written when no real data is given. Three are provided:
   makes every variant worse at this fine-tuning length.
 * ``smoke`` — seconds, for tests: 64×64 input, tiny widths, one or two epochs.
 
-Profiles are frozen dataclasses; derive a variant with :func:`dataclasses.replace` or
-:meth:`Profile.with_overrides`.
+Profiles are frozen; derive a variant with :func:`dataclasses.replace` on the profile and on its
+configs (:meth:`Profile.with_overrides`).
 
 Examples:
     >>> p = get_profile("quick")
     >>> p.input_size, p.heatmap_size, p.finetune.lr
     ((96, 96), (24, 24), 0.003)
-    >>> get_profile("paper").stage1.queue_size
+    >>> get_profile("paper").pretrain.queue_size
     65536
 """
 
@@ -38,39 +41,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = [
-    "PROFILES",
-    "FinetuneStage",
-    "Profile",
-    "SSLStage",
-    "Screening",
-    "get_profile",
-]
+from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
+from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
 
-
-@dataclass(frozen=True)
-class SSLStage:
-    """Settings of one MoCo v2 pre-training stage.
-
-    Attributes:
-        epochs: Training epochs.
-        batch_size: Images (stage 1) or frame pairs (stage 2) per step.
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        queue_size: Requested MoCo queue length (capped below the data size by the library).
-        plateau: Reduce the learning rate when the epoch loss plateaus.
-        split_bn: Sub-batches for the key encoder's batch norm (shuffle-BN substitute).
-        max_steps: Optional cap on optimiser steps (``None``: ``epochs`` decides).
-    """
-
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    queue_size: int
-    plateau: bool = False
-    split_bn: int = 8
-    max_steps: int | None = None
+__all__ = ["PROFILES", "Profile", "Screening", "get_profile"]
 
 
 @dataclass(frozen=True)
@@ -109,185 +83,166 @@ class Screening:
 
 
 @dataclass(frozen=True)
-class FinetuneStage:
-    """Settings of the supervised heatmap fine-tuning (stage 3), shared by every variant.
-
-    Attributes:
-        epochs: Upper bound on epochs.
-        batch_size: Images per step.
-        lr: Adam learning rate.
-        patience: Early-stopping patience in validation epochs (on the validation MRE).
-        lr_patience: ReduceLROnPlateau patience.
-        augment: Geometric/intensity augmentation of training batches.
-        val_fraction: Share of the labelled budget held out for early stopping (8:2 in the paper).
-        max_steps: Optional cap on optimiser steps.
-    """
-
-    epochs: int
-    batch_size: int
-    lr: float
-    patience: int
-    lr_patience: int
-    augment: bool = False
-    val_fraction: float = 0.2
-    max_steps: int | None = None
-
-
-@dataclass(frozen=True)
 class Profile:
     """Everything that sizes a pipeline run.
 
     Attributes:
         name: Profile name.
         description: One line shown at start.
-        input_size: Network input ``(H, W)`` in px.
-        heatmap_size: Heatmap ``(h, w)``; ``input_size / heatmap_size`` is the heatmap stride.
-        sigma: Gaussian σ of the targets in heatmap px.
-        widths: U-Net encoder widths.
-        bottleneck_width: U-Net bottleneck width.
+        pretrain: Stage 1, MoCo v2 on single images (the network input size and U-Net widths of
+            every stage are the fine-tuning config's).
+        pretrain_temporal: Stage 2, MoCo v2 on adjacent frames of the screened sequences.
+        finetune: Stage 3, the base fine-tuning config of every variant.
+        trainer: Where the stages run (workers, logging; the command line sets the device).
+        screening: Sequence screening.
         resnet: timm model of the ``resnet_unet`` baseline (randomly initialised).
         label_budget: Labelled training images used for fine-tuning (``None``: all); the rest
             are still used, without labels, in stage 1.
-        stage1: Stage-1 MoCo v2 on single images.
-        stage2: Stage-2 MoCo v2 on adjacent frames of the screened sequences.
-        screening: Sequence screening.
-        finetune: Stage-3 fine-tuning.
         synthetic_size: Preset of :class:`iugc_aop.synth.SynthConfig` written when no data is
             given.
         synthetic_overrides: Field overrides of that preset.
         eval_batch_size: Images per forward pass when evaluating.
         timing_images: Test images timed one by one for the inference ms/image column.
-        num_workers: DataLoader worker processes.
         seed: Seed of every stage.
     """
 
     name: str
     description: str
-    input_size: tuple[int, int]
-    heatmap_size: tuple[int, int]
-    sigma: float
-    widths: tuple[int, ...]
-    bottleneck_width: int
+    pretrain: PretrainConfig
+    pretrain_temporal: PretrainConfig
+    finetune: FinetuneConfig
+    trainer: TrainerConfig
+    screening: Screening
     resnet: str
     label_budget: int | None
-    stage1: SSLStage
-    stage2: SSLStage
-    screening: Screening
-    finetune: FinetuneStage
     synthetic_size: str = "quick"
     synthetic_overrides: dict[str, Any] = field(default_factory=dict)
     eval_batch_size: int = 16
     timing_images: int = 16
-    num_workers: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        h, w = self.input_size
-        hh, hw = self.heatmap_size
-        if h % hh or w % hw or h // hh != w // hw:
-            raise ValueError(
-                f"input_size must be the same integer multiple of heatmap_size on both axes; got "
-                f"input_size={self.input_size}, heatmap_size={self.heatmap_size}"
-            )
+        ft = self.finetune
+        for stage in (self.pretrain, self.pretrain_temporal):
+            if stage.image_size != ft.input_size or stage.encoder_kwargs != ft.encoder_kwargs or stage.in_chans != ft.in_chans:
+                raise ValueError(
+                    f"profile {self.name!r}: the pre-training stages must train the fine-tuning network "
+                    f"(input {ft.input_size}, encoder_kwargs {ft.encoder_kwargs}, in_chans {ft.in_chans}); "
+                    f"stage {stage.stage} has input {stage.image_size}, encoder_kwargs {stage.encoder_kwargs}"
+                )
         if self.label_budget is not None and self.label_budget < 4:
             raise ValueError(f"label_budget must be >= 4 images or None; got {self.label_budget}")
 
     @property
-    def heatmap_stride(self) -> int:
-        """Input pixels per heatmap pixel."""
-        return self.input_size[0] // self.heatmap_size[0]
+    def input_size(self) -> tuple[int, int]:
+        """Network input ``(H, W)`` in px."""
+        return self.finetune.input_size
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """Heatmap ``(h, w)``."""
+        return self.finetune.heatmap_size
 
     def unet_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`sslkeypoint.encoders.UNetEncoder` (besides ``in_chans``)."""
-        return {"widths": list(self.widths), "bottleneck_width": self.bottleneck_width}
+        return dict(self.finetune.encoder_kwargs)
 
     def with_overrides(self, **changes: Any) -> Profile:
-        """A copy with some fields replaced (nested stages by their dataclass)."""
+        """A copy with some fields replaced (configs by their own ``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("pretrain", "pretrain_temporal", "finetune", "trainer"):
+            data[key] = data[key].to_dict()
+        data["screening"] = dataclasses.asdict(self.screening)
+        return json.loads(json.dumps(data))
 
     def describe(self) -> str:
         """A few lines that say what this profile runs (printed at the start of a command)."""
-        s1, s2, ft, sc = self.stage1, self.stage2, self.finetune, self.screening
+        s1, s2, ft, sc = self.pretrain, self.pretrain_temporal, self.finetune, self.screening
         budget = "all" if self.label_budget is None else str(self.label_budget)
+        kw = ft.encoder_kwargs
         return "\n".join([
             f"profile {self.name}: {self.description}",
-            f"  network   input {self.input_size[0]}x{self.input_size[1]} -> heatmap "
-            f"{self.heatmap_size[0]}x{self.heatmap_size[1]} (sigma {self.sigma:g}), U-Net widths "
-            f"{list(self.widths)} + {self.bottleneck_width}, baseline {self.resnet}",
-            f"  stage 1   MoCo v2 {s1.epochs} epochs, batch {s1.batch_size}, AdamW {s1.lr:g}/"
+            f"  network   input {ft.input_size[0]}x{ft.input_size[1]} -> heatmap {ft.heatmap_size[0]}x"
+            f"{ft.heatmap_size[1]} (sigma {ft.sigma:g}), U-Net widths {list(kw.get('widths', []))} + "
+            f"{kw.get('bottleneck_width')}, baseline {self.resnet}",
+            f"  stage 1   MoCo v2 {s1.max_epochs} epochs, batch {s1.batch_size}, AdamW {s1.lr:g}/"
             f"{s1.weight_decay:g}, queue {s1.queue_size}",
             f"  screening {sc.criterion()}, rule {sc.rule} (min fraction {sc.min_fraction:g})",
-            f"  stage 2   MoCo v2 on frame pairs {s2.epochs} epochs, batch {s2.batch_size}, AdamW "
+            f"  stage 2   MoCo v2 on frame pairs {s2.max_epochs} epochs, batch {s2.batch_size}, AdamW "
             f"{s2.lr:g}/{s2.weight_decay:g}{' + plateau' if s2.plateau else ''}, queue {s2.queue_size}",
-            f"  stage 3   Adam {ft.lr:g}, batch {ft.batch_size}, <= {ft.epochs} epochs (patience "
-            f"{ft.patience}), labelled images: {budget}, augmentation {'on' if ft.augment else 'off'}",
+            f"  stage 3   Adam {ft.lr:g}, batch {ft.batch_size}, <= {ft.max_epochs} epochs (patience "
+            f"{ft.early_stopping_patience}), labelled images: {budget}, augmentation "
+            f"{'on' if ft.augment else 'off'}",
         ])
 
 
+def _profile(
+    name: str,
+    description: str,
+    *,
+    size: int,
+    heatmap: int,
+    sigma: float,
+    widths: tuple[int, ...],
+    bottleneck: int,
+    stage1: dict[str, Any],
+    stage2: dict[str, Any],
+    finetune: dict[str, Any],
+    num_workers: int = 0,
+    **rest: Any,
+) -> Profile:
+    """A profile whose three stages share one network (input size, U-Net widths, one channel)."""
+    net: dict[str, Any] = {"in_chans": 1, "encoder": "unet",
+                           "encoder_kwargs": {"widths": list(widths), "bottleneck_width": bottleneck}}
+    return Profile(
+        name=name,
+        description=description,
+        pretrain=PretrainConfig.stage1(image_size=(size, size), **net, **stage1),
+        pretrain_temporal=PretrainConfig.stage2(image_size=(size, size), **net, **stage2),
+        finetune=FinetuneConfig(
+            input_size=(size, size), heatmap_size=(heatmap, heatmap), sigma=sigma, num_keypoints=len(LANDMARK_NAMES),
+            keypoint_names=LANDMARK_NAMES, measures=MEASURES, **net, **finetune,
+        ),
+        trainer=TrainerConfig(num_workers=num_workers, log_every_n_steps=1),
+        **rest,
+    )
+
+
 PROFILES: dict[str, Profile] = {
-    "paper": Profile(
-        name="paper",
-        description="the published hyper-parameters (a GPU is needed)",
-        input_size=(256, 256),
-        heatmap_size=(64, 64),
-        sigma=2.0,
-        widths=(64, 128, 256, 512),
-        bottleneck_width=1024,
-        resnet="timm:resnet18",
-        label_budget=None,
-        stage1=SSLStage(epochs=200, batch_size=64, lr=1e-3, weight_decay=1e-3, queue_size=65536),
-        stage2=SSLStage(epochs=100, batch_size=64, lr=1e-4, weight_decay=1e-4, queue_size=16384,
-                        plateau=True),
-        screening=Screening(top_fraction=0.6),
-        finetune=FinetuneStage(epochs=1000, batch_size=8, lr=1e-5, patience=50, lr_patience=20),
-        synthetic_size="full",
-        eval_batch_size=32,
-        timing_images=32,
-        num_workers=4,
+    "paper": _profile(
+        "paper", "the published hyper-parameters (a GPU is needed)",
+        size=256, heatmap=64, sigma=2.0, widths=(64, 128, 256, 512), bottleneck=1024,
+        stage1={"max_epochs": 200, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-3, "queue_size": 65536},
+        stage2={"max_epochs": 100, "batch_size": 64, "lr": 1e-4, "weight_decay": 1e-4, "queue_size": 16384,
+                "plateau": True},
+        finetune={"max_epochs": 1000, "batch_size": 8, "lr": 1e-5, "early_stopping_patience": 50, "lr_patience": 20},
+        num_workers=4, screening=Screening(top_fraction=0.6), resnet="timm:resnet18", label_budget=None,
+        synthetic_size="full", eval_batch_size=32, timing_images=32,
     ),
-    "quick": Profile(
-        name="quick",
-        description="the demo on 2 CPU cores (< 10 minutes)",
-        input_size=(96, 96),
-        heatmap_size=(24, 24),
-        sigma=2.0,
-        widths=(8, 16, 32, 64),
-        bottleneck_width=128,
-        resnet="timm:resnet10t",
-        label_budget=60,
-        stage1=SSLStage(epochs=5, batch_size=32, lr=1e-3, weight_decay=1e-3, queue_size=4096,
-                        split_bn=4),
-        stage2=SSLStage(epochs=5, batch_size=16, lr=1e-4, weight_decay=1e-4, queue_size=1024,
-                        plateau=True, split_bn=4),
-        screening=Screening(top_fraction=0.6),
-        finetune=FinetuneStage(epochs=20, batch_size=8, lr=3e-3, patience=20, lr_patience=5),
+    "quick": _profile(
+        "quick", "the demo on 2 CPU cores (< 10 minutes)",
+        size=96, heatmap=24, sigma=2.0, widths=(8, 16, 32, 64), bottleneck=128,
+        stage1={"max_epochs": 5, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "queue_size": 4096, "split_bn": 4},
+        stage2={"max_epochs": 5, "batch_size": 16, "lr": 1e-4, "weight_decay": 1e-4, "queue_size": 1024,
+                "plateau": True, "split_bn": 4},
+        finetune={"max_epochs": 20, "batch_size": 8, "lr": 3e-3, "early_stopping_patience": 20, "lr_patience": 5},
+        screening=Screening(top_fraction=0.6), resnet="timm:resnet10t", label_budget=60,
         synthetic_size="quick",
-        synthetic_overrides={"train": 120, "validation": 30, "testing": 60, "sequences": 12,
-                             "frames": 12},
+        synthetic_overrides={"train": 120, "validation": 30, "testing": 60, "sequences": 12, "frames": 12},
     ),
-    "smoke": Profile(
-        name="smoke",
-        description="seconds, for tests (numbers mean nothing)",
-        input_size=(64, 64),
-        heatmap_size=(16, 16),
-        sigma=1.5,
-        widths=(4, 8, 16, 32),
-        bottleneck_width=32,
-        resnet="timm:resnet10t",
-        label_budget=None,
-        stage1=SSLStage(epochs=1, batch_size=8, lr=1e-3, weight_decay=1e-3, queue_size=64,
-                        split_bn=2),
-        stage2=SSLStage(epochs=1, batch_size=4, lr=1e-4, weight_decay=1e-4, queue_size=32,
-                        plateau=True, split_bn=2),
-        screening=Screening(top_fraction=0.6),
-        finetune=FinetuneStage(epochs=2, batch_size=8, lr=1e-3, patience=2, lr_patience=1),
-        synthetic_size="smoke",
-        eval_batch_size=16,
-        timing_images=4,
+    "smoke": _profile(
+        "smoke", "seconds, for tests (numbers mean nothing)",
+        size=64, heatmap=16, sigma=1.5, widths=(4, 8, 16, 32), bottleneck=32,
+        stage1={"max_epochs": 1, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-3, "queue_size": 64, "split_bn": 2},
+        stage2={"max_epochs": 1, "batch_size": 4, "lr": 1e-4, "weight_decay": 1e-4, "queue_size": 32, "plateau": True,
+                "split_bn": 2},
+        finetune={"max_epochs": 2, "batch_size": 8, "lr": 1e-3, "early_stopping_patience": 2, "lr_patience": 1},
+        screening=Screening(top_fraction=0.6), resnet="timm:resnet10t", label_budget=None,
+        synthetic_size="smoke", eval_batch_size=16, timing_images=4,
     ),
 }
 

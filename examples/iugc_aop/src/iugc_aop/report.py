@@ -1,6 +1,6 @@
 """The evaluation report of a pipeline run: ``report.md``, ``metrics.json`` and ``figures/``.
 
-:func:`write_report` turns the results of :mod:`iugc_aop.pipeline` into
+:func:`write_report` turns the results of the stages (:mod:`iugc_aop.stages`) into
 
 * ``metrics.json`` — variant name → its Testing-split metrics (``mre_px``, ``aop_mae_deg``,
   ``per_landmark_px``, ``heatmap_mse``, ``heatmap_mae``, ``missing_rate``, ``ms_per_image``, ...),
@@ -29,11 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iugc_aop.landmarks import AOP, LANDMARK_NAMES
 from iugc_aop.profiles import Profile
+from iugc_aop.variants import VARIANTS
+from sslkeypoint.visualize import draw_predictions
 
 __all__ = ["ReportResult", "cpu_model", "ssl_verdict", "write_report"]
 
-_NAMES = ("PS1", "PS2", "FH1")
 
 
 @dataclass
@@ -187,19 +189,17 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 def _points(row: Mapping[str, Any], true: bool) -> list[list[float]]:
     tag = "_true" if true else ""
-    return [[float(row[f"{n}{tag}_x"]), float(row[f"{n}{tag}_y"])] for n in _NAMES]
+    return [[float(row[f"{n}{tag}_x"]), float(row[f"{n}{tag}_y"])] for n in LANDMARK_NAMES]
 
 
 def _image_grid(rows: Sequence[Mapping[str, Any]], path: Path, title: str, cols: int = 3, size: int = 256) -> Path | None:
     from PIL import Image, ImageDraw
 
-    from sslkeypoint.visualize import draw_predictions
-
     if not rows:
         return None
     tiles = []
     for r in rows:
-        img = draw_predictions(r["path"], _points(r, False), gt=_points(r, True), names=list(_NAMES), aop=True)
+        img = draw_predictions(r["path"], _points(r, False), gt=_points(r, True), names=list(LANDMARK_NAMES), measures={"AoP": AOP})
         img = img.resize((size, size))
         ImageDraw.Draw(img).text((4, size - 14), f"{r['filename']}: MRE {float(r['mre_px']):.1f} px, "
                                                  f"AoP error {float(r['aop_err_deg']):.1f} deg", fill=(255, 255, 0))
@@ -350,6 +350,7 @@ def write_report(
     finetunes: Mapping[str, Any] | None = None,
     pretrain: Sequence[Any] = (),
     selection: Any = None,
+    selection_truth: Mapping[str, Any] | None = None,
     submission_metrics: Mapping[str, Any] | None = None,
     submission_dir: Path | None = None,
     stage_seconds: Mapping[str, float] | None = None,
@@ -362,10 +363,12 @@ def write_report(
         out_dir: The run folder (holds the stage folders).
         profile: The run's profile (stated in the report).
         data_root: The data used.
-        evaluations: Variant → :class:`~iugc_aop.pipeline.EvaluationResult`, in table order.
-        finetunes: Variant → :class:`~iugc_aop.pipeline.FinetuneStageResult`.
-        pretrain: The stage-1 / stage-2 :class:`~iugc_aop.pipeline.PretrainStageResult`.
-        selection: The :class:`~iugc_aop.pipeline.SelectionResult`.
+        evaluations: Variant → :class:`~iugc_aop.stages.EvaluationResult`, in table order.
+        finetunes: Variant → :class:`~iugc_aop.stages.FinetuneStageResult`.
+        pretrain: The stage-1 / stage-2 :class:`~iugc_aop.stages.PretrainStageResult`.
+        selection: The :class:`~iugc_aop.stages.SelectionResult`.
+        selection_truth: On synthetic data, :func:`iugc_aop.formats.truth.screening_scores` of the
+            selection (precision and recall of the good sequences).
         submission_metrics: :func:`iugc_aop.submission.evaluate_submission` output for
             ``ssl_unet`` on Testing (replaces its landmark metrics, the library's are kept).
         submission_dir: The exported challenge folder.
@@ -445,8 +448,6 @@ def write_report(
             f"{_fmt(per.get('PS1'))} | {_fmt(per.get('PS2'))} | {_fmt(per.get('FH1'))} | "
             f"{_fmt(m.get('aop_mae_deg'))} | {_fmt(m.get('missing_rate'), 3)} | {_fmt(m.get('ms_per_image'), 1)} |"
         )
-    from iugc_aop.pipeline import VARIANTS
-
     lines += ["", "Variants:", ""]
     lines += [f"* `{n}` — {VARIANTS[n].title}." for n in metrics if n in VARIANTS]
     lines += [
@@ -487,9 +488,9 @@ def write_report(
     lines += ["", "## Stages", ""]
     if selection is not None:
         pr = ""
-        if selection.precision is not None:
-            pr = (f" Against the synthetic ground truth: precision {_fmt(selection.precision)}, recall "
-                  f"{_fmt(selection.recall)} (share of kept sequences that are good standard-plane sequences, "
+        if selection_truth is not None:
+            pr = (f" Against the synthetic ground truth: precision {_fmt(selection_truth['precision'])}, recall "
+                  f"{_fmt(selection_truth['recall'])} (share of kept sequences that are good standard-plane sequences, "
                   "and share of good ones kept).")
         lines += [
             f"* Screening: {len(selection.kept)} of {len(selection.names)} sequences kept "

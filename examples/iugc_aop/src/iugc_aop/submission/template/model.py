@@ -93,6 +93,8 @@ class model:  # the name the challenge imports
         self.in_chans = int(self.metadata["in_chans"])
         self.order = [int(i) for i in self.metadata.get("output_indices", [0, 1, 2])]
         self.map_back = str(self.metadata.get("map_back", "pixel_centre"))
+        if self.map_back not in ("pixel_centre", "scale"):
+            raise ValueError(f"{meta_file}: map_back must be 'pixel_centre' or 'scale'; got {self.map_back!r}")
         with warnings.catch_warnings():  # newer torch flags TorchScript as deprecated; it still loads
             warnings.simplefilter("ignore", FutureWarning)
             self.net = torch.jit.load(str(net_file), map_location=self.device).eval()

@@ -1,0 +1,187 @@
+"""The whole pipeline in one call: data, stage 1, screening, stage 2, every variant, the submission, the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iugc_aop.formats.truth import load_truth, screening_scores
+from iugc_aop.profiles import Profile, get_profile
+from iugc_aop.report import write_report
+from iugc_aop.stages import (
+    EvaluationResult,
+    FinetuneStageResult,
+    load_dataset,
+    stage_evaluate,
+    stage_finetune,
+    stage_pretrain,
+    stage_pretrain_temporal,
+    stage_select,
+)
+from iugc_aop.stages.cache import fingerprint
+from iugc_aop.stages.common import PathLike, say
+from iugc_aop.submission import evaluate_submission, export_submission
+from iugc_aop.synth import SynthConfig, write_synthetic_iugc
+from iugc_aop.variants import VARIANTS
+from sslkeypoint.configs import TrainerConfig
+
+__all__ = ["DemoResult", "prepare_demo_data", "run_demo"]
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` produced.
+
+    Attributes:
+        out_dir: The demo folder.
+        data_root: The data used.
+        report: ``report.md``.
+        metrics_json: ``metrics.json`` (variant → Testing metrics).
+        submission_dir: The Codabench folder of ``ssl_unet`` (``None`` when ``ssl_unet`` was not run).
+        headline: Variant → ``{"mre_px", "aop_mae_deg"}`` on Testing.
+        stage_seconds: Stage → wall seconds.
+        seconds: Total wall time.
+        load: ``os.getloadavg()`` at the start and at the end.
+        verdict: The report's statement on whether SSL helps in this run.
+    """
+
+    out_dir: Path
+    data_root: Path
+    report: Path
+    metrics_json: Path
+    submission_dir: Path | None
+    headline: dict[str, dict[str, float]]
+    stage_seconds: dict[str, float]
+    seconds: float
+    load: dict[str, list[float]] = field(default_factory=dict)
+    verdict: str = ""
+
+
+def prepare_demo_data(out_dir: PathLike, profile: Profile | str, seed: int = 0, progress: bool = True) -> Path:
+    """Write (once) the profile's synthetic IUGC-format data set to ``out_dir/data``.
+
+    Data already there is reused when its ``synthetic_truth.json`` records the same settings and
+    seed; a folder ``out_dir/data`` that is not such a data set is never written into.
+
+    Raises:
+        ValueError: If ``out_dir/data`` holds files but no synthetic data set of this pipeline.
+    """
+    profile = get_profile(profile)
+    root = Path(out_dir) / "data"
+    config = SynthConfig.preset(profile.synthetic_size, **profile.synthetic_overrides)
+    wanted = json.loads(json.dumps(config.to_dict()))
+    truth = load_truth(root) if root.is_dir() else None
+    if truth is not None and truth.get("seed") == seed and truth.get("config") == wanted:
+        return root
+    if root.is_dir() and any(root.iterdir()) and truth is None:
+        raise ValueError(f"{root} holds files but no synthetic_truth.json: it is not demo data; nothing was written")
+    say(f"writing synthetic IUGC-format data ({profile.synthetic_size} {profile.synthetic_overrides or ''}, "
+        f"seed {seed}) to {root}")
+    write_synthetic_iugc(root, config, seed=seed, progress=progress, workers=max(1, min(2, os.cpu_count() or 1)))
+    return root
+
+
+def _submission_stage(checkpoint: Path, submission_dir: Path, root: Path, force: bool) -> dict[str, Any]:
+    """Export ``ssl_unet``'s challenge folder and score it on Testing (skipped when done)."""
+    marker = submission_dir.parent / "eval" / "submission_testing.json"
+    key = fingerprint([str(checkpoint), checkpoint.stat().st_size, checkpoint.stat().st_mtime_ns, str(root.resolve())])
+    if not force and marker.is_file() and (submission_dir / "model.py").is_file():
+        saved = json.loads(marker.read_text())
+        if saved.get("fingerprint") == key:
+            return dict(saved["metrics"])
+    testing = load_dataset(root, ("testing",)).testing
+    export_submission(checkpoint, submission_dir)
+    metrics = dict(evaluate_submission(submission_dir, testing))
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"fingerprint": key, "checkpoint": str(checkpoint), "metrics": metrics},
+                                 indent=2, default=str))
+    return metrics
+
+
+def run_demo(
+    out_dir: PathLike,
+    profile: Profile | str = "quick",
+    data_root: PathLike | None = None,
+    *,
+    seed: int | None = None,
+    variants: Sequence[str] = tuple(VARIANTS),
+    force: bool = False,
+    progress: bool = True,
+    trainer: TrainerConfig | None = None,
+) -> DemoResult:
+    """Run everything: data, stage 1, screening, stage 2, every variant, the submission, the report.
+
+    Args:
+        out_dir: Demo folder. Holds ``data/`` (synthetic data, when ``data_root`` is not given),
+            the stage folders, ``submission/``, ``report.md``, ``metrics.json`` and ``figures/``.
+        profile: Profile or its name.
+        data_root: An IUGC folder to use instead of synthetic data.
+        seed: Seed of the data and every stage (default: the profile's).
+        variants: Variants to train and report.
+        force: Re-run stages that are already done.
+        progress: Progress bars.
+        trainer: Where the training stages run (default: the profile's).
+
+    Returns:
+        A :class:`DemoResult`.
+    """
+    t0 = time.perf_counter()
+    load_start = list(os.getloadavg())
+    profile = get_profile(profile)
+    seed = profile.seed if seed is None else seed
+    out = Path(out_dir)
+    if data_root is not None:  # one clear error naming what is missing, before anything is written
+        load_dataset(data_root)
+    out.mkdir(parents=True, exist_ok=True)
+    say(profile.describe())
+    times: dict[str, float] = {}
+
+    def timed(key: str, fn: Any, *a: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        res = fn(*a, **kw)
+        times[key] = round(time.perf_counter() - t, 2)
+        return res
+
+    root = Path(data_root) if data_root is not None else timed("data", prepare_demo_data, out, profile, seed, progress)
+    load_dataset(root)  # the whole layout up front: one clear error if anything is missing
+    common: dict[str, Any] = {"force": force, "progress": progress}
+    training: dict[str, Any] = {"seed": seed, "trainer": trainer, **common}
+    s1 = timed("stage1", stage_pretrain, root, out, profile, **training)
+    sel = timed("select", stage_select, root, out, profile, **common)
+    s2 = timed("stage2", stage_pretrain_temporal, root, out, profile, **training)
+    truth = load_truth(root)
+    selection_truth = screening_scores(truth, sel.names, sel.kept) if truth is not None else None
+    fts: dict[str, FinetuneStageResult] = {}
+    evals: dict[str, EvaluationResult] = {}
+    for name in variants:
+        fts[name] = timed(f"finetune {name}", stage_finetune, name, root, out, profile, **training)
+        evals[name] = timed(f"evaluate {name}", stage_evaluate, name, root, out, profile, **common)
+    submission_dir: Path | None = None
+    submission_metrics: dict[str, Any] | None = None
+    if "ssl_unet" in fts:
+        t = time.perf_counter()
+        submission_dir = out / "submission"
+        submission_metrics = _submission_stage(fts["ssl_unet"].checkpoint, submission_dir, root, force)
+        times["submission"] = round(time.perf_counter() - t, 2)
+    times["total before report"] = round(time.perf_counter() - t0, 2)
+    load_end = list(os.getloadavg())
+    report = write_report(
+        out, profile, root, evals, finetunes=fts, pretrain=[s1, s2], selection=sel, selection_truth=selection_truth,
+        submission_metrics=submission_metrics, submission_dir=submission_dir, stage_seconds=times,
+        load={"start": load_start, "end": load_end}, seed=seed,
+    )
+    seconds = time.perf_counter() - t0
+    times["total"] = round(seconds, 2)
+    headline = {k: {"mre_px": v["mre_px"], "aop_mae_deg": v["aop_mae_deg"]} for k, v in report.metrics.items()}
+    (out / "run.json").write_text(json.dumps({
+        "data_root": str(root), "profile": profile.to_dict(), "seed": seed, "stage_seconds": times,
+        "selection_truth": selection_truth, "load": {"start": load_start, "end": load_end},
+        "cpu_count": os.cpu_count(),
+    }, indent=2))
+    return DemoResult(out, root, report.report, report.metrics_json, submission_dir, headline, times, seconds,
+                      {"start": load_start, "end": load_end}, report.verdict)

@@ -1,0 +1,176 @@
+"""Stage 3: heatmap fine-tuning of one variant on a budget of labelled images."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import numpy as np
+
+from iugc_aop.profiles import Profile, get_profile
+from iugc_aop.stages.cache import StageCache, fingerprint
+from iugc_aop.stages.common import PathLike, load_dataset, repeatable, say
+from iugc_aop.variants import Variant, finetune_config, get_variant, make_codec
+from sslkeypoint.configs import TrainerConfig
+from sslkeypoint.data import KeypointRecord, data_fingerprint
+from sslkeypoint.heatmaps import codec_to_dict
+from sslkeypoint.recipes import run_finetuning
+
+__all__ = ["FinetuneStageResult", "labelled_subset", "records_fingerprint", "stage_finetune"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class FinetuneStageResult:
+    """What :func:`stage_finetune` produced.
+
+    Attributes:
+        variant: Variant name.
+        out_dir: The run folder (``finetune/<variant>`` by default).
+        checkpoint: Best checkpoint (lowest validation MRE).
+        best_metrics: Its hold-out metrics (``val/mre_px`` in original px, ...).
+        best_epoch: Its epoch.
+        epochs: Epochs run.
+        labelled: Labelled images used (train + hold-out).
+        seconds: Wall time of this call.
+        skipped: Whether the run was already done.
+    """
+
+    variant: str
+    out_dir: Path
+    checkpoint: Path
+    best_metrics: dict[str, float]
+    best_epoch: int | None
+    epochs: int
+    labelled: int
+    seconds: float
+    skipped: bool = False
+
+
+def labelled_subset(records: Sequence[T], budget: int | None, seed: int = 0) -> list[T]:
+    """The first ``budget`` records of a seeded permutation, in their original order.
+
+    Budgets are nested: for one seed the 10-image subset lies inside the 30-image one.
+
+    Args:
+        records: Labelled training records.
+        budget: Number to keep (``None`` or ``>= len(records)``: all).
+        seed: Permutation seed.
+
+    Returns:
+        The subset.
+
+    Examples:
+        >>> recs = list(range(10))
+        >>> small, large = labelled_subset(recs, 3, seed=1), labelled_subset(recs, 6, seed=1)
+        >>> len(small), set(small) <= set(large)
+        (3, True)
+    """
+    items = list(records)
+    if budget is None or budget >= len(items):
+        return items
+    order = np.random.default_rng(seed).permutation(len(items))[:budget]
+    return [items[i] for i in sorted(order.tolist())]
+
+
+def records_fingerprint(records: Sequence[KeypointRecord]) -> str:
+    """A fingerprint of labelled records: their files (names and sizes) and their labels.
+
+    Editing a label, or removing a record, changes it.
+
+    Examples:
+        >>> a = KeypointRecord("x.png", np.array([[1.0, 2.0]]))
+        >>> records_fingerprint([a]) == records_fingerprint([KeypointRecord("x.png", np.array([[1.0, 2.5]]))])
+        False
+    """
+    labels = hashlib.sha256()
+    for r in records:
+        labels.update(str(Path(r.path).name).encode())
+        labels.update(np.ascontiguousarray(np.asarray(r.keypoints, dtype=np.float64)).tobytes())
+    files = data_fingerprint([r.path for r in records]) if records else ""
+    return fingerprint({"files": files, "labels": labels.hexdigest(), "n": len(records)})
+
+
+def stage_finetune(
+    variant: str | Variant,
+    data_root: PathLike,
+    run_dir: PathLike,
+    profile: Profile | str = "quick",
+    *,
+    label_budget: int | Literal["profile"] | None = "profile",
+    seed: int | None = None,
+    init_encoder: PathLike | None = None,
+    name: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    trainer: TrainerConfig | None = None,
+) -> FinetuneStageResult:
+    """Stage 3: fine-tune one variant on the labelled training images (8:2 hold-out split).
+
+    Args:
+        variant: A :data:`~iugc_aop.variants.VARIANTS` name (or :class:`~iugc_aop.variants.Variant`).
+        data_root: IUGC folder.
+        run_dir: Run folder; writes ``run_dir/finetune/<name>/``.
+        profile: Profile or its name.
+        label_budget: Labelled images used (``"profile"``: the profile's; ``None``: all); the
+            subset is :func:`labelled_subset` with the run's seed.
+        seed: Seed of the subset, the split and the training (default: the profile's).
+        init_encoder: Encoder weights for an SSL variant (default
+            ``run_dir/stage2/encoder.safetensors``); ignored by the other variants.
+        name: Sub-folder name (default: the variant's name).
+        force: Re-run even if done.
+        progress: Progress bars.
+        trainer: Where to run (default: the profile's; deterministic on a CPU).
+
+    Returns:
+        A :class:`FinetuneStageResult`.
+
+    Raises:
+        FileNotFoundError: If an SSL variant's encoder is missing (run ``pretrain-temporal``).
+    """
+    start = time.perf_counter()
+    v = get_variant(variant)
+    profile = get_profile(profile)
+    seed = profile.seed if seed is None else seed
+    budget = profile.label_budget if label_budget == "profile" else label_budget
+    run = Path(run_dir)
+    out = run / "finetune" / (name or v.name)
+    init: Path | None = None
+    if v.ssl:
+        init = Path(init_encoder) if init_encoder is not None else run / "stage2" / "encoder.safetensors"
+        if not init.is_file():
+            raise FileNotFoundError(f"SSL encoder {init} not found: run 'pretrain-temporal' first")
+    ds = load_dataset(data_root, ("train",))
+    records = labelled_subset(ds.train, budget, seed)
+    config = finetune_config(v, profile, init, seed)
+    codec = make_codec(v, config)
+    init_key = [init.stat().st_size, init.stat().st_mtime_ns] if init is not None else None
+    key = {"config": {**config.to_dict(), "init_encoder": None}, "init": init_key, "codec": codec_to_dict(codec),
+           "data": records_fingerprint(records)}
+    cache = StageCache(out, fingerprint(key), profile.name)
+    saved = cache.load(force)
+    if saved is not None and Path(saved.get("checkpoint", "")).is_file():
+        return FinetuneStageResult(v.name, out, Path(saved["checkpoint"]), dict(saved.get("best_metrics", {})),
+                                   saved.get("best_epoch"), int(saved.get("epochs", 0)), len(records),
+                                   time.perf_counter() - start, skipped=True)
+    cache.start()
+    say(f"stage 3: fine-tuning {v.name} ({v.title}) on {len(records)} labelled images -> {out}")
+    res = run_finetuning(config, records, out, trainer=repeatable(trainer or profile.trainer), codec=codec,
+                         resume=True, progress=progress)
+    ckpt = res.best_checkpoint or res.last_checkpoint
+    if ckpt is None:
+        raise RuntimeError(f"fine-tuning {v.name} wrote no checkpoint under {out}")
+    seconds = time.perf_counter() - start
+    (out / "variant.json").write_text(json.dumps({**dataclasses.asdict(v), "labelled": len(records), "seed": seed,
+                                                  "budget": budget}, indent=2))
+    cache.finish({"checkpoint": str(ckpt), "best_metrics": res.best_metrics, "best_epoch": res.best_epoch,
+                  "epochs": res.epochs, "seconds": seconds})
+    return FinetuneStageResult(v.name, out, Path(ckpt), dict(res.best_metrics), res.best_epoch, res.epochs,
+                               len(records), seconds)

@@ -1,0 +1,179 @@
+"""Run both recipes under Lightning DDP on 2 CPU processes (gloo) and dump what each process saw.
+
+Usage: ``python tests/lightning/ddp_run.py OUT DATA_JSON``, where ``DATA_JSON`` lists the
+fine-tuning records (``{"train": [[path, [[x, y], ...]], ...], "val": [...], "images": [...]}``).
+``strategy="ddp"`` on the CPU re-launches this script for process 1 (Lightning's subprocess
+launcher), so every process runs the same two recipes: first :func:`run_pretraining` (stage 1)
+into ``OUT/pretrain``, then :func:`run_finetuning` from its encoder into ``OUT/finetune``. Each process
+writes ``OUT/rank{r}.json`` (per-epoch validation figures, learning rates, losses, the files it
+opened for writing) and its final weights ``OUT/{finetune,pretrain}_state{r}.pt``;
+tests/lightning/test_ddp.py compares them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+WRITES: list[str] = []
+
+
+def _record_writes(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook: remember every file this process opens for writing or renames into place."""
+    if event == "os.rename" and len(args) >= 2:  # os.rename and os.replace (atomic saves)
+        WRITES.append(os.fsdecode(args[1]))
+        return
+    if event != "open" or not args or not isinstance(args[0], str | bytes | os.PathLike):
+        return
+    mode, flags = (args[1], args[2]) if len(args) >= 3 else (None, 0)
+    if isinstance(mode, str):
+        writing = any(c in mode for c in "wax+")
+    else:
+        writing = bool(int(flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+    if writing:
+        WRITES.append(os.fsdecode(args[0]))
+
+
+def _wrap_safetensors(delay_s: float) -> None:
+    """safetensors writes from Rust, out of sight of the audit hook: record its calls too.
+
+    Each write starts ``delay_s`` late, as on a slow shared file system: a process that reads the
+    file before its writer is done fails.
+    """
+    import safetensors.torch
+
+    original = safetensors.torch.save_file
+
+    def save_file(tensors: Any, filename: Any, *args: Any, **kwargs: Any) -> Any:
+        WRITES.append(os.fsdecode(filename))
+        time.sleep(delay_s)
+        return original(tensors, filename, *args, **kwargs)
+
+    safetensors.torch.save_file = save_file
+
+
+class Record(pl.Callback):
+    """Per training epoch, after validation: learning rate, validation samples seen, epoch loss.
+
+    At the end of ``fit`` it saves the module's ``state_dict`` to ``state_path``.
+    """
+
+    def __init__(self, loss_key: str, state_path: Path) -> None:
+        self.loss_key = loss_key
+        self.state_path = state_path
+        self.epochs: list[dict[str, Any]] = []
+        self.val_seen = 0
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.val_seen = 0
+
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int, dataloader_idx: int = 0,
+    ) -> None:
+        if not trainer.sanity_checking and isinstance(batch, dict) and "image" in batch:
+            self.val_seen += int(batch["image"].shape[0])
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loss = trainer.callback_metrics.get(self.loss_key)
+        self.epochs.append({
+            "epoch": int(trainer.current_epoch),
+            "lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
+            "val_seen": self.val_seen,
+            "loss": None if loss is None else float(loss),
+        })
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        torch.save(pl_module.state_dict(), self.state_path)
+
+
+def _checksum(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.cpu().numpy().tobytes()).hexdigest()[:16]
+
+
+def main(out: Path, data_file: Path) -> None:
+    torch.set_num_threads(1)
+    sys.addaudithook(_record_writes)
+    _wrap_safetensors(delay_s=1.0)
+    from sslkeypoint import recipes
+    from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
+    from sslkeypoint.data import KeypointRecord
+
+    rank = int(os.environ.get("LOCAL_RANK", "0"))  # one node: local rank = global rank
+    data = json.loads(data_file.read_text())
+    train = [KeypointRecord(Path(p), kp) for p, kp in data["train"]]
+    val = [KeypointRecord(Path(p), kp) for p, kp in data["val"]]
+    tiny = {"widths": [4, 8], "bottleneck_width": 8}
+    trainer = TrainerConfig(accelerator="cpu", devices=2, strategy="ddp", deterministic=True, log_every_n_steps=1)
+
+    # Pre-training (stage 1). run_pretraining takes no callbacks, so the module it builds records
+    # its epochs, and the random state each training step starts from (augmentation draws).
+    pt_record = Record("train_loss_epoch", out / f"pretrain_state{rank}.pt")
+    step_rng: list[str] = []
+
+    class RecordingMoCo(recipes.MoCoPretrainModule):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            step_rng.append(_checksum(torch.random.get_rng_state()))
+            return super().training_step(batch, batch_idx)
+
+        def on_train_epoch_end(self) -> None:
+            super().on_train_epoch_end()
+            pt_record.on_train_epoch_end(self.trainer, self)
+
+        def on_fit_end(self) -> None:
+            super().on_fit_end()
+            pt_record.on_fit_end(self.trainer, self)
+
+    recipes.MoCoPretrainModule = RecordingMoCo  # type: ignore[misc]
+    pt_config = PretrainConfig.stage1(
+        image_size=(32, 32), encoder_kwargs=tiny, batch_size=2, max_epochs=2, projection_dim=8,
+        hidden_dim=8, queue_size=8, momentum=0.9, augment={"blur_p": 0.0},
+    )
+    pt = recipes.run_pretraining(
+        pt_config, images=data["images"], out_dir=out / "pretrain", trainer=trainer, progress=False
+    )
+    assert torch.distributed.get_rank() == rank and torch.distributed.get_world_size() == 2
+
+    # Fine-tuning from the pre-trained encoder (written by process 0 alone). The plateau schedule
+    # halves the learning rate after every epoch without a new best (patience 0), so learning
+    # rates would part if the processes saw different figures.
+    ft_config = FinetuneConfig(
+        input_size=(32, 32), heatmap_size=(16, 16), sigma=1.0, num_keypoints=2, keypoint_names=("A", "B"),
+        encoder_kwargs=tiny, lr=3e-3, batch_size=2, max_epochs=3, lr_patience=0, lr_factor=0.5,
+        init_encoder=str(pt.encoder_path),
+    )
+    ft_record = Record("train/loss_epoch", out / f"finetune_state{rank}.pt")
+    ft = recipes.run_finetuning(
+        ft_config, (train, val), out / "finetune", trainer=trainer, progress=False, callbacks=[ft_record]
+    )
+
+    dump = {
+        "rank": rank,
+        "finetune": {
+            "val_history": ft.val_history,
+            "epochs": ft_record.epochs,
+            "best_epoch": ft.best_epoch,
+            "summary": ft.to_dict(),
+        },
+        "pretrain": {
+            "epochs": pt_record.epochs,
+            "step_rng": step_rng,
+            "global_step": pt.global_step,
+            "queue_size": pt.queue_size,
+            "metrics": pt.metrics,
+        },
+        "writes": sorted(set(WRITES)),
+    }
+    (out / f"rank{rank}.json").write_text(json.dumps(dump, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
