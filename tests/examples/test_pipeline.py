@@ -151,7 +151,7 @@ def test_profiles() -> None:
     with pytest.raises(ValueError, match="paper"):
         get_profile("fast")
     with pytest.raises(ValueError, match="integer multiple"):
-        dataclasses.replace(paper, heatmap_size=(60, 64))
+        dataclasses.replace(paper, finetune=dataclasses.replace(paper.finetune, heatmap_size=(60, 64)))
     with pytest.raises(ValueError, match="exactly one"):
         dataclasses.replace(paper.screening, zscore=1.0).criterion()
     assert isinstance(get_profile("quick"), Profile)

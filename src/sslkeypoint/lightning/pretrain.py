@@ -47,6 +47,21 @@ def _queue_state_keys(model: torch.nn.Module) -> frozenset[str]:
     )
 
 
+def _statistics_buffers(model: torch.nn.Module) -> dict[str, Tensor]:
+    """Every buffer of ``model`` outside its queues: the normalisation layers' running statistics."""
+    queues = [name for name, module in model.named_modules() if isinstance(module, GroupMemoryBank)]
+    return {
+        name: buffer
+        for name, buffer in model.named_buffers()
+        if not any(name.startswith(f"{q}.") if q else True for q in queues)
+    }
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of one optimisation step's augmentation on one process (distinct for each pair)."""
+    return ((seed * 1_000_003 + rank) << 32) + step
+
+
 class MoCoPretrainModule(pl.LightningModule):
     """LightningModule for both MoCo v2 stages: device-side augmentation, momentum, loss.
 
@@ -108,7 +123,19 @@ class MoCoPretrainModule(pl.LightningModule):
         return float(cosine_schedule(min(step, total), total, self.config.momentum, self.config.momentum_end))
 
     def _views(self, batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Query views, key views and optional groups of a batch, augmented on its device."""
+        """Query views, key views and optional groups of a batch, augmented on its device.
+
+        The augmentation draws from a random state seeded by ``(config.seed, process rank,
+        global step)`` alone: every DDP process draws its own views (one seed on every process
+        would give image ``i`` of each process's batch the same crop, jitter and flip), and a
+        step's views do not depend on what ran before it (a resumed run draws them again).
+        """
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(_step_seed(self.config.seed, self.global_rank, self.global_step))
+            return self._augmented(batch)
+
+    def _augmented(self, batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
         with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
             if self.config.stage == 1:
                 x, index = (batch, None) if isinstance(batch, Tensor) else (batch[0], batch[1])
@@ -135,6 +162,23 @@ class MoCoPretrainModule(pl.LightningModule):
         self.log("momentum", m, on_step=True, on_epoch=False)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
+
+    def on_train_end(self) -> None:
+        """Give every process the running statistics of process 0, the ones its checkpoints hold.
+
+        The recipe runs DDP without per-step buffer broadcast (the queue is identical everywhere
+        already), so batch-norm running statistics are updated from each process's own batches
+        and part ways; parameters and queue stay identical through gradient averaging and the
+        gathered enqueue. After training every process holds process 0's statistics, as with
+        DDP's default buffer broadcast, so the module returned on every process is the saved one.
+        """
+        if self.trainer.world_size <= 1:
+            return
+        local = _statistics_buffers(self.model)
+        shared = self.trainer.strategy.broadcast({k: v.detach().cpu() for k, v in local.items()}, src=0)
+        with torch.no_grad():
+            for name, buffer in local.items():
+                buffer.copy_(shared[name])
 
     def configure_optimizers(self) -> Any:
         """AdamW on the query side; ReduceLROnPlateau on ``train_loss_epoch`` when configured."""
