@@ -178,7 +178,7 @@ def test_plugs_into_keypoint_decoder_and_traces() -> None:
 
 
 def test_implements_the_codec_interface_on_its_own() -> None:
-    codec = StarterCodec(64, 16, sigma=1)  # ints are accepted and normalised
+    codec = StarterCodec(64, 16, sigma=1)  # type: ignore[arg-type]  # ints are accepted and normalised
     assert isinstance(codec, KeypointCodec)
     assert not isinstance(codec, HeatmapCodec)
     assert codec.input_size == (64, 64) and codec.heatmap_size == (16, 16)

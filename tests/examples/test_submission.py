@@ -91,7 +91,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     images.mkdir()
     big = _grey_rgb(512, 512, 1)
     big.save(images / "a_512.png")
-    big.resize((400, 300), Image.BILINEAR).save(images / "b_400x300.png")
+    big.resize((400, 300), Image.Resampling.BILINEAR).save(images / "b_400x300.png")
     # A colour image (unequal channels: the luma path) and a PNG named .jpg (decode by content).
     rng = np.random.default_rng(2)
     Image.fromarray(rng.integers(0, 256, (200, 260, 3), dtype=np.uint8)).save(images / "c_colour.png")
@@ -184,6 +184,8 @@ def test_fresh_process_matches_library_predictor(exported: dict[str, Path]) -> N
 
 class _ConstantKeypoints(torch.nn.Module):
     """Stand-in network: fixed input-pixel landmarks, whatever the image (checks the map back)."""
+
+    keypoints: torch.Tensor
 
     def __init__(self, keypoints: torch.Tensor) -> None:
         super().__init__()
