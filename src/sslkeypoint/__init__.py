@@ -51,7 +51,12 @@ from sslkeypoint.heatmaps import (
 )
 from sslkeypoint.inference import KeypointPrediction, KeypointPredictor
 from sslkeypoint.lightning import HeatmapFinetuneModule, MoCoPretrainModule, overfit_one_batch
-from sslkeypoint.losses import HeatmapMSELoss, MaskedHeatmapMSELoss, heatmap_mse_loss, masked_heatmap_mse_loss
+from sslkeypoint.losses import (
+    HeatmapMSELoss,
+    MaskedHeatmapMSELoss,
+    heatmap_mse_loss,
+    masked_heatmap_mse_loss,
+)
 from sslkeypoint.measures import AngleMeasure, DistanceMeasure, Measure
 from sslkeypoint.metrics import (
     KeypointMetrics,

@@ -120,7 +120,7 @@ def config_from_arguments(cls: type, args: argparse.Namespace, base: dict[str, A
             value = value[0] if len(value) == 1 and scalar_too else tuple(value)
         if value is not None:
             data[f.name] = value
-    return cls.from_dict(data)
+    return cls.from_dict(data)  # type: ignore[attr-defined]
 
 
 def _read_config_file(path: Path | None) -> dict[str, Any]:

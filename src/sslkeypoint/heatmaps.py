@@ -432,8 +432,15 @@ class KeypointCodec(Protocol):
         heatmap_size: Heatmap ``(h, w)``.
     """
 
-    input_size: tuple[int, int]
-    heatmap_size: tuple[int, int]
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Network input ``(H, W)`` in pixels."""
+        ...
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """Heatmap ``(h, w)``."""
+        ...
 
     def encode(self, keypoints: Tensor, visible: Tensor | None = None) -> Tensor:
         """``(B, K, 2)`` input-pixel keypoints (and ``(B, K)`` visibility) to ``(B, K, h, w)`` targets."""

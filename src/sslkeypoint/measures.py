@@ -55,9 +55,20 @@ class Measure(Protocol):
             (the arms of an angle, the span of a distance).
     """
 
-    unit: str
-    landmarks: tuple[int, ...]
-    segments: tuple[tuple[int, int], ...]
+    @property
+    def unit(self) -> str:
+        """Unit of the values."""
+        ...
+
+    @property
+    def landmarks(self) -> tuple[int, ...]:
+        """Indices of the landmarks the value depends on."""
+        ...
+
+    @property
+    def segments(self) -> tuple[tuple[int, int], ...]:
+        """Index pairs of the lines that draw the measure."""
+        ...
 
     def __call__(self, keypoints: Tensor) -> Tensor:
         """``(..., K, 2)`` keypoints in pixels to ``(...)`` values in :attr:`unit`."""

@@ -22,7 +22,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    TQDMProgressBar,
+)
 from pytorch_lightning.loggers import CSVLogger
 
 from sslkeypoint._utils import plain
@@ -104,8 +109,8 @@ def _split(records: Records, config: FinetuneConfig) -> tuple[list[KeypointRecor
     ):
         pair: tuple[Any, Any] = records
         return list(pair[0]), list(pair[1])
-    train, val = split_records(list(records), val_fraction=config.val_fraction, seed=config.seed)  # type: ignore[arg-type]
-    return list(train), list(val)
+    items: list[KeypointRecord] = list(records)  # type: ignore[arg-type]  # not a pair: records
+    return split_records(items, val_fraction=config.val_fraction, seed=config.seed)
 
 
 def _best_entry(history: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -160,8 +165,9 @@ def run_finetuning(
         A :class:`FinetuneResult` (on every process).
 
     Raises:
-        ValueError: On an empty split. Records with another keypoint count than
-            ``config.num_keypoints`` are dropped as invalid (and reported), like unreadable files.
+        ValueError: On an empty split, or fewer validation records than processes. Records
+            with another keypoint count than ``config.num_keypoints`` are dropped as invalid
+            (and reported), like unreadable files.
     """
     run = trainer or TrainerConfig(deterministic=True)
     out = Path(out_dir)
@@ -204,6 +210,12 @@ def run_finetuning(
         # The DataModule shards itself: exact validation figures under DDP (no padded repeats).
         use_distributed_sampler=False,
     )
+    processes = fit.num_devices * fit.num_nodes
+    if len(val) < processes:
+        raise ValueError(
+            f"the validation split has {len(val)} records, fewer than the {processes} processes: "
+            "every process needs at least one (give more validation records or fewer devices)"
+        )
     last = ckpt_dir / "last.ckpt"
     ckpt_path = last if resume and last.is_file() else None
     init_text: str | None = None
@@ -277,11 +289,22 @@ class PretrainResult:
 
 
 def _pretrain_strategy(run: TrainerConfig) -> Any:
-    """``"ddp"`` without per-step buffer broadcast: the queue is identical on every rank already."""
-    if run.strategy == "ddp":
-        from pytorch_lightning.strategies import DDPStrategy
+    """``"ddp"`` without per-step buffer broadcast: the queue is identical on every rank already.
 
-        return DDPStrategy(broadcast_buffers=False)
+    torch 2.14 renamed DDP's ``broadcast_buffers`` to ``forward_sync_buffers`` (which still
+    synchronises buffers once, when DDP wraps the model: harmless, they are identical); the name
+    the installed torch knows is used.
+    """
+    if run.strategy == "ddp":
+        import inspect
+
+        from pytorch_lightning.strategies import DDPStrategy
+        from torch.nn.parallel import DistributedDataParallel
+
+        known = inspect.signature(DistributedDataParallel.__init__).parameters
+        option = "forward_sync_buffers" if "forward_sync_buffers" in known else "broadcast_buffers"
+        kwargs: dict[str, Any] = {option: False}
+        return DDPStrategy(**kwargs)
     return run.strategy
 
 

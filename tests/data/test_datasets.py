@@ -21,7 +21,7 @@ from sslkeypoint.data import (
     list_sequences,
 )
 from sslkeypoint.heatmaps import keypoints_to_original
-from tests.data._images import NAN, _gray, _save
+from tests.data._images import _gray, _save
 
 
 def test_keypoint_mapping_golden_and_round_trip(tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from iugc_aop.cli import main
-from iugc_aop.stages import labelled_subset, stage_pretrain, stage_select
-from iugc_aop.variants import VARIANTS
 from iugc_aop.landmarks import AOP
 from iugc_aop.profiles import PROFILES, Profile, get_profile
 from iugc_aop.report import ssl_verdict
+from iugc_aop.stages import labelled_subset, stage_pretrain, stage_select
+from iugc_aop.variants import VARIANTS
 
 PIPELINE_COMMANDS = ("pretrain", "select", "pretrain-temporal", "finetune", "evaluate", "demo")
 

@@ -24,10 +24,19 @@ import pytorch_lightning as pl
 import torch
 
 WRITES: list[str] = []
+#: Run files whose writing starts late, as on a slow shared file system: a process that reads one
+#: before its writer is done (no barrier) finds it missing or incomplete.
+SLOW = {"config.json", "summary.json", "encoder_init.txt", "encoder.safetensors"}
+DELAY_S = 0.5
 
 
 def _record_writes(event: str, args: tuple[Any, ...]) -> None:
-    """Audit hook: remember every file this process opens for writing or renames into place."""
+    """Audit hook: remember every file this process opens for writing or renames into place.
+
+    Python-level writes only: files written from C++ or Rust (``torch.save`` to a path, safetensors)
+    raise no audit event; the recipes write their run files with Python, Lightning its checkpoints
+    and logs too, and safetensors is wrapped below.
+    """
     if event == "os.rename" and len(args) >= 2:  # os.rename and os.replace (atomic saves)
         WRITES.append(os.fsdecode(args[1]))
         return
@@ -39,25 +48,32 @@ def _record_writes(event: str, args: tuple[Any, ...]) -> None:
     else:
         writing = bool(int(flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
     if writing:
-        WRITES.append(os.fsdecode(args[0]))
+        path = os.fsdecode(args[0])
+        WRITES.append(path)
+        if Path(path).name in SLOW:
+            time.sleep(DELAY_S)
 
 
-def _wrap_safetensors(delay_s: float) -> None:
-    """safetensors writes from Rust, out of sight of the audit hook: record its calls too.
-
-    Each write starts ``delay_s`` late, as on a slow shared file system: a process that reads the
-    file before its writer is done fails.
-    """
+def _wrap_safetensors() -> None:
+    """safetensors writes from Rust, out of sight of the audit hook: record (and delay) its calls too."""
     import safetensors.torch
 
     original = safetensors.torch.save_file
 
     def save_file(tensors: Any, filename: Any, *args: Any, **kwargs: Any) -> Any:
         WRITES.append(os.fsdecode(filename))
-        time.sleep(delay_s)
+        time.sleep(DELAY_S)
         return original(tensors, filename, *args, **kwargs)
 
     safetensors.torch.save_file = save_file
+
+
+def _read_json(path: Path) -> Any:
+    """The file's JSON, or why it could not be read."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return f"{type(err).__name__}: {err}"
 
 
 class Record(pl.Callback):
@@ -102,7 +118,7 @@ def _checksum(t: torch.Tensor) -> str:
 def main(out: Path, data_file: Path) -> None:
     torch.set_num_threads(1)
     sys.addaudithook(_record_writes)
-    _wrap_safetensors(delay_s=1.0)
+    _wrap_safetensors()
     from sslkeypoint import recipes
     from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
     from sslkeypoint.data import KeypointRecord
@@ -115,14 +131,23 @@ def main(out: Path, data_file: Path) -> None:
     trainer = TrainerConfig(accelerator="cpu", devices=2, strategy="ddp", deterministic=True, log_every_n_steps=1)
 
     # Pre-training (stage 1). run_pretraining takes no callbacks, so the module it builds records
-    # its epochs, and the random state each training step starts from (augmentation draws).
+    # its epochs, and the random state every augmentation call draws from.
     pt_record = Record("train_loss_epoch", out / f"pretrain_state{rank}.pt")
-    step_rng: list[str] = []
+    augment_rng: list[str] = []
+
+    class RecordRandomState(torch.nn.Module):
+        def __init__(self, augment: torch.nn.Module) -> None:
+            super().__init__()
+            self.augment = augment
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            augment_rng.append(_checksum(torch.random.get_rng_state()))
+            return self.augment(x)
 
     class RecordingMoCo(recipes.MoCoPretrainModule):
-        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-            step_rng.append(_checksum(torch.random.get_rng_state()))
-            return super().training_step(batch, batch_idx)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.augment = RecordRandomState(self.augment)  # type: ignore[assignment]
 
         def on_train_epoch_end(self) -> None:
             super().on_train_epoch_end()
@@ -155,22 +180,25 @@ def main(out: Path, data_file: Path) -> None:
         ft_config, (train, val), out / "finetune", trainer=trainer, progress=False, callbacks=[ft_record]
     )
 
+    # What any process finds right after the recipe returned (the next step of a script reads it).
+    seen = {name: _read_json(out / "finetune" / name) for name in ("config.json", "summary.json")}
     dump = {
         "rank": rank,
         "finetune": {
             "val_history": ft.val_history,
             "epochs": ft_record.epochs,
             "best_epoch": ft.best_epoch,
-            "summary": ft.to_dict(),
+            "result": ft.to_dict(),
+            "seen": seen,
         },
         "pretrain": {
             "epochs": pt_record.epochs,
-            "step_rng": step_rng,
+            "augment_rng": augment_rng,
             "global_step": pt.global_step,
             "queue_size": pt.queue_size,
             "metrics": pt.metrics,
         },
-        "writes": sorted(set(WRITES)),
+        "writes": WRITES,
     }
     (out / f"rank{rank}.json").write_text(json.dumps(dump, indent=1, default=str))
 

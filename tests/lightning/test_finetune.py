@@ -17,7 +17,6 @@ from sslkeypoint.data import FilteringCollate, KeypointDataset, KeypointRecord
 from sslkeypoint.inference import KeypointPredictor
 from sslkeypoint.lightning import HeatmapFinetuneModule, overfit_one_batch
 from sslkeypoint.losses import heatmap_mse_loss
-from sslkeypoint.measures import AngleMeasure, DistanceMeasure
 from sslkeypoint.recipes import run_finetuning
 from sslkeypoint.weights import save_state_dict
 

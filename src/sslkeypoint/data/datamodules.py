@@ -17,7 +17,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sslkeypoint.data.datasets import ImageFolderDataset, IndexedDataset, KeypointDataset, TemporalPairDataset
+from sslkeypoint.data.datasets import (
+    ImageFolderDataset,
+    IndexedDataset,
+    KeypointDataset,
+    TemporalPairDataset,
+)
 from sslkeypoint.data.invalid import FilteringCollate
 from sslkeypoint.data.records import KeypointRecord
 from sslkeypoint.data.samplers import EpochShuffleSampler, ShardSampler

@@ -25,7 +25,13 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from sslkeypoint._utils import size_pair
-from sslkeypoint.data.images import ImageReadError, list_images, natural_sort_key, read_image, resize_image
+from sslkeypoint.data.images import (
+    ImageReadError,
+    list_images,
+    natural_sort_key,
+    read_image,
+    resize_image,
+)
 from sslkeypoint.data.invalid import InvalidSample
 from sslkeypoint.data.records import KeypointRecord
 from sslkeypoint.heatmaps import keypoints_to_input

@@ -83,9 +83,9 @@ def overfit_one_batch(
     data = without_drops(batch)
     if data is None or "image" not in data or "keypoints" not in data:
         raise ValueError("overfit_one_batch needs a batch with 'image', 'keypoints' (and 'visible')")
-    saved_config, saved_augmentation = module.config, module.augmentation
-    module.config = dataclasses.replace(saved_config, lr=lr, augment=False)
-    module.augmentation = None
+    saved = module.config, module.augmentation, module.schedule_lr
+    module.config = dataclasses.replace(saved[0], lr=lr, augment=False)
+    module.augmentation, module.schedule_lr = None, False
     history = _LossHistory()
     trainer = pl.Trainer(
         max_steps=int(steps),
@@ -103,7 +103,7 @@ def overfit_one_batch(
     try:
         trainer.fit(module, train_dataloaders=loader)
     finally:
-        module.config, module.augmentation = saved_config, saved_augmentation
+        module.config, module.augmentation, module.schedule_lr = saved
     images, keypoints, visible = module.unpack(data)
     device = next(module.model.parameters()).device
     images, keypoints, visible = images.to(device), keypoints.to(device), visible.to(device)

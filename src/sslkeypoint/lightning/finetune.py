@@ -31,7 +31,12 @@ from torchmetrics import MeanMetric
 from sslkeypoint._utils import plain
 from sslkeypoint.configs import FinetuneConfig
 from sslkeypoint.data.invalid import without_drops
-from sslkeypoint.heatmaps import KeypointCodec, codec_from_dict, codec_to_dict, keypoints_to_original
+from sslkeypoint.heatmaps import (
+    KeypointCodec,
+    codec_from_dict,
+    codec_to_dict,
+    keypoints_to_original,
+)
 from sslkeypoint.inference import SPEC_KEY, predictor_spec
 from sslkeypoint.losses import heatmap_mse_loss, masked_heatmap_mse_loss
 from sslkeypoint.metrics import KeypointMetrics
@@ -148,6 +153,8 @@ class HeatmapFinetuneModule(pl.LightningModule):
         #: Invalid-sample counts per training epoch, written by
         #: :class:`~sslkeypoint.lightning.callbacks.DropReport` (also kept in checkpoints).
         self.drop_history: list[dict[str, Any]] = []
+        #: Use the ``ReduceLROnPlateau`` schedule (off while overfitting one batch, which has no validation).
+        self.schedule_lr = True
 
     def forward(self, images: Tensor) -> Tensor:
         """Heatmaps ``(B, K, h, w)`` for images ``(B, C, H, W)``."""
@@ -259,7 +266,7 @@ class HeatmapFinetuneModule(pl.LightningModule):
         """
         cfg = self.config
         optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if self._trainer_attached() and self.trainer.overfit_batches:
+        if not self.schedule_lr:
             return optimizer
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr

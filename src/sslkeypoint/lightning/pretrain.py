@@ -49,17 +49,13 @@ def _queue_state_keys(model: torch.nn.Module) -> frozenset[str]:
 
 def _statistics_buffers(model: torch.nn.Module) -> dict[str, Tensor]:
     """Every buffer of ``model`` outside its queues: the normalisation layers' running statistics."""
-    queues = [name for name, module in model.named_modules() if isinstance(module, GroupMemoryBank)]
-    return {
-        name: buffer
-        for name, buffer in model.named_buffers()
-        if not any(name.startswith(f"{q}.") if q else True for q in queues)
-    }
+    queues = tuple(f"{name}." for name, module in model.named_modules() if isinstance(module, GroupMemoryBank))
+    return {name: buffer for name, buffer in model.named_buffers() if not name.startswith(queues)}
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
     """The seed of one optimisation step's augmentation on one process (distinct for each pair)."""
-    return ((seed * 1_000_003 + rank) << 32) + step
+    return (((seed * 1_000_003 + rank) << 32) + step) % (1 << 63)
 
 
 class MoCoPretrainModule(pl.LightningModule):
