@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from iugc_aop.landmarks import LANDMARK_NAMES
+from sslkeypoint.data import format_point as library_format_point
+from sslkeypoint.data import parse_point as library_parse_point
 
 __all__ = [
     "AOP_COLUMNS",
@@ -200,12 +202,9 @@ def is_reference_name(stem: str) -> bool:
 # Cells
 # --------------------------------------------------------------------------------------------
 
-_BRACKETS = "()[]{}<>\"' "
-_SEPARATORS = re.compile(r"[,;\s]+")
-
-
 def parse_point(text: str, *, where: str = "") -> tuple[float, float]:
-    """Parse a point string such as ``"(301.5, 72.25)"``.
+    """Parse a point cell such as ``"(301.5, 72.25)"``: the library's
+    :func:`sslkeypoint.data.parse_point`, raising the example's :class:`IUGCFormatError`.
 
     Brackets (``()``, ``[]``, ``{}``), quotes, spaces and the separator (comma, semicolon or
     whitespace) are handled leniently; the content must be exactly two finite numbers.
@@ -230,25 +229,10 @@ def parse_point(text: str, *, where: str = "") -> tuple[float, float]:
         ...
         iugc_aop.formats.iugc.IUGCFormatError: label.csv row 1, column 'PS1': expected a point '(x, y)' of two finite numbers, got '(1, 2, 3)' (3 values)
     """
-    prefix = f"{where}: " if where else ""
-    body = str(text).strip().strip(_BRACKETS)
-    parts = [p for p in _SEPARATORS.split(body) if p]
-    if len(parts) != 2:
-        raise IUGCFormatError(
-            f"{prefix}expected a point '(x, y)' of two finite numbers, got {text!r} "
-            f"({len(parts)} values)"
-        )
     try:
-        x, y = (float(p.strip(_BRACKETS)) for p in parts)
-    except ValueError:
-        raise IUGCFormatError(
-            f"{prefix}expected a point '(x, y)' of two finite numbers, got {text!r} (not a number)"
-        ) from None
-    if not (math.isfinite(x) and math.isfinite(y)):
-        raise IUGCFormatError(
-            f"{prefix}expected a point '(x, y)' of two finite numbers, got {text!r} (not finite)"
-        )
-    return x, y
+        return library_parse_point(text, where=where)
+    except ValueError as err:
+        raise IUGCFormatError(str(err)) from None
 
 
 def parse_number(text: str, where: str) -> float:
@@ -286,7 +270,7 @@ def format_point(point: Any) -> str:
         >>> parse_point(format_point([1.23456, -7.0]))
         (1.2346, -7.0)
     """
-    return f"({point[0]:.{POINT_DECIMALS}f}, {point[1]:.{POINT_DECIMALS}f})"
+    return library_format_point(float(point[0]), float(point[1]), POINT_DECIMALS)
 
 
 def format_aop(aop: float) -> str:
