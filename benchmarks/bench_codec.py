@@ -140,7 +140,9 @@ def accuracy(n: int, seed: int) -> dict[str, dict[str, dict[str, float]]]:
         "argmax": HeatmapCodec(INPUT, HEATMAP, SIGMA, refine="none"),
         "quarter": HeatmapCodec(INPUT, HEATMAP, SIGMA, refine="quarter"),
         "dark": HeatmapCodec(INPUT, HEATMAP, SIGMA, refine="dark"),
-        f"dark+blur{BLUR_KERNEL}": HeatmapCodec(INPUT, HEATMAP, SIGMA, refine="dark", blur_kernel=BLUR_KERNEL),
+        f"dark+blur{BLUR_KERNEL}": HeatmapCodec(
+            INPUT, HEATMAP, SIGMA, refine="dark", blur_kernel=BLUR_KERNEL
+        ),
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
     for cond, make in conditions.items():

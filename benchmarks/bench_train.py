@@ -248,7 +248,10 @@ def main() -> None:
             train = bench_training(module, records, steps=steps)
             flops = forward_flops(module.model.eval(), torch.rand(1, 1, *cfg.input_size))
             predictor = KeypointPredictor(
-                module.model.eval(), module.codec, measures={"aop": AngleMeasure(0, 1, 2)}, in_chans=1
+                module.model.eval(),
+                module.codec,
+                measures={"aop": AngleMeasure(0, 1, 2)},
+                in_chans=1,
             )
             inf = bench_inference(predictor, Path(records[1].path), tmp, repeats)
             results["configs"][name] = {

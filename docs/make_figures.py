@@ -78,7 +78,7 @@ def coordinates_figure(path: Path) -> None:
     ax1.set_title("(a) pixel centres and the resize map", fontsize=11)
 
     # (b) stride-4 heatmap over a 32x32 input crop: encode a keypoint, decode it three ways.
-    codec = HeatmapCodec(input_size=(32, 32), heatmap_size=(8, 8), sigma=1.0)
+    codec = HeatmapCodec(input_size=(32, 32), heatmap_size=(8, 8), sigma=1.0, refine="dark")
     s = codec.stride[1]
     kp = torch.tensor([[[14.2, 9.7]]], dtype=torch.float64)
     hm = codec.encode(kp)[0, 0].numpy()
@@ -90,8 +90,10 @@ def coordinates_figure(path: Path) -> None:
     centres = (np.arange(8) + 0.5) * s - 0.5
     cx, cy = np.meshgrid(centres, centres)
     ax2.plot(cx.ravel(), cy.ravel(), ".", color="0.75", ms=3)
-    dark, _ = codec.decode(codec.encode(kp), refine="dark")
-    argmax, _ = codec.decode(codec.encode(kp), refine="none")
+    # Decoding settings are constructor arguments: one codec per decoding.
+    argmax_codec = HeatmapCodec(input_size=(32, 32), heatmap_size=(8, 8), sigma=1.0, refine="none")
+    dark, _ = codec.decode(codec.encode(kp))
+    argmax, _ = argmax_codec.decode(codec.encode(kp))
     # The truncating codec: centre int(x / s) on the heatmap, decoded back as x_hm * s.
     trunc = torch.trunc(kp / s) * s
     ax2.plot(*trunc[0, 0].tolist(), "s", mfc="none", mec="tab:cyan", ms=11, mew=2,

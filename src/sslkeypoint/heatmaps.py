@@ -423,13 +423,10 @@ def decode_heatmaps(
 class KeypointCodec(Protocol):
     """What a heatmap codec is: keypoints to target heatmaps, heatmaps back to keypoints.
 
-    Any object with these attributes and methods works wherever a codec is taken (checked with
-    ``isinstance(obj, KeypointCodec)``); to be stored in checkpoints it must also be a dataclass
-    whose fields are its constructor arguments (see :func:`codec_to_dict`).
-
-    Attributes:
-        input_size: Network input ``(H, W)`` in pixels.
-        heatmap_size: Heatmap ``(h, w)``.
+    Any object with these properties (:attr:`input_size`, :attr:`heatmap_size`) and methods works
+    wherever a codec is taken (checked with ``isinstance(obj, KeypointCodec)``); to be stored in
+    checkpoints it must also be a dataclass whose fields are its constructor arguments (see
+    :func:`codec_to_dict`).
     """
 
     @property

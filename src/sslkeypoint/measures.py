@@ -47,27 +47,25 @@ __all__ = [
 class Measure(Protocol):
     """What a measure is: a function of the landmarks with a unit and the landmarks it reads.
 
-    Attributes:
-        unit: Unit of the values, used in metric keys (``"deg"``, ``"px"``, ``"mm"``, ...).
-        landmarks: Indices of the landmarks the value depends on; a sample where one of them is
-            missing (invisible) has no value.
-        segments: Index pairs ``(i, j)`` of the lines that draw the measure on an image
-            (the arms of an angle, the span of a distance).
+    A measure has three read-only properties — :attr:`unit`, :attr:`landmarks`,
+    :attr:`segments` — and is called on ``(..., K, 2)`` keypoints.
     """
 
     @property
     def unit(self) -> str:
-        """Unit of the values."""
+        """Unit of the values, used in metric keys (``"deg"``, ``"px"``, ``"mm"``, ...)."""
         ...
 
     @property
     def landmarks(self) -> tuple[int, ...]:
-        """Indices of the landmarks the value depends on."""
+        """Indices of the landmarks the value depends on; a sample where one of them is missing
+        (invisible) has no value."""
         ...
 
     @property
     def segments(self) -> tuple[tuple[int, int], ...]:
-        """Index pairs of the lines that draw the measure."""
+        """Index pairs ``(i, j)`` of the lines that draw the measure on an image (the arms of an
+        angle, the span of a distance)."""
         ...
 
     def __call__(self, keypoints: Tensor) -> Tensor:
