@@ -174,11 +174,12 @@ def _configure_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--size", choices=SIZES, default="quick",
                    help="preset size (default: %(default)s); the count options override it")
-    for name, what in (("train", "labelled training images"), ("val", "validation images"),
-                       ("test", "testing images"), ("sequences", "unlabelled videos"),
-                       ("frames", "frames per video"), ("references", "ExampleN.jpg images"),
-                       ("duplicates", "duplicated testing images")):
-        p.add_argument(f"--{name}", type=int, default=None, metavar="N", help=what)
+    counts = p.add_argument_group("counts (SynthConfig fields; default: the preset's)")
+    for flag, field, what in (("train", "train", "labelled training images"), ("val", "validation", "validation images"),
+                              ("test", "testing", "testing images"), ("sequences", "sequences", "unlabelled videos"),
+                              ("frames", "frames", "frames per video"), ("references", "references", "ExampleN.jpg images"),
+                              ("duplicates", "test_duplicates", "duplicated testing images")):
+        counts.add_argument(f"--{flag}", dest=f"count_{field}", type=int, default=None, metavar="N", help=what)
     p.add_argument("--workers", type=int, default=_default_workers(),
                    help="rendering processes (default: %(default)s)")
     p.add_argument("--no-contact-sheet", action="store_true", help="skip contact_sheet.png")
@@ -188,10 +189,8 @@ def _configure_synth(p: argparse.ArgumentParser) -> None:
 def _run_synth(args: argparse.Namespace) -> int:
     from iugc_aop.synth import SynthConfig
 
-    names = {"train": "train", "val": "validation", "test": "testing", "sequences": "sequences",
-             "frames": "frames", "references": "references", "duplicates": "test_duplicates"}
-    overrides = {field: getattr(args, opt) for opt, field in names.items()
-                 if getattr(args, opt) is not None}
+    overrides = {key[len("count_"):]: value for key, value in vars(args).items()
+                 if key.startswith("count_") and value is not None}
     try:
         config = SynthConfig.preset(args.size, **overrides)
     except ValueError as exc:
