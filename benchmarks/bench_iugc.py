@@ -14,20 +14,25 @@ training images, 12 unlabelled videos of 12 frames, 60 testing images), for each
    stage 1 + stage 2 on all sequences (``ssl_no_screening``) and stage 1 only
    (``ssl_stage1_only``).
 
-Stages 1–2 and the screening are the example pipeline's own stage functions
-(:func:`iugc_aop.pipeline.stage_pretrain`, :func:`~iugc_aop.pipeline.stage_select`,
-:func:`~iugc_aop.pipeline.stage_pretrain_temporal`), run once per seed and shared by every
-budget. Fine-tuning calls :func:`sslkeypoint.tasks.finetune.run_finetuning` directly so that every
-run gets the same number of optimiser steps (``--steps``; no early stopping, constant learning
-rate) with a validation every ``--eval-every`` steps (the training part of a small budget is
-repeated to make an epoch that long) and the checkpoint with the best validation MRE kept:
-budgets and variants differ only in data and initialisation.
-Metrics are on the Testing split, in original (512-px) pixels: MRE and AoP MAE, mean ± std over
-seeds, with the per-seed values in the JSON.
+Stages 1–2 and the screening are the example's own stage functions
+(:func:`iugc_aop.stages.stage_pretrain`, :func:`~iugc_aop.stages.stage_select`,
+:func:`~iugc_aop.stages.stage_pretrain_temporal`), run once per seed and shared by every
+budget; the screening is scored against the synthetic truth with
+:func:`iugc_aop.formats.truth.screening_scores`. Fine-tuning calls
+:func:`sslkeypoint.recipes.run_finetuning` directly, with the ``unet`` variant's config
+(:func:`iugc_aop.variants.finetune_config`: exact codec, DARK decoding) and only the encoder
+initialisation changed, so that every run gets the same number of optimiser steps (``--steps``;
+no early stopping, constant learning rate) with a validation every ``--eval-every`` steps (the
+training part of a small budget is repeated to make an epoch that long) and the checkpoint with
+the best validation MRE kept: budgets and variants differ only in data and initialisation.
+Metrics are on the Testing split, in original (512-px) pixels, from
+:func:`iugc_aop.stages.evaluate_records`: MRE and AoP MAE, mean ± std over seeds, with the
+per-seed values in the JSON.
 
 The pre-training and fine-tuning settings come from the example's ``quick`` profile
 (:mod:`iugc_aop.profiles`: 96-px input, 24-px heatmaps, U-Net widths 8–64 + 128, five MoCo
-epochs per pre-training stage, fine-tuning Adam 3e-3). ``benchmarks/bench_ssl_scan.py`` scans
+epochs per pre-training stage, fine-tuning Adam 3e-3); every stage runs on one CPU
+(:class:`sslkeypoint.configs.TrainerConfig`). ``benchmarks/bench_ssl_scan.py`` scans
 the pre-training settings (epochs, queue, momentum, temperature, crop scale, input size) on the
 Validation split.
 
@@ -36,6 +41,7 @@ Usage::
     python benchmarks/bench_iugc.py                 # 3 seeds, budgets 10 30 100 (~30 min, 2 cores)
     python benchmarks/bench_iugc.py --quick         # 1 seed, budgets 10 30, short runs (minutes)
     python benchmarks/bench_iugc.py --seeds 5 --budgets 10 30 60 100 --steps 500
+    python benchmarks/bench_iugc.py --quick --work /tmp/bench_iugc --json /tmp/iugc.json
 """
 
 from __future__ import annotations
@@ -54,27 +60,30 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from _common import cpu_model
 
-from iugc_aop.pipeline import (
-    TrainerOptions,
+from iugc_aop.demo import prepare_demo_data
+from iugc_aop.formats.truth import load_truth, screening_scores
+from iugc_aop.profiles import Profile, get_profile
+from iugc_aop.stages import (
+    evaluate_records,
     labelled_subset,
     load_dataset,
-    prepare_demo_data,
     stage_pretrain,
     stage_pretrain_temporal,
     stage_select,
 )
-from iugc_aop.profiles import get_profile
+from iugc_aop.variants import VARIANTS as MODEL_VARIANTS
+from iugc_aop.variants import finetune_config, make_codec
+from sslkeypoint.configs import FinetuneConfig, TrainerConfig
 from sslkeypoint.data import KeypointRecord, split_records
 from sslkeypoint.inference import KeypointPredictor
-from sslkeypoint.metrics import KeypointEvaluator
-from sslkeypoint.tasks.finetune import FinetuneConfig, run_finetuning
+from sslkeypoint.recipes import run_finetuning
 
 ROOT = Path(__file__).resolve().parent
-NAMES = ("PS1", "PS2", "FH1")
+#: Every starting point is fine-tuned as the example's ``unet`` variant (U-Net, exact codec).
+FINETUNE_VARIANT = MODEL_VARIANTS["unet"]
 #: Fine-tuning starting points, in table order.
 VARIANTS: tuple[str, ...] = ("unet", "ssl_unet", "ssl_no_screening", "ssl_stage1_only")
 DESCRIPTIONS = {
@@ -85,7 +94,6 @@ DESCRIPTIONS = {
 }
 
 
-
 def _quiet() -> None:
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -94,17 +102,34 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-def _profile(quick: bool) -> Any:
+def _profile(quick: bool) -> Profile:
     """The ``quick`` profile; with ``--quick``, two epochs per pre-training stage."""
     profile = get_profile("quick")
     if quick:
-        profile = profile.with_overrides(stage1=dataclasses.replace(profile.stage1, epochs=2),
-                                         stage2=dataclasses.replace(profile.stage2, epochs=2))
+        profile = profile.with_overrides(
+            pretrain=dataclasses.replace(profile.pretrain, max_epochs=2),
+            pretrain_temporal=dataclasses.replace(profile.pretrain_temporal, max_epochs=2),
+        )
     return profile
 
 
+def _trainers(profile: Profile) -> tuple[TrainerConfig, TrainerConfig]:
+    """Where the stages run: the profile's trainer on one CPU, for pre-training and for fine-tuning.
+
+    Fine-tuning is deterministic (repeatable on a CPU), logs every 5 steps and skips the sanity
+    validation.
+    """
+    pretrain = dataclasses.replace(profile.trainer, accelerator="cpu", devices=1, num_workers=0)
+    finetune = dataclasses.replace(pretrain, deterministic=True, log_every_n_steps=5, num_sanity_val_steps=0)
+    return pretrain, finetune
+
+
 def _stage(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a pipeline stage, resuming; a folder left by other settings is recomputed."""
+    """Run a stage, resuming; a stage folder left by other settings is recomputed.
+
+    The stage cache removes only a folder that a stage made (it holds the stage's marker); any
+    other error is raised.
+    """
     try:
         return fn(*args, **kwargs)
     except ValueError as err:
@@ -114,7 +139,7 @@ def _stage(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, force=True, **kwargs)
 
 
-def _split(subset: list[KeypointRecord], profile: Any, seed: int, batch: int,
+def _split(subset: list[KeypointRecord], profile: Profile, seed: int, batch: int,
            eval_every: int) -> tuple[list[KeypointRecord], list[KeypointRecord]]:
     """8:2 split of a budget; the training part repeated so an epoch is ~``eval_every`` steps.
 
@@ -126,42 +151,20 @@ def _split(subset: list[KeypointRecord], profile: Any, seed: int, batch: int,
     return list(train) * reps, list(val)
 
 
-def _finetune_config(profile: Any, seed: int, init: Path | None) -> FinetuneConfig:
-    ft = profile.finetune
-    return FinetuneConfig(
-        input_size=profile.input_size,
-        heatmap_size=profile.heatmap_size,
-        sigma=profile.sigma,
-        in_chans=1,
-        num_keypoints=3,
-        keypoint_names=NAMES,
-        aop_indices=(0, 1, 2),
-        encoder="unet",
-        encoder_kwargs=profile.unet_kwargs(),
-        init_encoder=str(init) if init is not None else None,
-        lr=ft.lr,
-        batch_size=ft.batch_size,
+def _finetune_config(profile: Profile, seed: int, init: Path | None) -> FinetuneConfig:
+    """The ``unet`` variant's config from ``init``, trained for a step budget at a constant learning rate."""
+    return dataclasses.replace(
+        finetune_config(FINETUNE_VARIANT, profile, init_encoder=init, seed=seed),
         max_epochs=100_000,  # the step budget decides
         early_stopping_patience=1_000_000,  # no early stopping: every run gets the same steps
         lr_patience=1_000_000,  # constant learning rate (plateau epochs differ across budgets)
-        val_fraction=ft.val_fraction,
-        seed=seed,
-        augment=ft.augment,
-        num_workers=0,
-        accelerator="cpu",
-        devices=1,
-        num_sanity_val_steps=0,
-        log_every_n_steps=5,
     )
 
 
 def _evaluate(checkpoint: Path, records: list[KeypointRecord]) -> dict[str, float]:
+    """Testing MRE (512-px pixels) and AoP MAE (degrees) of a checkpoint."""
     predictor = KeypointPredictor.from_checkpoint(checkpoint, device="cpu", batch_size=16)
-    pred = predictor.predict([r.path for r in records])
-    target = torch.as_tensor(np.stack([np.asarray(r.keypoints, dtype=np.float64) for r in records]))
-    ev = KeypointEvaluator(keypoint_names=NAMES, aop_indices=(0, 1, 2))
-    ev.update(pred.keypoints.double(), target)
-    m = ev.compute()
+    m, _ = evaluate_records(predictor, records, progress=False)
     return {"mre_px": float(m["mre_px"]), "aop_mae_deg": float(m["aop_mae_deg"])}
 
 
@@ -176,13 +179,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _quiet()
     torch.set_num_threads(args.threads)
     profile = _profile(args.quick)
-    options = TrainerOptions(accelerator="cpu", devices=1)
+    trainer, finetune_trainer = _trainers(profile)
     work = Path(args.work) / ("quick" if args.quick else "default")
     work.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
     t0 = time.perf_counter()
     root = prepare_demo_data(work, profile, seed=0, progress=progress)
-    ds = load_dataset(root, progress=False)
+    ds = load_dataset(root)
+    truth = load_truth(root)
     train, testing = list(ds.train), list(ds.testing)
     if max(args.budgets) > len(train):
         raise SystemExit(f"budget {max(args.budgets)} exceeds the {len(train)} labelled training images")
@@ -195,22 +199,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pretraining: dict[str, Any] = {}
     for seed in range(args.seeds):
         sdir = work / f"seed{seed}"
-        kw: dict[str, Any] = {"progress": progress, "options": options}
+        kw: dict[str, Any] = {"progress": progress, "trainer": trainer}
         s1 = _stage(stage_pretrain, root, sdir, profile, seed=seed, **kw)
         sel = _stage(stage_select, root, sdir, profile, encoder_path=s1.encoder_path, progress=progress)
+        scores = screening_scores(truth, sel.names, sel.kept) if truth is not None else {}
+        precision, recall = scores.get("precision"), scores.get("recall")
         s2 = _stage(stage_pretrain_temporal, root, sdir, profile, sequences="selected", seed=seed, **kw)
         s2all = _stage(stage_pretrain_temporal, root, sdir, profile, sequences="all", seed=seed,
                        name="stage2_all", **kw)
         pretraining[str(seed)] = {
             "stage1": {"steps": s1.global_step, "seconds": s1.seconds, "final_loss": s1.final_loss},
             "screening": {"kept": sel.kept, "of": len(sel.names), "threshold": sel.threshold,
-                          "precision": sel.precision, "recall": sel.recall},
+                          "precision": precision, "recall": recall},
             "stage2": {"steps": s2.global_step, "seconds": s2.seconds, "final_loss": s2.final_loss},
             "stage2_all": {"steps": s2all.global_step, "seconds": s2all.seconds,
                            "final_loss": s2all.final_loss},
         }
         print(f"seed {seed}: stage 1 {s1.global_step} steps ({s1.seconds:.0f} s); screening kept "
-              f"{len(sel.kept)}/{len(sel.names)} (precision {sel.precision}, recall {sel.recall}); "
+              f"{len(sel.kept)}/{len(sel.names)} (precision {precision}, recall {recall}); "
               f"stage 2 {s2.global_step} steps ({s2.seconds:.0f} s), on all sequences "
               f"{s2all.global_step} steps ({s2all.seconds:.0f} s)", flush=True)
         inits = {"unet": None, "ssl_unet": s2.encoder_path, "ssl_no_screening": s2all.encoder_path,
@@ -224,8 +230,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 # The folder names the encoder it starts from: a re-computed pre-training never
                 # resumes a fine-tuning run of the old one.
                 tag = "random" if init is None else hashlib.sha256(Path(init).read_bytes()).hexdigest()[:10]
-                res = run_finetuning(_finetune_config(profile, seed, init), pair,
-                                     sdir / f"b{budget}_steps{args.steps}_val{args.eval_every}" / f"{variant}-{tag}", max_steps=args.steps, progress=False)
+                config = _finetune_config(profile, seed, init)
+                folder = sdir / f"b{budget}_steps{args.steps}_val{args.eval_every}" / f"{variant}-{tag}"
+                res = run_finetuning(config, pair, folder, trainer=finetune_trainer,
+                                     codec=make_codec(FINETUNE_VARIANT, config), max_steps=args.steps,
+                                     progress=False)
                 if res.best_checkpoint is None:
                     raise RuntimeError(f"fine-tuning {variant} (seed {seed}, budget {budget}) wrote no checkpoint")
                 metrics = _evaluate(res.best_checkpoint, testing)
@@ -322,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                    "per process was 3x faster than two)")
     p.add_argument("--work", type=Path, default=Path("runs/bench_iugc"),
                    help="working folder for data and runs (default: %(default)s; runs resume)")
-    p.add_argument("--json", type=Path, default=ROOT / "results" / "iugc.json", help="JSON output")
+    p.add_argument("--json", type=Path, default=ROOT / "results" / "iugc.json",
+                   help="JSON output (default: %(default)s; give another path for trial runs)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     args.seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)

@@ -2,18 +2,22 @@
 
 A one-seed scan around the example's ``quick`` profile on its synthetic IUGC-format data (120
 labelled training images, 12 unlabelled videos of 12 frames, 30 validation images). Each scan
-point changes the pre-training only (stage-1 epochs, stage-2 epochs, MoCo queue, input size, and stage-1 momentum, temperature and
-crop scale, which the profile does not expose and the scan patches in) and
-runs the example pipeline's own stage functions: :func:`iugc_aop.pipeline.stage_pretrain`,
-:func:`~iugc_aop.pipeline.stage_select`, :func:`~iugc_aop.pipeline.stage_pretrain_temporal`,
-then :func:`~iugc_aop.pipeline.stage_finetune` of ``unet`` (random init) and ``ssl_unet`` (from the
-stage-2 encoder) at two label budgets (the demo's 60 and 10) with the profile's fine-tuning
-recipe, and :func:`~iugc_aop.pipeline.stage_evaluate` on the **Validation** split only (the
-Testing split is never looked at here, so the scan can be used to choose a profile).
+point changes the pre-training only: stage-1 epochs, stage-2 epochs, MoCo queue, input size, and
+the stage-1 key momentum, temperature and crop scale — every one a field of the profile's
+:class:`~sslkeypoint.configs.PretrainConfig` (``profile.pretrain``, ``profile.pretrain_temporal``;
+the input size also of ``profile.finetune``), changed with :func:`dataclasses.replace`
+(:func:`point_profile`). Each point runs the example's own stage functions:
+:func:`iugc_aop.stages.stage_pretrain`, :func:`~iugc_aop.stages.stage_select`,
+:func:`~iugc_aop.stages.stage_pretrain_temporal`, then :func:`~iugc_aop.stages.stage_finetune`
+of ``unet`` (random init) and ``ssl_unet`` (from the stage-2 encoder) at two label budgets (the
+demo's 60 and 10) with the profile's fine-tuning recipe, and
+:func:`~iugc_aop.stages.stage_evaluate` on the **Validation** split only (the Testing split is
+never looked at here, so the scan can be used to choose a profile).
 
 Recorded per point: final InfoNCE loss of both stages against chance (``ln(queue + 1)``), the
-screening's precision/recall against the synthetic truth (a free signal of what the stage-1
-features see), pre-training seconds, and Validation MRE (512-px pixels) / AoP MAE of ``unet`` and
+screening's precision/recall against the synthetic truth
+(:func:`iugc_aop.formats.truth.screening_scores`; a free signal of what the stage-1 features
+see), pre-training seconds, and Validation MRE (512-px pixels) / AoP MAE of ``unet`` and
 ``ssl_unet`` with their difference.
 
 Usage (one process per core, each single-threaded; then collect)::
@@ -21,6 +25,11 @@ Usage (one process per core, each single-threaded; then collect)::
     python benchmarks/bench_ssl_scan.py --points s1_5 s1_60 &
     python benchmarks/bench_ssl_scan.py --points s1_30 s1_30_q64 &
     wait; python benchmarks/bench_ssl_scan.py --collect
+
+A trial run away from the committed results::
+
+    python benchmarks/bench_ssl_scan.py --points s1_5 --work /tmp/scan
+    python benchmarks/bench_ssl_scan.py --collect --work /tmp/scan --json /tmp/ssl_scan.json
 """
 
 from __future__ import annotations
@@ -39,21 +48,22 @@ from typing import Any
 import torch
 from _common import cpu_model
 
-from iugc_aop.pipeline import (
-    TrainerOptions,
-    prepare_demo_data,
+from iugc_aop.demo import prepare_demo_data
+from iugc_aop.formats.truth import load_truth, screening_scores
+from iugc_aop.profiles import Profile, get_profile
+from iugc_aop.stages import (
     stage_evaluate,
     stage_finetune,
     stage_pretrain,
     stage_pretrain_temporal,
     stage_select,
 )
-from iugc_aop.profiles import Profile, get_profile
 
 ROOT = Path(__file__).resolve().parent
 BUDGETS = (60, 10)
 
-#: Scan points: changes to the ``quick`` profile (stage-1 epochs, stage-2 epochs, queue, input).
+#: Scan points: changes to the ``quick`` profile (stage-1 epochs, stage-2 epochs, queue, input;
+#: ``moco``: other :class:`~sslkeypoint.configs.PretrainConfig` fields of stage 1).
 POINTS: dict[str, dict[str, Any]] = {
     "s1_5": {"s1_epochs": 5},
     "s1_30": {"s1_epochs": 30},
@@ -68,27 +78,6 @@ POINTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _with_moco(spec: dict[str, Any]) -> Any:
-    """Patch the pipeline's stage-1 MoCo config for one point (settings the profile does not expose).
-
-    ``spec["moco"]`` holds :class:`sslkeypoint.tasks.pretrain.PretrainConfig` fields (``momentum``,
-    ``temperature``, ``augment``) applied to stage 1 only; each point has its own run folder, so
-    the stage fingerprints never mix patched and unpatched runs.
-    """
-    import iugc_aop.pipeline as pipeline
-
-    original = pipeline._pretrain_config
-    extra = dict(spec.get("moco", {}))
-
-    def patched(profile: Profile, stage: int, seed: int, options: Any) -> Any:
-        config = original(profile, stage, seed, options)
-        return dataclasses.replace(config, **extra) if stage == 1 and extra else config
-
-    pipeline._pretrain_config = patched
-    return original
-
-
-
 def _quiet() -> None:
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -96,17 +85,26 @@ def _quiet() -> None:
 
 
 def point_profile(base: Profile, spec: dict[str, Any]) -> Profile:
-    """The ``quick`` profile with one scan point's changes."""
-    s1 = dataclasses.replace(base.stage1, epochs=spec.get("s1_epochs", base.stage1.epochs),
-                             queue_size=spec.get("queue", base.stage1.queue_size))
-    s2 = dataclasses.replace(base.stage2, epochs=spec.get("s2_epochs", base.stage2.epochs),
-                             queue_size=min(spec.get("queue", base.stage2.queue_size), base.stage2.queue_size))
-    changes: dict[str, Any] = {"stage1": s1, "stage2": s2}
+    """The ``quick`` profile with one scan point's changes.
+
+    ``s1_epochs`` / ``s2_epochs`` set the stages' ``max_epochs``; ``queue`` the stage-1 queue (and
+    stage 2's, where smaller); ``moco`` holds further stage-1
+    :class:`~sslkeypoint.configs.PretrainConfig` fields (``momentum``, ``temperature``,
+    ``augment``); ``input`` the network input of every stage (the heatmap keeps its stride).
+    Each point has its own run folder, and the stage fingerprints hold the whole configs.
+    """
+    s1, s2, ft = base.pretrain, base.pretrain_temporal, base.finetune
+    s1 = dataclasses.replace(s1, max_epochs=spec.get("s1_epochs", s1.max_epochs),
+                             queue_size=spec.get("queue", s1.queue_size), **spec.get("moco", {}))
+    s2 = dataclasses.replace(s2, max_epochs=spec.get("s2_epochs", s2.max_epochs),
+                             queue_size=min(spec.get("queue", s2.queue_size), s2.queue_size))
     if "input" in spec:
         n = int(spec["input"])
-        changes["input_size"] = (n, n)
-        changes["heatmap_size"] = (n // base.heatmap_stride, n // base.heatmap_stride)
-    return base.with_overrides(**changes)
+        stride = ft.heatmap_stride
+        s1 = dataclasses.replace(s1, image_size=(n, n))
+        s2 = dataclasses.replace(s2, image_size=(n, n))
+        ft = dataclasses.replace(ft, input_size=(n, n), heatmap_size=(n // stride, n // stride))
+    return base.with_overrides(pretrain=s1, pretrain_temporal=s2, finetune=ft)
 
 
 def _val(res: Any) -> dict[str, float]:
@@ -119,29 +117,25 @@ def run_point(name: str, work: Path, root: Path, progress: bool) -> dict[str, An
     spec = POINTS[name]
     profile = point_profile(get_profile("quick"), spec)
     run = work / name
-    options = TrainerOptions(accelerator="cpu", devices=1)
+    trainer = dataclasses.replace(profile.trainer, accelerator="cpu", devices=1)
     kw: dict[str, Any] = {"progress": progress}
     t0 = time.perf_counter()
-    import iugc_aop.pipeline as pipeline
-
-    original = _with_moco(spec)
-    try:
-        s1 = stage_pretrain(root, run, profile, options=options, **kw)
-    finally:
-        pipeline._pretrain_config = original
+    s1 = stage_pretrain(root, run, profile, trainer=trainer, **kw)
     sel = stage_select(root, run, profile, **kw)
-    s2 = stage_pretrain_temporal(root, run, profile, options=options, **kw)
+    s2 = stage_pretrain_temporal(root, run, profile, trainer=trainer, **kw)
     pre_seconds = time.perf_counter() - t0
+    truth = load_truth(root)
+    scores = screening_scores(truth, sel.names, sel.kept) if truth is not None else {}
     # unet depends only on the input size: share it between points of one size.
     base_run = work / f"unet_in{profile.input_size[0]}"
     out: dict[str, Any] = {
         "spec": spec,
-        "stage1": {"epochs": profile.stage1.epochs, "steps": s1.global_step, "final_loss": s1.final_loss,
+        "stage1": {"epochs": profile.pretrain.max_epochs, "steps": s1.global_step, "final_loss": s1.final_loss,
                    "queue": s1.queue_size, "chance": math.log(s1.queue_size + 1), "seconds": s1.seconds},
-        "stage2": {"epochs": profile.stage2.epochs, "steps": s2.global_step, "final_loss": s2.final_loss,
+        "stage2": {"epochs": profile.pretrain_temporal.max_epochs, "steps": s2.global_step, "final_loss": s2.final_loss,
                    "queue": s2.queue_size, "chance": math.log(s2.queue_size + 1), "seconds": s2.seconds},
-        "screening": {"kept": len(sel.kept), "of": len(sel.names), "precision": sel.precision,
-                      "recall": sel.recall},
+        "screening": {"kept": len(sel.kept), "of": len(sel.names), "precision": scores.get("precision"),
+                      "recall": scores.get("recall")},
         "pretrain_seconds": pre_seconds,
         "validation": {},
     }
@@ -149,7 +143,7 @@ def run_point(name: str, work: Path, root: Path, progress: bool) -> dict[str, An
         row: dict[str, Any] = {}
         for variant, folder in (("unet", base_run), ("ssl_unet", run)):
             label = f"{variant}_b{budget}"
-            stage_finetune(variant, root, folder, profile, label_budget=budget, name=label, options=options, **kw)
+            stage_finetune(variant, root, folder, profile, label_budget=budget, name=label, trainer=trainer, **kw)
             ev = stage_evaluate(variant, root, folder, profile, splits=("validation",), name=label, **kw)
             row[variant] = _val(ev)
         row["d_mre_px"] = row["ssl_unet"]["mre_px"] - row["unet"]["mre_px"]
@@ -194,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collect", action="store_true", help="only gather finished points into the table/JSON")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     p.add_argument("--work", type=Path, default=Path("runs/bench_ssl_scan"), help="working folder (resumes)")
-    p.add_argument("--json", type=Path, default=ROOT / "results" / "ssl_scan.json", help="JSON output")
+    p.add_argument("--json", type=Path, default=ROOT / "results" / "ssl_scan.json",
+                   help="JSON output (default: %(default)s; give another path for trial runs)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     _quiet()

@@ -19,7 +19,12 @@ from __future__ import annotations
 
 from iugc_aop.stages.cache import StageCache
 from iugc_aop.stages.common import load_dataset
-from iugc_aop.stages.evaluate import EvaluationResult, evaluate_records, stage_evaluate, time_predictor
+from iugc_aop.stages.evaluate import (
+    EvaluationResult,
+    evaluate_records,
+    stage_evaluate,
+    time_predictor,
+)
 from iugc_aop.stages.finetune import FinetuneStageResult, labelled_subset, stage_finetune
 from iugc_aop.stages.pretrain import PretrainStageResult, stage_pretrain, stage_pretrain_temporal
 from iugc_aop.stages.screen import SelectionResult, stage_select
