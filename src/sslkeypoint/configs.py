@@ -31,12 +31,21 @@ C = TypeVar("C")
 STAGE2_AUGMENT: dict[str, Any] = {"scale": (0.6, 1.0), "jitter": 0.2, "blur_p": 0.2}
 
 
-def _from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields {unknown}; valid fields: {sorted(names)}")
-    return cls(**dict(data))
+class _DictForm:
+    """``to_dict`` / ``from_dict`` of a config dataclass (plain JSON-ready types; unknown keys refused)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists, numbers, strings, None): JSON- and ``weights_only``-safe."""
+        return plain(dataclasses.asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+        """Build from a dict such as :meth:`to_dict`'s; unknown keys raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {unknown}; valid fields: {sorted(names)}")
+        return cls(**dict(data))
 
 
 def _tuple_or_none(value: Any, cast: Any) -> tuple[Any, ...] | None:
@@ -44,7 +53,7 @@ def _tuple_or_none(value: Any, cast: Any) -> tuple[Any, ...] | None:
 
 
 @dataclass
-class TrainerConfig:
+class TrainerConfig(_DictForm):
     """Where and how a run executes: passed to ``pytorch_lightning.Trainer`` and the DataLoaders.
 
     Attributes:
@@ -97,18 +106,9 @@ class TrainerConfig:
             "num_sanity_val_steps": self.num_sanity_val_steps,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-ready)."""
-        return plain(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainerConfig:
-        """Build from a dict such as :meth:`to_dict`'s; unknown keys raise ``ValueError``."""
-        return _from_dict(cls, data)
-
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(_DictForm):
     """A MoCo v2 pre-training stage; the defaults are the paper's stage 1.
 
     Use :meth:`stage1` / :meth:`stage2` for the paper's settings of each stage, with overrides.
@@ -210,18 +210,9 @@ class PretrainConfig:
         }
         return cls(**{**defaults, **overrides})
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-ready; tuples as lists)."""
-        return plain(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PretrainConfig:
-        """Rebuild from :meth:`to_dict` output (unknown keys raise ``ValueError``)."""
-        return _from_dict(cls, data)
-
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(_DictForm):
     """Heatmap fine-tuning; the defaults are the paper's stage 3.
 
     The paper fixes the input and heatmap sizes, σ, the MSE loss, Adam with lr 1e-5, batch 8, up
@@ -366,14 +357,7 @@ class FinetuneConfig:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (lists, numbers, strings, None): JSON- and ``weights_only``-safe."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data["measures"] = measures_to_dict(self.measures)
-        return plain(data)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FinetuneConfig:
-        """Build from a dict such as :meth:`to_dict`'s; unknown keys raise ``ValueError``.
+        """Plain dict (lists, numbers, strings, None); measures in their stored form.
 
         Examples:
             >>> from sslkeypoint.measures import AngleMeasure
@@ -381,4 +365,6 @@ class FinetuneConfig:
             >>> FinetuneConfig.from_dict(c.to_dict()) == c
             True
         """
-        return _from_dict(cls, data)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["measures"] = measures_to_dict(self.measures)
+        return plain(data)

@@ -203,27 +203,11 @@ def is_reference_name(stem: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 def parse_point(text: str, *, where: str = "") -> tuple[float, float]:
-    """Parse a point cell such as ``"(301.5, 72.25)"``: the library's
-    :func:`sslkeypoint.data.parse_point`, raising the example's :class:`IUGCFormatError`.
-
-    Brackets (``()``, ``[]``, ``{}``), quotes, spaces and the separator (comma, semicolon or
-    whitespace) are handled leniently; the content must be exactly two finite numbers.
-
-    Args:
-        text: The cell.
-        where: Location prefix for the error message (file, row, column).
-
-    Returns:
-        ``(x, y)`` in pixels.
-
-    Raises:
-        IUGCFormatError: Naming ``where``, what was expected and what came.
+    """Parse a point cell: :func:`sslkeypoint.data.parse_point` raising :class:`IUGCFormatError`.
 
     Examples:
-        >>> parse_point("(301.5, 72.25)")
+        >>> parse_point(" [ 301.5 ; 72.25 ] ")
         (301.5, 72.25)
-        >>> parse_point(" [ 3 ; 4e1 ] ")
-        (3.0, 40.0)
         >>> parse_point("(1, 2, 3)", where="label.csv row 1, column 'PS1'")
         Traceback (most recent call last):
         ...
