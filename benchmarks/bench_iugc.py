@@ -41,7 +41,7 @@ Usage::
     python benchmarks/bench_iugc.py                 # 3 seeds, budgets 10 30 100 (~30 min, 2 cores)
     python benchmarks/bench_iugc.py --quick         # 1 seed, budgets 10 30, short runs (minutes)
     python benchmarks/bench_iugc.py --seeds 5 --budgets 10 30 60 100 --steps 500
-    python benchmarks/bench_iugc.py --quick --work /tmp/bench_iugc --json /tmp/iugc.json
+    python benchmarks/bench_iugc.py --quick --work runs/bench_iugc --json runs/iugc.json
 """
 
 from __future__ import annotations

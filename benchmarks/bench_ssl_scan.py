@@ -28,8 +28,8 @@ Usage (one process per core, each single-threaded; then collect)::
 
 A trial run away from the committed results::
 
-    python benchmarks/bench_ssl_scan.py --points s1_5 --work /tmp/scan
-    python benchmarks/bench_ssl_scan.py --collect --work /tmp/scan --json /tmp/ssl_scan.json
+    python benchmarks/bench_ssl_scan.py --points s1_5 --work runs/scan
+    python benchmarks/bench_ssl_scan.py --collect --work runs/scan --json runs/ssl_scan.json
 """
 
 from __future__ import annotations
