@@ -34,7 +34,8 @@ from _common import cpu_model
 from PIL import Image
 from tqdm import tqdm
 
-from sslkeypoint.geometry import CHALLENGE_EPSILON, angle_of_progression, landmarks_from_masks
+from sslkeypoint.geometry import angle_of_progression
+from sslkeypoint.masks import CHALLENGE_EPSILON, landmarks_from_masks
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "psfh2023"
 RESULTS = Path(__file__).resolve().parent / "results" / "masks.json"

@@ -18,7 +18,7 @@ PACKAGES = {"sslkeypoint": ROOT / "src" / "sslkeypoint", "iugc_aop": ROOT / "exa
 # and the floors below.
 FLOORS: list[tuple[str, ...]] = [
     ("_utils", "_version"),
-    ("heatmaps", "geometry", "measures", "encoders", "weights", "augment", "data"),
+    ("heatmaps", "geometry", "masks", "measures", "encoders", "weights", "augment", "data"),
     ("models", "metrics", "losses", "ssl", "configs"),
     ("inference", "export", "lightning", "recipes", "cli", "visualize", "__init__", "__main__"),
 ]

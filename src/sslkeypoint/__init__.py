@@ -33,13 +33,7 @@ from sslkeypoint.data import (
 )
 from sslkeypoint.encoders import TimmEncoder, UNetEncoder, create_encoder, list_encoders
 from sslkeypoint.export import export_onnx, export_torchscript
-from sslkeypoint.geometry import (
-    Ellipse,
-    angle_of_progression,
-    aop_from_masks,
-    fit_ellipse,
-    landmarks_from_masks,
-)
+from sslkeypoint.geometry import Ellipse, angle_of_progression, fit_ellipse
 from sslkeypoint.heatmaps import (
     HeatmapCodec,
     KeypointCodec,
@@ -57,6 +51,7 @@ from sslkeypoint.losses import (
     heatmap_mse_loss,
     masked_heatmap_mse_loss,
 )
+from sslkeypoint.masks import aop_from_masks, landmarks_from_masks
 from sslkeypoint.measures import AngleMeasure, DistanceMeasure, Measure
 from sslkeypoint.metrics import (
     KeypointMetrics,
