@@ -11,10 +11,14 @@ checkpoints, resuming, early stopping, logging. Run files (``config.json``, ``su
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+import signal
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -22,13 +26,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import (
-    EarlyStopping,
-    LearningRateMonitor,
-    ModelCheckpoint,
-    TQDMProgressBar,
-)
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from sslkeypoint._utils import plain
 from sslkeypoint._version import __version__
@@ -38,14 +38,18 @@ from sslkeypoint.data import (
     KeypointRecord,
     PretrainDataModule,
     data_fingerprint,
+    file_digest,
     list_images,
     list_sequences,
+    records_fingerprint,
     split_records,
 )
-from sslkeypoint.heatmaps import KeypointCodec
+from sslkeypoint.heatmaps import KeypointCodec, codec_to_dict
 from sslkeypoint.lightning.callbacks import DropReport
+from sslkeypoint.lightning.checkpoint import RunCheckpoint
 from sslkeypoint.lightning.finetune import MONITOR, HeatmapFinetuneModule, LossFn
 from sslkeypoint.lightning.pretrain import MoCoPretrainModule
+from sslkeypoint.runs import RunFolder, RunInterrupted, open_run_folder
 from sslkeypoint.ssl import cap_queue_size
 from sslkeypoint.weights import save_state_dict
 
@@ -56,6 +60,62 @@ Records = Sequence[KeypointRecord] | tuple[Sequence[KeypointRecord], Sequence[Ke
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(plain(data), indent=2, default=str))
+
+
+def _weights_identity(path: str | PathLike[str] | None) -> dict[str, str] | None:
+    """A weight file as its name and content digest: a run is tied to the weights, not to their place."""
+    if path is None:
+        return None
+    return {"file": Path(path).name, "digest": file_digest(path)}
+
+
+def _open(out: Path, kind: str, settings: dict[str, Any], data: str, legacy: dict[str, Any], resume: bool,
+          fit: pl.Trainer, progress: bool) -> RunFolder:
+    """Check the run folder (every process), then record it (process 0)."""
+    run = open_run_folder(out, kind, settings, data, resume=resume, legacy_settings=legacy,
+                          writer=fit.is_global_zero)
+    if fit.is_global_zero:
+        for note in run.notes:
+            if progress or "copied" in note or "moved" in note:
+                print(note, file=sys.stderr, flush=True)
+        run.write()
+    return run
+
+
+def _saved_checkpoint(path: Path) -> str | None:
+    """``"checkpoints/last.ckpt (epoch E, step S)"`` for a readable checkpoint, else ``None``."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return f"{path.parent.name}/{path.name} (unreadable)"
+    return f"{path.parent.name}/{path.name} (epoch {state.get('epoch')}, step {state.get('global_step')})"
+
+
+@contextlib.contextmanager
+def _stops_on_signal(fit: pl.Trainer, out: Path, saved: Callable[[], list[str]],
+                     on_stop: Callable[[int], None]) -> Iterator[None]:
+    """Turn Lightning's exit on ``SIGTERM`` (status 0) or ``SIGINT`` (status 1) into :class:`RunInterrupted`.
+
+    ``on_stop(signum)`` records the partial result first; the message says what was saved.
+    """
+    try:
+        yield
+    except SystemExit as exc:
+        if isinstance(exc, RunInterrupted):
+            raise
+        if isinstance(exc, SIGTERMException):
+            signum = signal.SIGTERM
+        elif isinstance(exc.__context__, KeyboardInterrupt):
+            signum = signal.SIGINT
+        else:
+            raise
+        on_stop(signum)
+        stop = RunInterrupted(signum, out, saved() if fit.is_global_zero else [])
+        if fit.is_global_zero:
+            print(stop, file=sys.stderr, flush=True)
+        raise stop from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -80,6 +140,9 @@ class FinetuneResult:
             reason.
         val_history: Validation metrics of every epoch.
         encoder_init: The encoder initialisation report (text) or ``None``.
+        interrupted: The signal that stopped the run (``"SIGTERM"``, ``"SIGINT"``), or ``None``
+            when it ran to its end; written to ``summary.json`` before
+            :class:`~sslkeypoint.runs.RunInterrupted` is raised.
     """
 
     out_dir: Path
@@ -93,6 +156,7 @@ class FinetuneResult:
     drop_summary: dict[str, Any]
     val_history: list[dict[str, Any]]
     encoder_init: str | None = None
+    interrupted: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -146,7 +210,10 @@ def run_finetuning(
     run ends where an uninterrupted one does. Under DDP every validation figure is computed over
     the whole validation set (see :class:`~sslkeypoint.lightning.HeatmapFinetuneModule`).
 
-    Writes ``config.json`` and ``summary.json`` (the :class:`FinetuneResult`) to ``out_dir``.
+    Writes ``run.json`` (:mod:`sslkeypoint.runs`), ``config.json`` and ``summary.json`` (the
+    :class:`FinetuneResult`) to ``out_dir``. A folder that holds a run with other settings
+    (``max_epochs`` may change) or other records is refused before anything is written; a copied
+    or moved run folder resumes from its own checkpoints.
 
     Args:
         config: What to learn.
@@ -154,7 +221,8 @@ def run_finetuning(
         out_dir: Run folder (created).
         trainer: Where to run; default ``TrainerConfig(deterministic=True)`` (repeatable on a CPU).
         codec: The heatmap codec; default ``config.codec()``. Stored in every checkpoint.
-        resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists.
+        resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists; ``False`` starts
+            the folder over (the files a run writes are removed first, nothing else).
         max_epochs: Override ``config.max_epochs`` (e.g. to extend a finished run).
         max_steps: Optional cap on optimisation steps.
         progress: Show the progress bar and the per-epoch drop summary.
@@ -168,6 +236,11 @@ def run_finetuning(
         ValueError: On an empty split, or fewer validation records than processes. Records
             with another keypoint count than ``config.num_keypoints`` are dropped as invalid
             (and reported), like unreadable files.
+        sslkeypoint.runs.RunFolderError: If ``out_dir`` holds a run with other settings or data
+            (a ``ValueError``), or files with a run's names that no run wrote.
+        sslkeypoint.runs.RunInterrupted: On ``SIGTERM`` or ``SIGINT`` (a ``SystemExit`` with
+            status 143 or 130), after ``summary.json`` recorded the interruption and the message
+            said what was saved to resume from.
     """
     run = trainer or TrainerConfig(deterministic=True)
     out = Path(out_dir)
@@ -185,13 +258,13 @@ def run_finetuning(
         seed=config.seed,
     )
     module = HeatmapFinetuneModule(config, codec=codec, loss_fn=loss_fn)
-    checkpoint = ModelCheckpoint(
+    checkpoint = RunCheckpoint(
         dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor=MONITOR, mode="min", save_top_k=1,
         auto_insert_metric_name=False,
     )
     # A second, unmonitored checkpoint written after every validation: with a monitor, Lightning
     # only refreshes ``last.ckpt`` when the monitored value improves.
-    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    latest = RunCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     early = EarlyStopping(monitor=MONITOR, mode="min", patience=config.early_stopping_patience, check_finite=False)
     cbs: list[pl.Callback] = [checkpoint, latest, early, LearningRateMonitor(logging_interval="epoch"),
                               DropReport(verbose=progress)]
@@ -216,8 +289,13 @@ def run_finetuning(
             f"the validation split has {len(val)} records, fewer than the {processes} processes: "
             "every process needs at least one (give more validation records or fewer devices)"
         )
+    settings = {**config.to_dict(), "init_encoder": _weights_identity(config.init_encoder),
+                "codec": codec_to_dict(module.codec)}
+    data_key = hashlib.sha256(f"{records_fingerprint(train)}/{records_fingerprint(val)}".encode()).hexdigest()
+    folder = _open(out, "finetune", settings, data_key, {**config.to_dict(), "init_encoder": config.init_encoder},
+                   resume, fit, progress)
     last = ckpt_dir / "last.ckpt"
-    ckpt_path = last if resume and last.is_file() else None
+    ckpt_path = last if not folder.fresh and last.is_file() else None
     init_text: str | None = None
     if ckpt_path is None and config.init_encoder:
         report = module.init_encoder_from(config.init_encoder)
@@ -225,37 +303,52 @@ def run_finetuning(
     elif (out / "encoder_init.txt").is_file():
         init_text = (out / "encoder_init.txt").read_text().strip()
     if fit.is_global_zero:
-        out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "config.json", config.to_dict())
         if ckpt_path is None and init_text is not None:
             print(init_text, flush=True)
             (out / "encoder_init.txt").write_text(init_text + "\n")
-    fit.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
 
-    best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-    best_entry = _best_entry(module.val_history)
-    drops = module.drop_history
-    examples: dict[str, str] = {}
-    for entry in drops:
-        examples.update(entry.get("examples", {}))
-    result = FinetuneResult(
-        out_dir=out,
-        best_checkpoint=best_path,
-        last_checkpoint=last if last.is_file() else None,
-        best_metrics={k: v for k, v in (best_entry or {}).items() if k.startswith("val/")},
-        best_epoch=int(best_entry["epoch"]) if best_entry else None,
-        epochs=int(fit.current_epoch),
-        global_step=int(fit.global_step),
-        stopped_early=bool(early.stopped_epoch > 0),
-        drop_summary={"last_epoch": drops[-1] if drops else None, "dropped": examples},
-        val_history=list(module.val_history),
-        encoder_init=init_text,
-    )
+    def result(interrupted: str | None = None) -> FinetuneResult:
+        best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+        best_entry = _best_entry(module.val_history)
+        drops = module.drop_history
+        examples: dict[str, str] = {}
+        for entry in drops:
+            examples.update(entry.get("examples", {}))
+        return FinetuneResult(
+            out_dir=out,
+            best_checkpoint=best_path,
+            last_checkpoint=last if last.is_file() else None,
+            best_metrics={k: v for k, v in (best_entry or {}).items() if k.startswith("val/")},
+            best_epoch=int(best_entry["epoch"]) if best_entry else None,
+            epochs=int(fit.current_epoch),
+            global_step=int(fit.global_step),
+            stopped_early=bool(early.stopped_epoch > 0),
+            drop_summary={"last_epoch": drops[-1] if drops else None, "dropped": examples},
+            val_history=list(module.val_history),
+            encoder_init=init_text,
+            interrupted=interrupted,
+        )
+
+    def on_stop(signum: int) -> None:
+        if fit.is_global_zero:
+            _write_json(out / "summary.json", result(signal.Signals(signum).name).to_dict())
+
+    def saved() -> list[str]:
+        lines = [line for line in (_saved_checkpoint(last),) if line]
+        best = checkpoint.best_model_path
+        if best:
+            lines.append(f"checkpoints/{Path(best).name} (best so far)")
+        return [*lines, "summary.json"]
+
+    with _stops_on_signal(fit, out, saved, on_stop):
+        fit.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    final = result()
     if fit.is_global_zero:
-        _write_json(out / "summary.json", result.to_dict())
+        _write_json(out / "summary.json", final.to_dict())
     # Every process returns only once the run files exist: the next step (on any process) reads them.
     fit.strategy.barrier("run_finetuning")
-    return result
+    return final
 
 
 # ------------------------------------------------------------------------------------------
@@ -331,12 +424,14 @@ def run_pretraining(
         sequences: Stage 2: a folder with one sub-folder per sequence, or a list of frame lists
             (each in temporal order) — typically the sequences kept by
             :func:`sslkeypoint.ssl.selection.screen_sequences`.
-        out_dir: Run folder: ``checkpoints/``, ``logs/`` (CSV), ``encoder.safetensors``. Use one
-            folder per stage.
+        out_dir: Run folder: ``run.json``, ``config.json``, ``checkpoints/``, ``logs/`` (CSV),
+            ``encoder.safetensors``. Use one folder per stage; a folder that holds a run with
+            other settings (``max_epochs`` may change) or other data is refused.
         init_from: Stage-1 result to start from: its ``.ckpt`` or its ``encoder.safetensors``.
             Ignored when the run resumes.
         trainer: Where to run; default :class:`~sslkeypoint.configs.TrainerConfig`'s defaults.
-        resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists.
+        resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists; ``False`` starts
+            the folder over (the files a run writes are removed first, nothing else).
         max_steps: Stop after this many optimizer steps in total (``None``: ``max_epochs``).
         progress: Show the progress bar.
 
@@ -346,9 +441,10 @@ def run_pretraining(
     Raises:
         ValueError: Wrong data for the stage, too few items for a batch, or ``last.ckpt`` from the
             other stage.
+        sslkeypoint.runs.RunFolderError: If ``out_dir`` holds a run with other settings or data.
+        sslkeypoint.runs.RunInterrupted: On ``SIGTERM`` or ``SIGINT`` (status 143 or 130), after
+            saying which checkpoint the run resumes from.
     """
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
     run = trainer or TrainerConfig()
     if (images is None) == (sequences is None):
         raise ValueError("give exactly one of images (stage 1) or sequences (stage 2)")
@@ -387,7 +483,7 @@ def run_pretraining(
         data = PretrainDataModule(sequences=seqs, delta=config.delta, seed=config.seed, **common)
         fingerprint = data_fingerprint(seqs)
 
-    checkpoint = ModelCheckpoint(
+    checkpoint = RunCheckpoint(
         dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor="train_loss_epoch", mode="min", save_top_k=1,
         save_last=True,
     )
@@ -407,11 +503,18 @@ def run_pretraining(
             f"{len(data)} training items are fewer than one global batch of {global_batch} "
             f"({config.batch_size} per device × {fit.num_devices} devices × {fit.num_nodes} nodes)"
         )
+    settings = {**config.to_dict(), "init_from": _weights_identity(init_from)}
+    folder = _open(out, "pretrain", settings, fingerprint, config.to_dict(), resume, fit, progress)
+    if folder.fresh:
+        resume_path = None
+    if fit.is_global_zero:
+        _write_json(out / "config.json", config.to_dict())
     queue = cap_queue_size(config.queue_size, len(data), global_batch) if config.cap_queue else config.queue_size
     module = MoCoPretrainModule(config, queue_size=queue, data_fingerprint=fingerprint)
     if init_from is not None and resume_path is None:
         module.load_initial_weights(init_from)
-    fit.fit(module, datamodule=data, ckpt_path=resume_path, weights_only=True)
+    with _stops_on_signal(fit, out, lambda: [line for line in (_saved_checkpoint(last),) if line], lambda _: None):
+        fit.fit(module, datamodule=data, ckpt_path=resume_path, weights_only=True)
     # ModelCheckpoint saves at epoch ends; a run stopped by max_steps mid-epoch (or after the last
     # epoch-end save) must still leave its final state in last.ckpt for resuming.
     fit.save_checkpoint(last, weights_only=False)  # the full state: resumable

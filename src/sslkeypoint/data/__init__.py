@@ -6,7 +6,7 @@
 * :mod:`~sslkeypoint.data.invalid` — the one mechanism for invalid samples;
 * :mod:`~sslkeypoint.data.splits` — reproducible (group-aware) splits;
 * :mod:`~sslkeypoint.data.samplers` — resume-exact shuffling and unrepeated evaluation shards;
-* :mod:`~sslkeypoint.data.fingerprint` — a fingerprint of the training files;
+* :mod:`~sslkeypoint.data.fingerprint` — fingerprints of the training files and labels, by content;
 * :mod:`~sslkeypoint.data.datamodules` — the LightningDataModules of the recipes.
 """
 
@@ -20,7 +20,7 @@ from sslkeypoint.data.datasets import (
     TemporalPairDataset,
     list_sequences,
 )
-from sslkeypoint.data.fingerprint import data_fingerprint
+from sslkeypoint.data.fingerprint import data_fingerprint, file_digest, records_fingerprint
 from sslkeypoint.data.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -60,6 +60,7 @@ __all__ = [
     "ShardSampler",
     "TemporalPairDataset",
     "data_fingerprint",
+    "file_digest",
     "filtering_collate",
     "format_point",
     "list_images",
@@ -68,6 +69,7 @@ __all__ = [
     "parse_point",
     "read_image",
     "read_records",
+    "records_fingerprint",
     "resize_image",
     "split_records",
     "without_drops",

@@ -29,6 +29,7 @@ from iugc_aop.submission import evaluate_submission, export_submission
 from iugc_aop.synth import SynthConfig, write_synthetic_iugc
 from iugc_aop.variants import VARIANTS
 from sslkeypoint.configs import TrainerConfig
+from sslkeypoint.data import file_digest, records_fingerprint
 
 __all__ = ["DemoResult", "prepare_demo_data", "run_demo"]
 
@@ -89,12 +90,12 @@ def prepare_demo_data(out_dir: PathLike, profile: Profile | str, seed: int = 0, 
 def _submission_stage(checkpoint: Path, submission_dir: Path, root: Path, force: bool) -> dict[str, Any]:
     """Export ``ssl_unet``'s challenge folder and score it on Testing (skipped when done)."""
     marker = submission_dir.parent / "eval" / "submission_testing.json"
-    key = fingerprint([str(checkpoint), checkpoint.stat().st_size, checkpoint.stat().st_mtime_ns, str(root.resolve())])
+    testing = load_dataset(root, ("testing",)).testing
+    key = fingerprint([file_digest(checkpoint), records_fingerprint(testing)])
     if not force and marker.is_file() and (submission_dir / "model.py").is_file():
         saved = json.loads(marker.read_text())
         if saved.get("fingerprint") == key:
             return dict(saved["metrics"])
-    testing = load_dataset(root, ("testing",)).testing
     export_submission(checkpoint, submission_dir)
     metrics = dict(evaluate_submission(submission_dir, testing))
     marker.parent.mkdir(parents=True, exist_ok=True)

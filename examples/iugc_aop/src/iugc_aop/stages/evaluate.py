@@ -16,11 +16,10 @@ import torch
 
 from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
 from iugc_aop.profiles import Profile, get_profile
-from iugc_aop.stages.cache import STAGE_FILE, StageCache, fingerprint
+from iugc_aop.stages.cache import STAGE_FILE, StageCache
 from iugc_aop.stages.common import PathLike, load_dataset, say
-from iugc_aop.stages.finetune import records_fingerprint
 from iugc_aop.variants import Variant, get_variant
-from sslkeypoint.data import KeypointRecord, read_image
+from sslkeypoint.data import KeypointRecord, file_digest, read_image, records_fingerprint
 from sslkeypoint.heatmaps import keypoints_to_input
 from sslkeypoint.inference import KeypointPredictor
 from sslkeypoint.metrics import KeypointMetrics
@@ -198,15 +197,15 @@ def stage_evaluate(
         if saved_ft.get("status") != "done":
             raise FileNotFoundError(f"{marker} not found or not done: fine-tune {label!r} first "
                                     f"('finetune --variant {label}')")
-        checkpoint = saved_ft["result"]["checkpoint"]
+        checkpoint = marker.parent / saved_ft["result"]["checkpoint"]
     ckpt = Path(checkpoint)
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint {ckpt} not found")
     ds = load_dataset(data_root, tuple(splits))
     out = run / "eval" / label
-    key = {"ckpt": [str(ckpt), ckpt.stat().st_size, ckpt.stat().st_mtime_ns], "splits": list(splits),
+    key = {"ckpt": file_digest(ckpt), "splits": list(splits),
            "data": [records_fingerprint(ds.split(s)) for s in splits], "timing": profile.timing_images}
-    cache = StageCache(out, fingerprint(key), profile.name)
+    cache = StageCache(out, key, profile.name)
     saved = cache.load(force)
     if saved is not None:
         return EvaluationResult(v.name, ckpt, saved["metrics"], {s: out / f"{s}_predictions.csv" for s in splits},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -14,15 +13,15 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from iugc_aop.profiles import Profile, get_profile
-from iugc_aop.stages.cache import StageCache, fingerprint
+from iugc_aop.stages.cache import StageCache
 from iugc_aop.stages.common import PathLike, load_dataset, repeatable, say
 from iugc_aop.variants import Variant, finetune_config, get_variant, make_codec
 from sslkeypoint.configs import TrainerConfig
-from sslkeypoint.data import KeypointRecord, data_fingerprint
+from sslkeypoint.data import file_digest, records_fingerprint
 from sslkeypoint.heatmaps import codec_to_dict
 from sslkeypoint.recipes import run_finetuning
 
-__all__ = ["FinetuneStageResult", "labelled_subset", "records_fingerprint", "stage_finetune"]
+__all__ = ["FinetuneStageResult", "labelled_subset", "stage_finetune"]
 
 T = TypeVar("T")
 
@@ -80,24 +79,6 @@ def labelled_subset(records: Sequence[T], budget: int | None, seed: int = 0) -> 
     return [items[i] for i in sorted(order.tolist())]
 
 
-def records_fingerprint(records: Sequence[KeypointRecord]) -> str:
-    """A fingerprint of labelled records: their files (names and sizes) and their labels.
-
-    Editing a label, or removing a record, changes it.
-
-    Examples:
-        >>> a = KeypointRecord("x.png", np.array([[1.0, 2.0]]))
-        >>> records_fingerprint([a]) == records_fingerprint([KeypointRecord("x.png", np.array([[1.0, 2.5]]))])
-        False
-    """
-    labels = hashlib.sha256()
-    for r in records:
-        labels.update(str(Path(r.path).name).encode())
-        labels.update(np.ascontiguousarray(np.asarray(r.keypoints, dtype=np.float64)).tobytes())
-    files = data_fingerprint([r.path for r in records]) if records else ""
-    return fingerprint({"files": files, "labels": labels.hexdigest(), "n": len(records)})
-
-
 def stage_finetune(
     variant: str | Variant,
     data_root: PathLike,
@@ -151,13 +132,13 @@ def stage_finetune(
     records = labelled_subset(ds.train, budget, seed)
     config = finetune_config(v, profile, init, seed)
     codec = make_codec(v, config)
-    init_key = [init.stat().st_size, init.stat().st_mtime_ns] if init is not None else None
+    init_key = file_digest(init) if init is not None else None
     key = {"config": {**config.to_dict(), "init_encoder": None}, "init": init_key, "codec": codec_to_dict(codec),
-           "data": records_fingerprint(records)}
-    cache = StageCache(out, fingerprint(key), profile.name)
+           "data": {"labelled": len(records), "content": records_fingerprint(records)}}
+    cache = StageCache(out, key, profile.name)
     saved = cache.load(force)
-    if saved is not None and Path(saved.get("checkpoint", "")).is_file():
-        return FinetuneStageResult(v.name, out, Path(saved["checkpoint"]), dict(saved.get("best_metrics", {})),
+    if saved is not None and cache.path(saved.get("checkpoint", "")).is_file():
+        return FinetuneStageResult(v.name, out, cache.path(saved["checkpoint"]), dict(saved.get("best_metrics", {})),
                                    saved.get("best_epoch"), int(saved.get("epochs", 0)), len(records),
                                    time.perf_counter() - start, skipped=True)
     cache.start()
@@ -170,7 +151,7 @@ def stage_finetune(
     seconds = time.perf_counter() - start
     (out / "variant.json").write_text(json.dumps({**dataclasses.asdict(v), "labelled": len(records), "seed": seed,
                                                   "budget": budget}, indent=2))
-    cache.finish({"checkpoint": str(ckpt), "best_metrics": res.best_metrics, "best_epoch": res.best_epoch,
+    cache.finish({"checkpoint": cache.stored(ckpt), "best_metrics": res.best_metrics, "best_epoch": res.best_epoch,
                   "epochs": res.epochs, "seconds": seconds})
     return FinetuneStageResult(v.name, out, Path(ckpt), dict(res.best_metrics), res.best_epoch, res.epochs,
                                len(records), seconds)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from iugc_aop.profiles import Profile, get_profile
-from iugc_aop.stages.cache import StageCache, fingerprint
+from iugc_aop.stages.cache import StageCache
 from iugc_aop.stages.common import PathLike, load_dataset, say
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
-from sslkeypoint.data import data_fingerprint
+from sslkeypoint.data import data_fingerprint, file_digest
 from sslkeypoint.recipes import run_pretraining
 
 __all__ = ["PretrainStageResult", "stage_pretrain", "stage_pretrain_temporal"]
@@ -64,7 +64,7 @@ def _run(
 ) -> PretrainStageResult:
     start = time.perf_counter()
     out = run_dir / name
-    cache = StageCache(out, fingerprint({"config": config.to_dict(), "data": data_key}), profile.name)
+    cache = StageCache(out, {"config": config.to_dict(), "data": data_key}, profile.name)
     saved = cache.load(force)
     if saved is not None:
         return PretrainStageResult(
@@ -186,7 +186,7 @@ def stage_pretrain_temporal(
     else:
         seqs = [[Path(p) for p in s] for s in sequences]
     config = dataclasses.replace(profile.pretrain_temporal, seed=seed)
-    data_key = {"sequences": data_fingerprint(seqs), "init": [str(init), init.stat().st_size, init.stat().st_mtime_ns]}
+    data_key = {"sequences": data_fingerprint(seqs), "init": file_digest(init)}
     say(f"stage 2: MoCo v2 on adjacent frames of {len(seqs)} sequences "
         f"({sum(len(s) - 1 for s in seqs)} pairs), from {init} -> {run / name}")
     return _run(config, name, run, profile, data_key, force, progress, trainer or profile.trainer,

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 from iugc_aop.profiles import Profile, get_profile
-from iugc_aop.stages.cache import StageCache, fingerprint
+from iugc_aop.stages.cache import StageCache
 from iugc_aop.stages.common import PathLike, load_dataset, say
-from sslkeypoint.data import data_fingerprint
+from sslkeypoint.data import data_fingerprint, file_digest
 from sslkeypoint.encoders import create_encoder
 from sslkeypoint.ssl.selection import ScreeningResult, plot_scores, screen_sequences
 from sslkeypoint.weights import load_state_dict_file
@@ -121,9 +121,9 @@ def stage_select(
         raise ValueError(f"{data_root}: no unlabelled sequence with 2 or more frames")
     sc = profile.screening
     key = {"screening": sc.__dict__, "net": profile.unet_kwargs(), "input": list(profile.input_size),
-           "weights": [weights.stat().st_size, weights.stat().st_mtime_ns],
+           "weights": file_digest(weights),
            "data": data_fingerprint([ds.sequences[n] for n in names] + [ds.references])}
-    cache = StageCache(out, fingerprint(key), profile.name)
+    cache = StageCache(out, key, profile.name)
     json_path, plot_path = out / "selection.json", out / "screening_scores.png"
     saved = cache.load(force)
     if saved is not None:
