@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -113,6 +114,61 @@ def test_aop_batched_and_degenerate_gives_nan():
     assert torch.isnan(out[1:]).all()
     with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
         angle_between(torch.zeros(3), torch.zeros(3))
+
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "c"),
+    [((3, 1, 2), (4, 2), (4, 2)), ((1, 2), (4, 2), (4, 2)), ((2, 2), (3, 2), (3, 2)), ((4, 2), (4, 2), (4, 1, 2))],
+)
+def test_aop_refuses_shapes_that_would_broadcast_into_a_table(a, b, c):
+    for make in (torch.ones, np.ones):
+        with pytest.raises(ValueError, match=rf"got ps1 {re.escape(str(a))}, ps2 {re.escape(str(b))}, fh1 {re.escape(str(c))}"):
+            angle_of_progression(make(a), make(b), make(c))  # type: ignore[type-var]
+    with pytest.raises(ValueError, match=r"u \(3, 1, 2\), v \(4, 2\)"):
+        angle_between(torch.ones(3, 1, 2), torch.ones(4, 2))
+
+
+def test_aop_single_points_serve_every_row():
+    fh1 = torch.tensor([[0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
+    expected = [90.0, 45.0, 180.0]
+    assert angle_of_progression(torch.zeros(2), torch.tensor([1.0, 0.0]), fh1).tolist() == pytest.approx(expected)
+    ps1 = torch.zeros(3, 2)
+    assert angle_of_progression(ps1, torch.tensor([1.0, 0.0]), fh1).tolist() == pytest.approx(expected)
+    assert angle_between(torch.tensor([1.0, 0.0]), fh1).tolist() == pytest.approx(expected)
+
+
+def test_infinite_coordinates_give_nan_like_missing_ones():
+    # atan2 of infinities would give 45 degrees here; an infinite point is no position.
+    for inf in (math.inf, -math.inf):
+        t = angle_of_progression(torch.zeros(2), torch.tensor([inf, 1.0]), torch.tensor([1.0, 1.0]))
+        n = angle_of_progression(np.zeros(2), np.array([1.0, 1.0]), np.array([inf, 1.0]))
+        assert torch.isnan(t) and np.isnan(n)
+    batch = angle_between(torch.tensor([[1.0, 0.0], [math.inf, 0.0]]), torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    assert batch[0].item() == 90.0 and torch.isnan(batch[1])
+
+
+def test_complex_coordinates_are_refused():
+    with pytest.raises(ValueError, match=r"ps2 must be real \(x, y\) coordinates"):
+        angle_of_progression(torch.zeros(2), torch.tensor([1 + 1j, 0]), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="v must be real"):
+        angle_between(np.array([1.0, 0.0]), np.array([0.0, 1j]))
+    with pytest.raises(ValueError, match="complex"):
+        fit_ellipse(Ellipse((0.0, 0.0), (2.0, 1.0), 0.0).points(8) + 0j)
+    with pytest.raises(ValueError, match="complex"):
+        Ellipse((0.0, 0.0), (2.0, 1.0), 0.0).implicit(np.array([[1j, 0.0]]))
+
+
+def test_tangent_points_take_exactly_one_vertex_and_reference():
+    circle = Ellipse((0.0, 0.0), (1.0, 1.0), 0.0)
+    with pytest.raises(ValueError, match=r"vertex must be one point \(x, y\) of shape \(2,\); got shape \(3, 2\)"):
+        contour_tangent_point(torch.rand(5, 2), torch.rand(3, 2), torch.rand(2))
+    with pytest.raises(ValueError, match=r"reference must be one point .* got shape \(2, 2\)"):
+        contour_tangent_point(np.ones((5, 2)), np.zeros(2), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"vertex must be one point .* got shape \(3,\)"):
+        far_tangent_point(circle, [2.0, 0.0, 1.0], [2.0, 5.0])
+    # A (1, 2) row is one point.
+    assert far_tangent_point(circle, [[2.0, 0.0]], [2.0, 5.0]).round(6).tolist() == [0.5, -0.866025]
 
 
 # --- ellipses -------------------------------------------------------------------------------

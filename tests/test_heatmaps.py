@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -381,3 +382,75 @@ def test_encode_with_and_without_autograd_agree_exactly() -> None:
     tracked = codec.encode(kp.clone().requires_grad_(True))
     assert tracked.requires_grad
     assert torch.equal(plain, tracked.detach())
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("refine", ["none", "quarter", "dark"])
+@pytest.mark.parametrize("blur_kernel", [None, 5])
+def test_one_nan_pixel_away_from_the_peak_changes_nothing(refine, blur_kernel) -> None:
+    hm = render_gaussian_heatmaps(torch.tensor([[[10.3, 7.6], [3.2, 12.8]]]), (16, 16), sigma=1.5)
+    clean = decode_heatmaps(hm, refine=refine, blur_kernel=blur_kernel)
+    hm[0, 0, 0, 15] = math.nan  # far corner of the first map
+    hm[0, 1, 15, 15] = math.nan
+    coords, scores = decode_heatmaps(hm, refine=refine, blur_kernel=blur_kernel)
+    assert torch.equal(coords, clean[0]) and torch.equal(scores, clean[1])
+
+
+def test_nan_next_to_the_peak_keeps_the_argmax_and_the_score() -> None:
+    hm = render_gaussian_heatmaps(torch.tensor([[6.0, 9.0]]), (16, 16), sigma=1.0)
+    hm[0, 9, 7] = math.nan  # right neighbour of the peak pixel (row 9, col 6)
+    coords, scores = decode_heatmaps(hm, refine="none")
+    assert coords.tolist() == [[6.0, 9.0]] and scores.tolist() == [1.0]
+    # Quarter: the NaN neighbour counts as the lowest value, so the step goes left, away from it.
+    assert decode_heatmaps(hm, refine="quarter")[0].tolist() == [[5.75, 9.0]]
+
+
+def test_all_nan_map_decodes_to_nan_and_leaves_the_others_alone() -> None:
+    hm = render_gaussian_heatmaps(torch.tensor([[[4.0, 5.0], [8.0, 2.0]]]), (12, 12), sigma=1.0)
+    hm[0, 0] = math.nan
+    for refine in ("none", "quarter", "dark"):
+        coords, scores = decode_heatmaps(hm, refine=refine)
+        assert torch.isnan(coords[0, 0]).all() and torch.isnan(scores[0, 0])
+        assert coords[0, 1].tolist() == [8.0, 2.0] and scores[0, 1].item() == 1.0
+    kp, score = HeatmapCodec((48, 48), (12, 12), sigma=1.0).decode(hm)
+    assert torch.isnan(kp[0, 0]).all() and torch.isnan(score[0, 0])
+
+
+def test_decode_refuses_complex_heatmaps() -> None:
+    with pytest.raises(ValueError, match="heatmaps must be real"):
+        decode_heatmaps(torch.zeros(1, 5, 5, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize(
+    "size", [(64.5, 64.5), (64, 63.9), "64", 0, -4, (True, 64), (math.nan, 64), (math.inf, 64), (64,), (8, 8, 8)]
+)
+def test_codec_refuses_sizes_that_are_not_positive_whole_numbers(size) -> None:
+    with pytest.raises(ValueError, match=r"heatmap_size must be"):
+        HeatmapCodec((256, 256), size)
+    with pytest.raises(ValueError, match=r"heatmap_size must be"):
+        render_gaussian_heatmaps(torch.zeros(1, 2), size)
+
+
+@pytest.mark.parametrize(
+    "size", [64, 64.0, (64.0, 64), (np.int64(64), np.int64(64)), np.array([64, 64]), torch.tensor([64, 64])]
+)
+def test_codec_takes_whole_numbers_in_any_form(size) -> None:
+    codec = HeatmapCodec(256, size)  # type: ignore[arg-type]
+    assert codec.heatmap_size == (64, 64) and isinstance(codec.heatmap_size[0], int)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf])
+def test_encode_refuses_infinite_coordinates_and_says_where(value) -> None:
+    codec = HeatmapCodec((32, 32), (8, 8))
+    kp = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[5.0, value], [math.nan, 1.0]]])
+    with pytest.raises(ValueError, match=r"got \[5.0, -?inf\] at index \(1, 0\) of a \(2, 2, 2\) tensor"):
+        codec.encode(kp)
+    with pytest.raises(ValueError, match="keypoints must be finite"):
+        render_gaussian_heatmaps(kp[1], (8, 8))
+
+
+def test_encode_refuses_complex_keypoints() -> None:
+    with pytest.raises(ValueError, match=r"keypoints must be real \(x, y\) coordinates"):
+        HeatmapCodec((32, 32), (8, 8)).encode(torch.ones(1, 1, 2, dtype=torch.complex64))

@@ -13,9 +13,10 @@ from torch import Tensor, nn
 from sslkeypoint.data import read_image, resize_image
 from sslkeypoint.geometry import angle_of_progression
 from sslkeypoint.heatmaps import HeatmapCodec
-from sslkeypoint.inference import KeypointDecoder, KeypointPredictor
+from sslkeypoint.inference import SPEC_KEY, KeypointDecoder, KeypointPredictor, predictor_spec
 from sslkeypoint.measures import AngleMeasure
 from sslkeypoint.models import build_heatmap_model
+from sslkeypoint.weights import WeightFileError, save_state_dict
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
 
@@ -194,3 +195,79 @@ def test_keypoint_decoder_matches_codec() -> None:
     net = FixedHeatmaps(CODEC, KP_INPUT)
     kp, _ = KeypointDecoder(net, CODEC)(torch.rand(2, 1, *INPUT))
     torch.testing.assert_close(kp, KP_INPUT.expand(2, -1, -1), atol=1e-3, rtol=0)
+
+
+# ------------------------------------------------------------------------ unusable checkpoints
+
+
+def _finetune_like(path, spec: dict | None = None, state: dict | None = None) -> None:
+    """A checkpoint in the layout the fine-tuning module writes (weights under ``model.``)."""
+    model = build_heatmap_model(tiny_spec())
+    sd = state if state is not None else {f"model.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": sd, "pytorch-lightning_version": "2.6.0",
+                SPEC_KEY: spec if spec is not None else predictor_spec(tiny_spec(), CODEC, ["PS1", "PS2", "FH1"], AOP)}, path)
+
+
+def test_from_checkpoint_of_a_finetune_like_checkpoint(tmp_path) -> None:
+    _finetune_like(tmp_path / "ok.ckpt")
+    pred = KeypointPredictor.from_checkpoint(tmp_path / "ok.ckpt", refine="quarter", batch_size=3)
+    assert pred.codec == HeatmapCodec(INPUT, (16, 16), 1.0, refine="quarter") and pred.batch_size == 3
+    assert pred.keypoint_names == ("PS1", "PS2", "FH1") and pred.measures == AOP
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_pretraining_checkpoint_says_what_it_is_and_how_to_use_it(tmp_path, stage) -> None:
+    f = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {"model.encoder.w": torch.ones(2)}, "pytorch-lightning_version": "2.6.0",
+                SPEC_KEY: {"version": "0.1", "stage": stage, "config": {}}}, f)
+    with pytest.raises(WeightFileError, match=rf"last\.ckpt: is a pre-training checkpoint \(MoCo, stage {stage}\)") as info:
+        KeypointPredictor.from_checkpoint(f)
+    assert "FinetuneConfig(init_encoder=" in str(info.value) and "no heatmap head" in str(info.value)
+
+
+def test_bare_weights_and_encoder_files_point_to_init_encoder(tmp_path) -> None:
+    torch.save({"conv.weight": torch.ones(1, 1, 3, 3), "conv.bias": torch.ones(1)}, tmp_path / "w.pth")
+    with pytest.raises(WeightFileError, match=r"w\.pth: holds weights only \(2 tensors\) and no model description"):
+        KeypointPredictor.from_checkpoint(tmp_path / "w.pth")
+    save_state_dict({"conv.weight": torch.ones(1)}, tmp_path / "encoder.safetensors")
+    with pytest.raises(WeightFileError, match=r"encoder\.safetensors: holds weights only \(1 tensor\) and no predictor\.json") as info:
+        KeypointPredictor.from_checkpoint(tmp_path / "encoder.safetensors")
+    assert f"FinetuneConfig(init_encoder='{tmp_path / 'encoder.safetensors'}')" in str(info.value)
+    torch.save(torch.ones(3), tmp_path / "t.pth")
+    with pytest.raises(WeightFileError, match=r"t\.pth: holds a Tensor, not a checkpoint"):
+        KeypointPredictor.from_checkpoint(tmp_path / "t.pth")
+
+
+def test_folders_that_are_not_predictor_folders(tmp_path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    _finetune_like(run / "checkpoints" / "best-epoch=003.ckpt")
+    with pytest.raises(WeightFileError, match=r"run: is a folder without predictor\.json.*give one of them, e\.g\. .*best-epoch=003\.ckpt"):
+        KeypointPredictor.from_checkpoint(run)
+    pred = KeypointPredictor(build_heatmap_model(tiny_spec()), CODEC)
+    folder = pred.save(tmp_path / "export")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors not found: the predictor folder .*export is incomplete"):
+        KeypointPredictor.from_checkpoint(folder)
+    pred.save(folder)
+    (folder / "predictor.json").write_text('{"version": 2, "model": ')
+    with pytest.raises(WeightFileError, match=r"predictor\.json: is not valid JSON"):
+        KeypointPredictor.from_checkpoint(folder)
+
+
+def test_weights_that_do_not_fit_their_description_name_the_file(tmp_path) -> None:
+    f = tmp_path / "x.ckpt"
+    _finetune_like(f, state={"model.encoder.blocks.0.conv1.weight": torch.ones(3)})
+    with pytest.raises(WeightFileError, match=r"x\.ckpt: its weights do not fit the model its description builds: Error"):
+        KeypointPredictor.from_checkpoint(f)
+
+
+def test_damaged_checkpoints_are_named(tmp_path) -> None:
+    f = tmp_path / "last.ckpt"
+    _finetune_like(f)
+    f.write_bytes(f.read_bytes()[:-100])
+    with pytest.raises(WeightFileError, match=r"last\.ckpt: is a truncated or damaged torch checkpoint"):
+        KeypointPredictor.from_checkpoint(f)
+    (tmp_path / "e.ckpt").write_bytes(b"")
+    with pytest.raises(WeightFileError, match=r"e\.ckpt: is empty"):
+        KeypointPredictor.from_checkpoint(tmp_path / "e.ckpt")

@@ -80,3 +80,24 @@ def test_stored_form_round_trips_through_json() -> None:
         measure_from_dict({"class": "sslkeypoint.measures.validate_measures"})
     with pytest.raises(ValueError, match="'class'"):
         measure_from_dict({"kwargs": {}})
+
+
+@pytest.mark.parametrize("bad", [0.5, 1.25, math.nan, "0", True, None])
+def test_fractional_or_non_numeric_indices_are_refused_not_truncated(bad) -> None:
+    with pytest.raises(ValueError, match=r"vertex must be a whole landmark index"):
+        AngleMeasure(bad, 1, 2)
+    with pytest.raises(ValueError, match=r"second must be a whole landmark index"):
+        DistanceMeasure(0, bad)
+
+
+def test_whole_float_indices_are_taken_as_ints() -> None:
+    m = AngleMeasure(0.0, 1.0, 2.0)  # type: ignore[arg-type]  # e.g. read back from a JSON config as floats
+    assert m == AngleMeasure(0, 1, 2) and isinstance(m.vertex, int)
+    assert DistanceMeasure(0.0, 1.0).landmarks == (0, 1)  # type: ignore[arg-type]
+
+
+def test_complex_keypoints_are_refused() -> None:
+    kp = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]) + 0j
+    for measure in (AngleMeasure(0, 1, 2), DistanceMeasure(0, 1)):
+        with pytest.raises(ValueError, match=r"keypoints must be real \(x, y\) coordinates"):
+            measure(kp)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import collections
+import io
+import os
+import pickle
+import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,9 +23,12 @@ from sslkeypoint.models import HeatmapUNet
 from sslkeypoint.weights import (
     LoadReport,
     UnsafeCheckpointError,
+    WeightFileError,
+    _pickle_globals,
     adapt_input_conv,
     load_partial_state_dict,
     load_state_dict_file,
+    read_weight_file,
     save_state_dict,
 )
 
@@ -278,3 +287,147 @@ def test_adapt_rejects_bad_input():
         adapt_input_conv(torch.ones(3, 3), 1)
     with pytest.raises(ValueError, match="in_chans must be >= 1"):
         adapt_input_conv(torch.ones(1, 3, 1, 1), 0)
+
+
+# ------------------------------------------------------------------------ unusable weight files
+
+
+class _RunsCommand:
+    """Unpickling it would run a shell command."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _sd() -> dict:
+    return {"w": torch.ones(2, 3)}
+
+
+def _truncate(path, keep: int):
+    path.write_bytes(path.read_bytes()[:keep])
+    return path
+
+
+def _cut_torch_file(path, keep: int, legacy: bool = False) -> None:
+    torch.save(_sd(), path, _use_new_zipfile_serialization=not legacy)
+    _truncate(path, keep)
+
+
+def _cut_safetensors(path, keep_from_end: int | None = None, keep: int = 0) -> None:
+    save_state_dict(_sd(), path)
+    _truncate(path, path.stat().st_size - keep_from_end if keep_from_end is not None else keep)
+
+
+def test_weight_file_error_names_the_file_and_survives_pickling(tmp_path) -> None:
+    err = WeightFileError(tmp_path / "w.pth", "is empty (0 bytes)")
+    assert isinstance(err, ValueError) and str(err) == f"{tmp_path / 'w.pth'}: is empty (0 bytes)"
+    back = pickle.loads(pickle.dumps(err))  # errors cross process boundaries (DataLoader workers, DDP)
+    assert str(back) == str(err) and back.path == err.path
+    unsafe = UnsafeCheckpointError("m.pth", "refused")
+    unsafe.names = ("posix.system",)
+    assert isinstance(unsafe, WeightFileError) and pickle.loads(pickle.dumps(unsafe)).names == ("posix.system",)
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda p: p.write_text("lr: 0.1\nepochs: 3\n"), "is not a weight file: it holds text (it starts with 'lr: 0.1"),
+        (lambda p: p.write_bytes(b"\x00\x01\x02\x03" * 8), "no known weight format (its first bytes are 00 01 02 03"),
+        (lambda p: p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 32), "an HDF5 file"),
+        (lambda p: np.save(open(p, "wb"), np.ones(3)), "a numpy .npy array"),
+        (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
+        (lambda p: p.mkdir(), "is a folder, not a weight file"),
+        (lambda p: np.savez(open(p, "wb"), a=np.ones(3)), "is a zip archive but not a torch checkpoint (no data.pkl inside; it holds a.npy)"),
+        (lambda p: _cut_torch_file(p, 100), "is a truncated or damaged torch checkpoint: the zip archive's directory"),
+        (lambda p: _cut_torch_file(p, 60, legacy=True), "is a truncated or damaged torch checkpoint (the format before zip archives)"),
+        (lambda p: p.write_bytes(pickle.dumps({"w": [1.0, 2.0]})), "is a plain Python pickle (pickle.dump)"),
+        (lambda p: _cut_safetensors(p, keep=20), "is a truncated safetensors file: its header alone needs"),
+        (lambda p: _cut_safetensors(p, keep_from_end=1), "is a truncated safetensors file: its 1 tensors need"),
+    ],
+    ids=["text", "binary", "hdf5", "npy", "empty", "folder", "npz", "cut-zip", "cut-legacy", "plain-pickle", "cut-header", "cut-data"],
+)
+def test_unusable_files_are_named_and_described(tmp_path, make, fragment) -> None:
+    path = tmp_path / "weights.pth"
+    make(path)
+    with pytest.raises(WeightFileError, match=re.escape(fragment)) as info:
+        read_weight_file(path)
+    assert str(info.value).startswith(f"{path}: ") and "weights_only=False" not in str(info.value)
+    assert not isinstance(info.value, UnsafeCheckpointError)
+    with pytest.raises(WeightFileError, match=re.escape(fragment)):
+        load_partial_state_dict(nn.Linear(3, 2), path)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torchscript_archive_is_recognised(tmp_path) -> None:
+    path = tmp_path / "model.pt"
+    torch.jit.trace(nn.Linear(3, 2), torch.zeros(1, 3)).save(str(path))
+    with pytest.raises(WeightFileError, match=r"model\.pt: is a TorchScript program \(torch\.jit\.save"):
+        load_state_dict_file(path)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_pickle_that_runs_a_command_is_refused_and_named(tmp_path, legacy) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pth"
+    torch.save({"w": torch.ones(1), "x": _RunsCommand(marker)}, path, _use_new_zipfile_serialization=not legacy)
+    with pytest.raises(UnsafeCheckpointError, match=r"would call (posix|nt)\.system, which runs commands") as info:
+        load_state_dict_file(path)
+    assert info.value.names == (f"{os.system.__module__}.system",) and not marker.exists()
+    plain = tmp_path / "evil.pkl"
+    plain.write_bytes(pickle.dumps(_RunsCommand(marker), protocol=4))
+    with pytest.raises(UnsafeCheckpointError, match=r"would call (posix|nt)\.system"):
+        load_state_dict_file(plain)
+    assert not marker.exists()
+
+
+def test_custom_objects_are_named_with_a_safe_way_to_convert(tmp_path) -> None:
+    path = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": {"w": torch.ones(1)}, "extra": _Custom(), "args": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(UnsafeCheckpointError) as info:
+        load_state_dict_file(path)
+    assert info.value.names == ("argparse.Namespace", "tests.test_weights._Custom")
+    message = str(info.value)
+    assert "(argparse.Namespace, tests.test_weights._Custom)" in message
+    assert "torch.serialization.safe_globals" in message and "weights_only=False" not in message
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_static_pickle_scan_lists_globals_without_running_them(protocol) -> None:
+    data = pickle.dumps([_Custom, _Custom, os.path.join, {"k": "posix"}], protocol=protocol)
+    names = _pickle_globals(io.BytesIO(data))
+    assert set(names) == {"tests.test_weights._Custom", f"{os.path.join.__module__}.join"}
+    with pytest.raises(ValueError):
+        _pickle_globals(io.BytesIO(data[: len(data) // 2]))
+
+
+def test_legacy_and_misnamed_torch_files_still_load(tmp_path) -> None:
+    legacy = tmp_path / "old.pth"
+    torch.save({"state_dict": _sd()}, legacy, _use_new_zipfile_serialization=False)
+    assert torch.equal(load_state_dict_file(legacy)["w"], torch.ones(2, 3))
+    misnamed = tmp_path / "w.safetensors"  # a torch checkpoint under a safetensors name
+    torch.save(_sd(), misnamed)
+    assert torch.equal(load_state_dict_file(misnamed)["w"], torch.ones(2, 3))
+
+
+def test_text_files_named_like_weights_say_what_they_are(tmp_path) -> None:
+    path = tmp_path / "encoder.safetensors"
+    path.write_text("encoder weights go here\n")
+    with pytest.raises(WeightFileError, match=r"is named \.safetensors but is not one: it holds text \(it starts with 'encoder weights"):
+        load_state_dict_file(path)
+    lfs = "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1234\n"
+    for name in ("encoder.safetensors", "resnet18.pth"):
+        (tmp_path / name).write_text(lfs)
+        with pytest.raises(WeightFileError, match=r"a Git LFS pointer, not the file itself \(fetch it with `git lfs pull`\)"):
+            load_state_dict_file(tmp_path / name)
+
+
+def test_read_weight_file_returns_the_whole_checkpoint(tmp_path) -> None:
+    path = tmp_path / "c.ckpt"
+    torch.save({"epoch": 2, "state_dict": _sd(), "sslkeypoint": {"stage": 1}}, path)
+    ckpt = read_weight_file(path)
+    assert ckpt["epoch"] == 2 and ckpt["sslkeypoint"] == {"stage": 1}
+    st_file = save_state_dict(_sd(), tmp_path / "w.safetensors")
+    assert list(read_weight_file(st_file)) == ["w"]

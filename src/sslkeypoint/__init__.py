@@ -74,6 +74,7 @@ from sslkeypoint.visualize import draw_predictions, render_keypoint_grid
 from sslkeypoint.weights import (
     LoadReport,
     UnsafeCheckpointError,
+    WeightFileError,
     adapt_input_conv,
     load_partial_state_dict,
     load_state_dict_file,
@@ -118,6 +119,7 @@ __all__ = [
     "TrainerConfig",
     "UNetEncoder",
     "UnsafeCheckpointError",
+    "WeightFileError",
     "__version__",
     "adapt_input_conv",
     "angle_of_progression",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
@@ -13,21 +15,43 @@ from torch import Tensor
 
 
 def size_pair(size: int | Sequence[int] | Tensor, name: str = "size") -> tuple[int, int]:
-    """Return ``size`` (an int, or two ints ``(H, W)``) as a tuple of two positive ints.
+    """Return ``size`` (one whole number, or two ``(H, W)``) as a tuple of two positive ints.
+
+    Nothing is truncated: whole numbers given as floats (``64.0``, e.g. ``256 / 4``) are taken;
+    anything else that is not a positive whole number (``64.5``, ``0``, ``True``, ``"64"``, NaN)
+    is refused.
 
     Raises:
-        ValueError: naming ``name`` and the value received, when it is not one or two positive ints.
+        ValueError: naming ``name`` and the value received.
+
+    Examples:
+        >>> size_pair(256 / 4, "heatmap_size")
+        (64, 64)
+        >>> size_pair((64.5, 64), "heatmap_size")
+        Traceback (most recent call last):
+        ...
+        ValueError: heatmap_size must be positive whole numbers of pixels (H, W); got (64.5, 64)
     """
-    if isinstance(size, int):
-        pair = (size, size)
+    values = size.tolist() if hasattr(size, "tolist") else size  # tensors and numpy arrays
+    if isinstance(values, Sequence) and not isinstance(values, str | bytes):
+        items: list[Any] = list(values)
     else:
-        items = size.tolist() if isinstance(size, Tensor) else list(size)
-        if len(items) != 2:
-            raise ValueError(f"{name} must be an int or (H, W); got {size!r}")
-        pair = (int(items[0]), int(items[1]))
-    if min(pair) < 1:
-        raise ValueError(f"{name} must be positive (H, W); got {pair}")
-    return pair
+        items = [values, values]
+    if len(items) != 2:
+        raise ValueError(f"{name} must be a whole number or (H, W); got {size!r} ({len(items)} values)")
+    pair = []
+    for value in items:
+        whole = (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and float(value).is_integer()
+            and float(value) >= 1
+        )
+        if not whole:
+            raise ValueError(f"{name} must be positive whole numbers of pixels (H, W); got {size!r}")
+        pair.append(int(value))
+    return (pair[0], pair[1])
 
 
 def plain(obj: Any) -> Any:

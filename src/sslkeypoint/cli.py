@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total")
-    parser.add_argument("--no-resume", action="store_true", help="start afresh even if checkpoints/last.ckpt exists")
+    parser.add_argument("--no-resume", action="store_true", help="start the run folder over: the files a run wrote there are replaced (without it, a "
+                        "run resumes, and a folder holding a run with other settings or data is refused)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -235,7 +236,9 @@ def _finetune(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m sslkeypoint`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
-    A bad records or config file ends with a one-line error (exit status 2), not a traceback.
+    A bad records or config file, or a run folder that holds another run, ends with a one-line
+    error (exit status 2), not a traceback. A run stopped by ``SIGTERM`` or ``SIGINT`` exits with
+    status 143 or 130 after saying what was saved (:class:`~sslkeypoint.runs.RunInterrupted`).
     """
     args = build_parser().parse_args(argv)
     try:

@@ -36,9 +36,39 @@ __all__ = [
 ]
 
 
+def _is_complex(p: Any) -> bool:
+    return bool(p.is_complex()) if isinstance(p, Tensor) else bool(np.iscomplexobj(p))
+
+
 def _check_points(name: str, p: Tensor | np.ndarray) -> None:
     if p.ndim < 1 or p.shape[-1] != 2:
         raise ValueError(f"{name} must have shape (..., 2) (x, y); got shape {tuple(p.shape)}")
+    if _is_complex(p):
+        raise ValueError(f"{name} must be real (x, y) coordinates; got complex values ({p.dtype})")
+
+
+def _one_point(name: str, p: Any) -> NDArray[np.float64]:
+    """``p`` as one real ``(2,)`` float64 point (a ``(1, 2)`` array is taken as one point)."""
+    q = _to_numpy(p)
+    if q.size != 2:
+        raise ValueError(f"{name} must be one point (x, y) of shape (2,); got shape {tuple(q.shape)}")
+    return q.ravel()
+
+
+def _check_same_shape(**points: Tensor | np.ndarray) -> None:
+    """Points of one call must have one shape ``(..., 2)``; a single ``(2,)`` point serves every row.
+
+    Anything else (e.g. ``(3, 1, 2)`` with ``(4, 2)``, which broadcasting would silently pair into
+    a ``(3, 4)`` table) is refused.
+    """
+    shapes = {name: tuple(p.shape) for name, p in points.items()}
+    batched = {shape for shape in shapes.values() if shape != (2,)}
+    if len(batched) > 1:
+        given = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(
+            f"{', '.join(shapes)} must have the same shape (..., 2), or be one (x, y) pair (2,) used "
+            f"for every row; got {given}"
+        )
 
 
 def angle_between(u: ArrayT, v: ArrayT) -> ArrayT:
@@ -46,18 +76,28 @@ def angle_between(u: ArrayT, v: ArrayT) -> ArrayT:
 
     Args:
         u: Vectors of shape ``(..., 2)``.
-        v: Vectors of shape ``(..., 2)``, broadcastable against ``u``.
+        v: Vectors of the same shape as ``u``; either may instead be one vector ``(2,)`` used for
+            every row of the other. No other broadcasting: ``(3, 1, 2)`` against ``(4, 2)`` is
+            refused rather than paired into a ``(3, 4)`` table.
 
     Returns:
-        Angles in degrees in ``[0, 180]``, shape ``(...)``. A zero-length vector gives NaN.
+        Angles in degrees in ``[0, 180]``, shape ``(...)``. A zero-length vector gives NaN, and so
+        does a vector with a NaN or infinite component (no exception inside a batch).
+
+    Raises:
+        ValueError: If ``u`` or ``v`` is not ``(..., 2)``, their shapes differ (other than a
+            single ``(2,)`` vector), or they are complex.
 
     Examples:
         >>> import torch
         >>> angle_between(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0]))
         tensor(90.)
+        >>> angle_between(torch.tensor([1.0, 0.0]), torch.tensor([[0.0, 2.0], [1.0, 1.0]]))
+        tensor([90., 45.])
     """
     _check_points("u", u)
     _check_points("v", v)
+    _check_same_shape(u=u, v=v)
     if isinstance(u, Tensor) or isinstance(v, Tensor):
         ut = torch.as_tensor(u)
         vt = torch.as_tensor(v)
@@ -69,6 +109,7 @@ def angle_between(u: ArrayT, v: ArrayT) -> ArrayT:
         dot = (ut * vt).sum(-1)
         ang = torch.rad2deg(torch.atan2(cross.abs(), dot))
         degenerate = (ut.norm(dim=-1) == 0) | (vt.norm(dim=-1) == 0)
+        degenerate = degenerate | ~torch.isfinite(ut).all(-1) | ~torch.isfinite(vt).all(-1)
         return torch.where(degenerate, torch.full_like(ang, math.nan), ang)
     un = np.asarray(u, dtype=np.float64)
     vn = np.asarray(v, dtype=np.float64)
@@ -76,6 +117,7 @@ def angle_between(u: ArrayT, v: ArrayT) -> ArrayT:
     dot_n = (un * vn).sum(-1)
     ang_n = np.degrees(np.arctan2(np.abs(cross_n), dot_n))
     degenerate_n = (np.linalg.norm(un, axis=-1) == 0) | (np.linalg.norm(vn, axis=-1) == 0)
+    degenerate_n |= ~np.isfinite(un).all(-1) | ~np.isfinite(vn).all(-1)
     return np.where(degenerate_n, np.nan, ang_n)
 
 
@@ -90,10 +132,20 @@ def angle_of_progression(ps1: ArrayT, ps2: ArrayT, fh1: ArrayT) -> ArrayT:
         ps2: Left end of the pubic symphysis, shape ``(..., 2)``.
         fh1: Tangent point on the fetal head, shape ``(..., 2)``.
 
+    The three must have the same shape; any of them may instead be a single point ``(2,)`` used
+    for every row of the others (e.g. one ``PS1``/``PS2`` pair against ``(N, 2)`` candidate
+    ``FH1`` points). No other broadcasting is done: ``(3, 1, 2)`` against ``(4, 2)`` is refused,
+    not paired into a ``(3, 4)`` table.
+
     Returns:
         AoP in degrees, shape ``(...)``; the same kind (tensor or ndarray) as the input.
-        Degenerate configurations (``FH1`` or ``PS2`` coinciding with ``PS1``) give NaN
-        rather than raising, so one bad sample never breaks a batch.
+        Degenerate configurations (``FH1`` or ``PS2`` coinciding with ``PS1``) and missing
+        points (NaN, or an infinite coordinate) give NaN rather than raising, so one bad sample
+        never breaks a batch.
+
+    Raises:
+        ValueError: If a point array is not ``(..., 2)``, the shapes differ (other than single
+            ``(2,)`` points), or the coordinates are complex. The message names every shape.
 
     Examples:
         >>> import torch
@@ -103,10 +155,15 @@ def angle_of_progression(ps1: ArrayT, ps2: ArrayT, fh1: ArrayT) -> ArrayT:
         >>> import numpy as np
         >>> float(angle_of_progression(np.array([0, 0]), np.array([-1, 0]), np.array([1, 1])))
         135.0
+        >>> angle_of_progression(torch.zeros(3, 1, 2), torch.ones(4, 2), torch.ones(4, 2))
+        Traceback (most recent call last):
+        ...
+        ValueError: ps1, ps2, fh1 must have the same shape (..., 2), or be one (x, y) pair (2,) used for every row; got ps1 (3, 1, 2), ps2 (4, 2), fh1 (4, 2)
     """
     _check_points("ps1", ps1)
     _check_points("ps2", ps2)
     _check_points("fh1", fh1)
+    _check_same_shape(ps1=ps1, ps2=ps2, fh1=fh1)
     return angle_between(ps2 - ps1, fh1 - ps1)
 
 
@@ -118,6 +175,8 @@ def _to_numpy(x: Any, dtype: Any = np.float64) -> NDArray[Any]:
     """``x`` (tensor, array or sequence) as a numpy array of ``dtype`` on the CPU."""
     if isinstance(x, Tensor):
         x = x.detach().cpu().numpy()
+    if np.iscomplexobj(x):
+        raise ValueError(f"expected real (x, y) coordinates; got complex values {np.asarray(x).tolist()!r}"[:200])
     return np.asarray(x, dtype=dtype)
 
 
@@ -548,12 +607,15 @@ def far_tangent_point(ellipse: Ellipse, vertex: Any, reference: Any) -> NDArray[
         ``(2,)`` float64 tangent point; NaN when ``vertex`` is inside the ellipse or coincides
         with ``reference``.
 
+    Raises:
+        ValueError: If ``vertex`` or ``reference`` is not one real point ``(2,)``.
+
     Examples:
         >>> far_tangent_point(Ellipse((0.0, 0.0), (1.0, 1.0), 0.0), [2.0, 0.0], [2.0, 5.0]).round(6).tolist()
         [0.5, -0.866025]
     """
-    v = _to_numpy(vertex).ravel()
-    r = _to_numpy(reference).ravel()
+    v = _one_point("vertex", vertex)
+    r = _one_point("reference", reference)
     tangents = ellipse_tangent_points(ellipse, v)
     angles = angle_between(np.broadcast_to(r - v, (2, 2)), tangents - v)
     if not np.all(np.isfinite(angles)):
@@ -576,6 +638,10 @@ def contour_tangent_point(points: ArrayT, vertex: ArrayT, reference: ArrayT) -> 
         ``(2,)`` the maximising point, the same kind (tensor or ndarray) as ``points``. NaN when
         no point gives a defined angle (no points, or all coincide with ``vertex``).
 
+    Raises:
+        ValueError: If ``points`` is not ``(N, 2)``, ``vertex`` or ``reference`` is not one point
+            ``(2,)``, or any of them is complex.
+
     Examples:
         >>> import torch
         >>> pts = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.5]])
@@ -585,6 +651,8 @@ def contour_tangent_point(points: ArrayT, vertex: ArrayT, reference: ArrayT) -> 
     _check_points("points", points)
     if points.ndim != 2:
         raise ValueError(f"points must have shape (N, 2); got shape {tuple(points.shape)}")
+    _one_point("vertex", vertex)
+    _one_point("reference", reference)
     if isinstance(points, Tensor):
         pts = points if points.is_floating_point() else points.float()
         v = torch.as_tensor(vertex).to(pts)

@@ -165,15 +165,17 @@ def render_gaussian_heatmaps(
             integers).
         heatmap_size: ``(h, w)`` of the maps.
         sigma: Standard deviation in heatmap pixels.
-        visible: Optional ``(..., K)`` bool; ``False`` gives an all-zero map. Non-finite centres
-            (NaN) give all-zero maps too.
+        visible: Optional ``(..., K)`` bool; ``False`` gives an all-zero map. NaN centres
+            (missing keypoints) give all-zero maps too.
 
     Returns:
         ``(..., K, h, w)`` heatmaps in ``[0, 1]`` with ``centres``' dtype (float32 when
         ``centres`` is an integer tensor).
 
     Raises:
-        ValueError: On a wrong shape of ``centres`` or ``visible``, or ``sigma <= 0``.
+        ValueError: On a wrong shape of ``centres`` or ``visible``, ``sigma <= 0``, a
+            ``heatmap_size`` that is not positive whole numbers, complex centres, or an infinite
+            coordinate (NaN marks a missing keypoint; infinity is no position).
 
     Examples:
         >>> import torch
@@ -225,8 +227,17 @@ def _render(
     The work is on ``(..., K, 2, max(h, w))`` 1-D factors; the only full-size op is the final
     outer product, so the cost is little more than writing the output.
     """
+    if points.is_complex():
+        raise ValueError(f"keypoints must be real (x, y) coordinates; got a complex tensor ({points.dtype})")
     if not points.is_floating_point():
         points = points.float()
+    infinite = torch.isinf(points)
+    if bool(infinite.any()):
+        where = tuple(int(i) for i in infinite.nonzero()[0][:-1].tolist())
+        raise ValueError(
+            f"keypoints must be finite (NaN marks a missing keypoint); got {points[where].tolist()} "
+            f"at index {where} of a {tuple(points.shape)} tensor"
+        )
     h, w = heatmap_size
     if visible is not None:
         if visible.shape != points.shape[:-1]:
@@ -236,8 +247,8 @@ def _render(
             )
         visible = visible.to(device=points.device, dtype=torch.bool)
         points = torch.where(visible[..., None], points, math.inf)
-    # Invisible and non-finite points move to +inf, whose factor is exactly 0 below.
-    points = torch.nan_to_num(points, nan=math.inf, posinf=math.inf, neginf=math.inf)
+    # Invisible and missing (NaN) points move to +inf, whose factor is exactly 0 below.
+    points = torch.nan_to_num(points, nan=math.inf)
     grid, k = _render_tables(h, w, stride, sigma, points.device, points.dtype)
     # Scaled distances clamped at the cutoff: exp never sees an underflowing argument (slow on
     # CPU), and the gradient is 0, not NaN, for clamped and invalid entries. Subtracting a
@@ -325,13 +336,19 @@ def decode_heatmaps(
             heatmap px for ``sigma=2`` and kernel 11, none for kernel 5) remains a few pixels
             further in. Scores are always taken from the unsmoothed maps.
 
+    NaN pixels (e.g. from a diverged network) never win: each is read as the lowest finite
+    number, below every value of its map, for the argmax, the refinement and the smoothing, and
+    the score is the maximum of the other pixels. A map with no value but NaN decodes to NaN
+    coordinates and a NaN score (a missing keypoint, as NaN means elsewhere).
+
     Returns:
         ``(coords, scores)``: ``(..., K, 2)`` ``(u, v)`` peak positions in heatmap pixels and
         ``(..., K)`` peak values (the maximum of each map). Both are float32 for half-precision
         input, else the input dtype. An all-zero map decodes to ``(0, 0)`` with score 0.
 
     Raises:
-        ValueError: On a wrong shape, an unknown ``refine`` or an invalid ``blur_kernel``.
+        ValueError: On a wrong shape, complex heatmaps, an unknown ``refine`` or an invalid
+            ``blur_kernel``.
 
     Examples:
         >>> import torch
@@ -341,6 +358,9 @@ def decode_heatmaps(
         [10.3, 4.6]
         >>> decode_heatmaps(hm, refine="none")[0].tolist()
         [[10.0, 5.0]]
+        >>> hm[0, 0, 0] = float("nan")  # one NaN pixel does not move the peak
+        >>> [round(c, 4) for c in decode_heatmaps(hm)[0][0].tolist()]
+        [10.3, 4.6]
     """
     if heatmaps.ndim < 3:
         raise ValueError(f"heatmaps must have shape (..., K, h, w); got {tuple(heatmaps.shape)}")
@@ -351,12 +371,18 @@ def decode_heatmaps(
     h, w = heatmaps.shape[-2:]
     if h < 3 or w < 3:
         raise ValueError(f"heatmaps must be at least 3x3; got (h, w) = ({h}, {w})")
+    if heatmaps.is_complex():
+        raise ValueError(f"heatmaps must be real; got a complex tensor ({heatmaps.dtype})")
     lead = heatmaps.shape[:-2]
     dtype = torch.promote_types(heatmaps.dtype, torch.float32)
-    maps = heatmaps.reshape(-1, h, w).to(dtype)
+    # NaN pixels never win: they become the lowest finite value, below every number of the map
+    # (a map with nothing but NaN is given NaN coordinates and score at the end).
+    lowest = torch.finfo(dtype).min
+    maps = torch.nan_to_num(heatmaps.reshape(-1, h, w).to(dtype), nan=lowest, posinf=math.inf, neginf=-math.inf)
     n = maps.shape[0]
     row_max = maps.amax(dim=-1)  # (N, h)
     scores = row_max.amax(dim=-1)
+    no_value = scores == lowest
     raw_maps = maps
     flat = maps.reshape(n, h * w)
     iy, ix = _argmax_2d(maps, row_max)
@@ -388,8 +414,9 @@ def decode_heatmaps(
         down = torch.gather(flat, 1, ((iy + 1).clamp(max=h - 1) * w + ix)[:, None])[:, 0]
         inner_x = ((ix > 0) & (ix < w - 1)).to(dtype)
         inner_y = ((iy > 0) & (iy < h - 1)).to(dtype)
-        fx = fx + 0.25 * torch.sign(right - left) * inner_x
-        fy = fy + 0.25 * torch.sign(down - up) * inner_y
+        # inf - inf (two infinite neighbours) is NaN: no move along that axis.
+        fx = fx + 0.25 * torch.sign(right - left).nan_to_num(0.0) * inner_x
+        fy = fy + 0.25 * torch.sign(down - up).nan_to_num(0.0) * inner_y
     elif refine == "dark":
         # 3x3 stencil centred at the argmax, moved one pixel inwards on a border.
         cx = ix.clamp(1, w - 2)
@@ -415,7 +442,9 @@ def decode_heatmaps(
         fx = torch.where(neg_def, nx, fx)
         fy = torch.where(neg_def, ny, fy)
 
-    coords = torch.stack([fx, fy], dim=-1).reshape(*lead, 2)
+    coords = torch.stack([fx, fy], dim=-1)
+    coords = torch.where(no_value[:, None], math.nan, coords).reshape(*lead, 2)
+    scores = torch.where(no_value, math.nan, scores)
     return coords, scores.reshape(lead)
 
 
@@ -457,6 +486,10 @@ def check_codec_geometry(
 ) -> tuple[tuple[int, int], tuple[int, int], float]:
     """Validate the sizes and σ of a heatmap codec.
 
+    Sizes are whole numbers of pixels: ints, or floats with no fractional part (``64.0``, as
+    ``256 / 4`` gives) taken as those ints. A fractional size such as ``64.5`` is refused, never
+    truncated.
+
     Args:
         input_size: Network input ``(H, W)`` (or an int) in pixels.
         heatmap_size: Heatmap ``(h, w)`` (or an int), at least 3x3.
@@ -466,11 +499,19 @@ def check_codec_geometry(
         ``(input_size, heatmap_size, sigma)`` as two int pairs and a float.
 
     Raises:
-        ValueError: On sizes that are not positive ints, a heatmap smaller than 3x3 or a bad σ.
+        ValueError: Naming the argument and the value given, on sizes that are not positive
+            whole numbers (fractional, zero, negative, NaN, a bool or a string), a heatmap
+            smaller than 3x3 or a bad σ.
 
     Examples:
         >>> check_codec_geometry(256, (64, 64), 2)
         ((256, 256), (64, 64), 2.0)
+        >>> check_codec_geometry(256, (256 / 4, 256 / 4), 2)
+        ((256, 256), (64, 64), 2.0)
+        >>> check_codec_geometry(256, (64.5, 64.5), 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: heatmap_size must be positive whole numbers of pixels (H, W); got (64.5, 64.5)
     """
     input_pair = size_pair(input_size, "input_size")
     heatmap_pair = size_pair(heatmap_size, "heatmap_size")
@@ -502,7 +543,8 @@ class HeatmapCodec:
             output), or ``None``.
 
     Raises:
-        ValueError: On sizes that are not two positive ints, a heatmap smaller than 3x3,
+        ValueError: On sizes that are not positive whole numbers (``64.5`` is refused, ``64.0``
+            is taken as 64; see :func:`check_codec_geometry`), a heatmap smaller than 3x3,
             ``sigma <= 0``, an unknown ``refine`` or a bad ``blur_kernel``.
 
     Examples:
@@ -587,7 +629,18 @@ class HeatmapCodec:
             ``(B, K, h, w)`` peak-1 Gaussian heatmaps in the keypoints' dtype and device.
 
         Raises:
-            ValueError: On a wrong shape of ``keypoints`` or ``visible``.
+            ValueError: On a wrong shape of ``keypoints`` or ``visible``, complex keypoints, or
+                an infinite coordinate (NaN marks a missing keypoint; infinity is no position).
+
+        Examples:
+            >>> import torch
+            >>> codec = HeatmapCodec((64, 64), (16, 16))
+            >>> codec.encode(torch.tensor([[[float("nan"), 3.0]]])).abs().sum().item()  # missing
+            0.0
+            >>> codec.encode(torch.tensor([[[float("inf"), 3.0]]]))
+            Traceback (most recent call last):
+            ...
+            ValueError: keypoints must be finite (NaN marks a missing keypoint); got [inf, 3.0] at index (0, 0) of a (1, 1, 2) tensor
         """
         self._check_keypoints(keypoints)
         return _render(keypoints, self.heatmap_size, self.stride, self.sigma, visible)

@@ -44,6 +44,12 @@ from sslkeypoint.measures import (
     validate_measures,
 )
 from sslkeypoint.models import build_heatmap_model
+from sslkeypoint.weights import (
+    WeightFileError,
+    load_state_dict_file,
+    read_weight_file,
+    save_state_dict,
+)
 
 __all__ = [
     "SPEC_KEY",
@@ -101,6 +107,65 @@ def _spec_parts(spec: Mapping[str, Any]) -> tuple[KeypointCodec, dict[str, Measu
     codec = HeatmapCodec(tuple(c["input_size"]), tuple(c["heatmap_size"]), float(c["sigma"]), spec.get("refine", "dark"))
     aop = spec.get("aop_indices")
     return codec, ({"aop": AngleMeasure(*aop)} if aop else {})
+
+
+_INIT_HINT = (
+    "To start fine-tuning from its weights, pass it as the encoder initialisation: "
+    "FinetuneConfig(init_encoder='{path}')"
+)
+
+
+def _count(n: int) -> str:
+    return f"{n} tensor" if n == 1 else f"{n} tensors"
+
+
+def _checkpoint_contents(path: Path, ckpt: Any) -> str:
+    """What a checkpoint that holds no fine-tuned sslkeypoint model holds instead (for an error)."""
+    if not isinstance(ckpt, Mapping):
+        return (
+            f"holds a {type(ckpt).__name__}, not a checkpoint: it was not written by sslkeypoint "
+            "fine-tuning (a .ckpt file from run_finetuning, or a folder from KeypointPredictor.save)"
+        )
+    entry = ckpt.get(SPEC_KEY)
+    if isinstance(entry, Mapping) and "stage" in entry:
+        return (
+            f"is a pre-training checkpoint (MoCo, stage {entry['stage']}): it holds an encoder and its "
+            "projection heads but no heatmap head, so it cannot predict keypoints. Use its encoder to "
+            f"initialise fine-tuning: FinetuneConfig(init_encoder='{path}') (or the run's "
+            "encoder.safetensors), then load the fine-tuning checkpoint here"
+        )
+    if isinstance(entry, Mapping) and "model" in entry:
+        return (
+            f"has a '{SPEC_KEY}' model description but no 'state_dict' of weights: the checkpoint is "
+            "incomplete"
+        )
+    tensors = sum(isinstance(v, Tensor) for v in ckpt.values())
+    inner = next((ckpt[k] for k in ("state_dict", "model_state_dict", "model") if isinstance(ckpt.get(k), Mapping)), None)
+    if inner is not None:
+        tensors = sum(isinstance(v, Tensor) for v in inner.values())
+    if "pytorch-lightning_version" in ckpt or "lightning_version" in ckpt:
+        kind = f"is a Lightning checkpoint ({_count(tensors)}) without a '{SPEC_KEY}' model description"
+    else:
+        kind = f"holds weights only ({_count(tensors)}) and no model description"
+    return (
+        f"{kind}: it was not written by sslkeypoint fine-tuning (a .ckpt file from run_finetuning, or a "
+        f"folder from KeypointPredictor.save). {_INIT_HINT.format(path=path)}"
+    )
+
+
+def _not_a_predictor_folder(path: Path, folder: Path, load: Any) -> str:
+    """Why ``path`` (a folder, or a safetensors file in one) is not a predictor folder (for an error)."""
+    if path.is_dir():
+        checkpoints = sorted(folder.glob("*.ckpt")) + sorted(folder.glob("checkpoints/*.ckpt"))
+        hint = f"; it holds checkpoints: give one of them, e.g. {checkpoints[0]}" if checkpoints else ""
+        return f"is a folder without predictor.json: not a folder written by KeypointPredictor.save{hint}"
+    tensors = load(path)  # a damaged file is reported as such
+    return (
+        f"holds weights only ({_count(len(tensors))}) and no predictor.json lies beside it, so nothing "
+        "says which model, codec and landmarks they belong to (a folder from KeypointPredictor.save "
+        f"holds both). An encoder weight file such as pre-training's encoder.safetensors cannot "
+        f"predict keypoints. {_INIT_HINT.format(path=path)}"
+    )
 
 
 class KeypointDecoder(nn.Module):
@@ -283,6 +348,13 @@ class KeypointPredictor:
         model = build_heatmap_model(spec["model"])
         if state_dict is not None:
             model.load_state_dict(dict(state_dict), strict=True)
+        return cls._assemble(spec, model, refine, overrides)
+
+    @classmethod
+    def _assemble(
+        cls, spec: Mapping[str, Any], model: nn.Module, refine: str | None, overrides: Mapping[str, Any]
+    ) -> KeypointPredictor:
+        """The predictor of a built ``model`` and the codec, measures and names of ``spec``."""
         codec, measures = _spec_parts(spec)
         if refine is not None:
             if not dataclasses.is_dataclass(codec) or "refine" not in {f.name for f in dataclasses.fields(codec)}:
@@ -302,8 +374,12 @@ class KeypointPredictor:
         """Rebuild a predictor from a fine-tuning checkpoint, with no other argument needed.
 
         Accepts a Lightning checkpoint written by :func:`~sslkeypoint.recipes.run_finetuning`
-        (read with ``torch.load(weights_only=True)``: only tensors and plain containers), or a
-        folder (or its ``model.safetensors``) written by :meth:`save`.
+        (read with :func:`~sslkeypoint.weights.read_weight_file`, ``weights_only=True``: only
+        tensors and plain containers), or a folder (or its ``model.safetensors``) written by
+        :meth:`save`. Any other file is refused with a message that says what it is: a
+        pre-training checkpoint or an encoder weight file (which initialise fine-tuning through
+        :attr:`~sslkeypoint.configs.FinetuneConfig.init_encoder` and cannot predict keypoints),
+        a checkpoint of another program, or a file that is not a usable checkpoint at all.
 
         Args:
             path: ``.ckpt`` file, folder, or ``model.safetensors`` next to ``predictor.json``.
@@ -313,30 +389,60 @@ class KeypointPredictor:
             The predictor in eval mode.
 
         Raises:
-            FileNotFoundError: If the file does not exist.
-            ValueError: If the checkpoint carries no sslkeypoint model description.
+            FileNotFoundError: If ``path`` does not exist, or a predictor folder lacks
+                ``model.safetensors``.
+            WeightFileError: If ``path`` holds no fine-tuned sslkeypoint model (a pre-training
+                checkpoint, bare weights, another program's checkpoint, a folder without
+                ``predictor.json``), is not a weight file, is truncated or damaged, or its weights
+                do not fit the model it describes; the message names the file and what it holds.
+            UnsafeCheckpointError: If the file needs arbitrary objects unpickled.
+
+        Examples:
+            >>> import tempfile, torch
+            >>> from pathlib import Path
+            >>> f = Path(tempfile.mkdtemp()) / "weights.pth"
+            >>> torch.save({"conv.weight": torch.ones(1, 1, 3, 3)}, f)
+            >>> KeypointPredictor.from_checkpoint(f)
+            Traceback (most recent call last):
+            ...
+            sslkeypoint.weights.WeightFileError: ...weights.pth: holds weights only (1 tensor) and no model description: it was not written by sslkeypoint fine-tuning ...
         """
         p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"checkpoint not found: {p}")
         if p.is_dir() or p.suffix == ".safetensors":
             folder = p if p.is_dir() else p.parent
             spec_file = folder / "predictor.json"
             weights = folder / "model.safetensors" if p.is_dir() else p
-            if not spec_file.is_file() or not weights.is_file():
-                raise FileNotFoundError(f"{folder} needs predictor.json and model.safetensors")
-            from sslkeypoint.weights import load_state_dict_file
-
-            spec = json.loads(spec_file.read_text())
-            return cls.from_spec(spec, load_state_dict_file(weights), **overrides)
-        if not p.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {p}")
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+            if not spec_file.is_file():
+                raise WeightFileError(p, _not_a_predictor_folder(p, folder, load_state_dict_file))
+            if not weights.is_file():
+                raise FileNotFoundError(f"{weights} not found: the predictor folder {folder} is incomplete")
+            try:
+                spec = json.loads(spec_file.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise WeightFileError(spec_file, f"is not valid JSON ({err}): the predictor folder is damaged") from None
+            return cls._build(p, spec, load_state_dict_file(weights), overrides)
+        ckpt = read_weight_file(p, map_location="cpu")
         spec = ckpt.get(SPEC_KEY) if isinstance(ckpt, Mapping) else None
-        if spec is None or "model" not in spec:
-            raise ValueError(
-                f"{p} carries no '{SPEC_KEY}' model description: it was not written by sslkeypoint fine-tuning"
-            )
+        if not isinstance(spec, Mapping) or "model" not in spec or not isinstance(ckpt.get("state_dict"), Mapping):
+            raise WeightFileError(p, _checkpoint_contents(p, ckpt))
         state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-        return cls.from_spec(spec, state, **overrides)
+        return cls._build(p, spec, state, overrides)
+
+    @classmethod
+    def _build(
+        cls, path: Path, spec: Mapping[str, Any], state: Mapping[str, Tensor], overrides: Mapping[str, Any]
+    ) -> KeypointPredictor:
+        """:meth:`from_spec`, with weights that do not fit the described model reported against ``path``."""
+        model = build_heatmap_model(spec["model"])
+        try:
+            model.load_state_dict(dict(state), strict=True)
+        except RuntimeError as err:
+            detail = " ".join(line.strip() for line in str(err).splitlines()[:3])
+            raise WeightFileError(path, f"its weights do not fit the model its description builds: {detail}") from None
+        rest = dict(overrides)
+        return cls._assemble(spec, model, rest.pop("refine", None), rest)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``model.safetensors`` and ``predictor.json`` to ``folder`` (created).
@@ -346,8 +452,6 @@ class KeypointPredictor:
         Returns:
             The folder.
         """
-        from sslkeypoint.weights import save_state_dict
-
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         spec = self.spec()

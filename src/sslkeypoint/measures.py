@@ -20,6 +20,7 @@ exception inside a batch.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -76,10 +77,19 @@ class Measure(Protocol):
 def _check_keypoints(keypoints: Tensor, landmarks: tuple[int, ...]) -> Tensor:
     if keypoints.ndim < 2 or keypoints.shape[-1] != 2:
         raise ValueError(f"keypoints must have shape (..., K, 2); got {tuple(keypoints.shape)}")
+    if keypoints.is_complex():
+        raise ValueError(f"keypoints must be real (x, y) coordinates; got a complex tensor ({keypoints.dtype})")
     k = keypoints.shape[-2]
     if any(not -k <= i < k for i in landmarks):
         raise ValueError(f"landmark indices {landmarks} out of range for K={k} keypoints")
     return keypoints if keypoints.is_floating_point() else keypoints.float()
+
+
+def _index(name: str, value: Any) -> int:
+    """A landmark index as an int; a fractional, boolean or non-numeric index is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+        raise ValueError(f"{name} must be a whole landmark index; got {value!r}")
+    return int(float(value))
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,11 @@ class AngleMeasure:
         first: Index of the landmark at the end of the first arm.
         second: Index of the landmark at the end of the second arm.
 
+    Raises:
+        ValueError: If the indices are not three different whole numbers (``0.5`` is refused,
+            never truncated). Calling it raises ValueError on keypoints that are not
+            ``(..., K, 2)``, are complex, or have too few landmarks for the indices.
+
     Examples:
         >>> import torch
         >>> aop = AngleMeasure(vertex=0, first=1, second=2)
@@ -109,11 +124,11 @@ class AngleMeasure:
     second: int
 
     def __post_init__(self) -> None:
-        idx = (self.vertex, self.first, self.second)
+        idx = tuple(_index(name, getattr(self, name)) for name in ("vertex", "first", "second"))
         if len(set(idx)) != 3:
             raise ValueError(f"vertex, first and second must be three different landmarks; got {idx}")
         for name, value in zip(("vertex", "first", "second"), idx):
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, value)
 
     @property
     def unit(self) -> str:
@@ -147,6 +162,11 @@ class DistanceMeasure:
         pixel_spacing: Optional size of a pixel in mm, a float or ``(sx, sy)``; the distance is
             then ``sqrt((sx·dx)² + (sy·dy)²)`` mm.
 
+    Raises:
+        ValueError: If the indices are not two different whole numbers or the pixel spacing is
+            not positive. Calling it raises ValueError on keypoints that are not ``(..., K, 2)``,
+            are complex, or have too few landmarks for the indices.
+
     Examples:
         >>> import torch
         >>> kp = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
@@ -161,10 +181,11 @@ class DistanceMeasure:
     pixel_spacing: float | tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        if int(self.first) == int(self.second):
+        first, second = _index("first", self.first), _index("second", self.second)
+        if first == second:
             raise ValueError(f"first and second must be two different landmarks; got {self.first}")
-        object.__setattr__(self, "first", int(self.first))
-        object.__setattr__(self, "second", int(self.second))
+        object.__setattr__(self, "first", first)
+        object.__setattr__(self, "second", second)
         s = self.pixel_spacing
         if s is not None:
             values = (float(s), float(s)) if isinstance(s, int | float) else tuple(float(v) for v in s)

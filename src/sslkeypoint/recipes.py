@@ -51,7 +51,7 @@ from sslkeypoint.lightning.finetune import MONITOR, HeatmapFinetuneModule, LossF
 from sslkeypoint.lightning.pretrain import MoCoPretrainModule
 from sslkeypoint.runs import RunFolder, RunInterrupted, open_run_folder
 from sslkeypoint.ssl import cap_queue_size
-from sslkeypoint.weights import save_state_dict
+from sslkeypoint.weights import read_weight_file, save_state_dict
 
 __all__ = ["FinetuneResult", "PretrainResult", "run_finetuning", "run_pretraining"]
 
@@ -83,14 +83,14 @@ def _open(out: Path, kind: str, settings: dict[str, Any], data: str, legacy: dic
 
 
 def _saved_checkpoint(path: Path) -> str | None:
-    """``"checkpoints/last.ckpt (epoch E, step S)"`` for a readable checkpoint, else ``None``."""
+    """``"checkpoints/last.ckpt (after epoch E, step S)"`` for a readable checkpoint, else ``None``."""
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:
         return f"{path.parent.name}/{path.name} (unreadable)"
-    return f"{path.parent.name}/{path.name} (epoch {state.get('epoch')}, step {state.get('global_step')})"
+    return f"{path.parent.name}/{path.name} (after epoch {state.get('epoch')}, step {state.get('global_step')})"
 
 
 @contextlib.contextmanager
@@ -296,6 +296,8 @@ def run_finetuning(
                    resume, fit, progress)
     last = ckpt_dir / "last.ckpt"
     ckpt_path = last if not folder.fresh and last.is_file() else None
+    if ckpt_path is not None:
+        read_weight_file(ckpt_path)  # a damaged last.ckpt is named and described before Lightning reads it
     init_text: str | None = None
     if ckpt_path is None and config.init_encoder:
         report = module.init_encoder_from(config.init_encoder)
@@ -369,6 +371,8 @@ class PretrainResult:
         global_step: Optimizer steps done in total (including resumed ones).
         metrics: Last logged metrics (``train_loss_epoch``, ...).
         module: The trained module.
+        drop_summary: Unreadable images skipped: the last epoch's counts over every process and
+            every skipped path with its reason (this process's).
     """
 
     out_dir: Path
@@ -379,6 +383,7 @@ class PretrainResult:
     global_step: int
     metrics: dict[str, float]
     module: MoCoPretrainModule
+    drop_summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _pretrain_strategy(run: TrainerConfig) -> Any:
@@ -457,7 +462,7 @@ def run_pretraining(
     last = ckpt_dir / "last.ckpt"
     resume_path = last if resume and last.exists() else None
     if resume_path is not None:
-        saved = torch.load(resume_path, map_location="cpu", weights_only=True).get("sslkeypoint", {})
+        saved = read_weight_file(resume_path).get("sslkeypoint", {})
         if saved.get("stage", config.stage) != config.stage:
             raise ValueError(
                 f"{resume_path} is a stage-{saved['stage']} run; this is stage {config.stage}: use "
@@ -492,7 +497,7 @@ def run_pretraining(
         max_epochs=config.max_epochs,
         max_steps=-1 if max_steps is None else max_steps,
         logger=CSVLogger(out, name="logs"),
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, DropReport(verbose=progress)],
         enable_progress_bar=progress,
         enable_model_summary=False,
         default_root_dir=out,
@@ -547,4 +552,6 @@ def run_pretraining(
         global_step=fit.global_step,
         metrics={k: float(v) for k, v in fit.callback_metrics.items()},
         module=module,
+        drop_summary={"last_epoch": module.drop_history[-1] if module.drop_history else None,
+                      "dropped": module.drops.examples},
     )

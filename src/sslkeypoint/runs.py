@@ -74,11 +74,11 @@ class RunInterrupted(SystemExit):
 
     Examples:
         >>> import signal
-        >>> stop = RunInterrupted(signal.SIGTERM, "run", ["checkpoints/last.ckpt (epoch 3)"])
+        >>> stop = RunInterrupted(signal.SIGTERM, "run", ["checkpoints/last.ckpt (after epoch 3, step 40)"])
         >>> stop.code
         143
         >>> print(stop)
-        run stopped by SIGTERM; saved in run: checkpoints/last.ckpt (epoch 3); run the same command again to resume
+        run stopped by SIGTERM; saved in run: checkpoints/last.ckpt (after epoch 3, step 40); run the same command again to resume
     """
 
     def __init__(self, signum: int, out_dir: str | PathLike[str], saved: Sequence[str]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import json
 import os
 import shutil
@@ -14,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 import pytorch_lightning as pl
-from PIL import Image
 
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
 from sslkeypoint.data import KeypointRecord
@@ -252,9 +253,9 @@ def interrupted(signum: int) -> Any:
 
 def check_interrupted(signum: int) -> Any:
     def check(result: tuple[RunInterrupted, Path, FinetuneResult], tmp: Path) -> None:
-        stop, out, resumed = result
+        stop, _, resumed = result
         assert stop.code == 128 + signum
-        assert "last.ckpt (epoch 0" in str(stop) and "run the same command again" in str(stop)
+        assert "last.ckpt (after epoch 0, step 4)" in str(stop) and "run the same command again" in str(stop)
         assert resumed.epochs == 3 and resumed.interrupted is None  # resumed to the end
         assert [h["epoch"] for h in resumed.val_history] == [0, 1, 2]
 
@@ -300,6 +301,25 @@ def stage_after_rows_deleted(tmp: Path) -> None:
     lines = labels.read_text().splitlines(keepends=True)
     labels.write_text("".join(lines[:13]))
     stage_finetune("unet", data, work, "smoke", progress=False)
+
+
+def cli_after_rows_deleted(tmp: Path) -> tuple[int, str]:
+    from iugc_aop.cli import main
+
+    data, work = finished_stage(tmp)
+    labels = data / "Training" / "Labeled cases" / "label.csv"
+    labels.write_text("".join(labels.read_text().splitlines(keepends=True)[:13]))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main(["finetune", "--variant", "unet", "--data", str(data), "--work", str(work), "--profile",
+                       "smoke", "--no-progress"])
+    return status, err.getvalue()
+
+
+def check_cli_error(result: tuple[int, str], tmp: Path) -> None:
+    status, err = result
+    assert status == 2 and "error: " in err and "data.labelled: 24 (in the folder) → 12 (now)" in err
+    assert "Traceback" not in err
 
 
 def stage_after_image_replaced(tmp: Path) -> None:
@@ -357,6 +377,8 @@ CASES = [
     Case("finetune: SIGTERM leaves a summary.json that says so", interrupted_summary, check=check_interrupted_summary),
     Case("example finetune stage: label rows deleted after it finished", stage_after_rows_deleted, RunFolderError,
          "data.labelled: 24 (in the folder) → 12 (now)"),
+    Case("example CLI: finetune after label rows were deleted exits 2 naming the change", cli_after_rows_deleted,
+         check=check_cli_error),
     Case("example finetune stage: a labelled image replaced by one of the same size", stage_after_image_replaced,
          RunFolderError, "data.content:"),
     Case("example finetune stage: a copied work folder uses its own checkpoint", stage_in_copied_work_folder,

@@ -7,8 +7,17 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
-from sslkeypoint.data import KeypointDataModule, KeypointRecord, PretrainDataModule, without_drops
+from sslkeypoint.data import (
+    DropCounts,
+    KeypointDataModule,
+    KeypointRecord,
+    PretrainDataModule,
+    read_image,
+    resize_image,
+    without_drops,
+)
 from tests.data._images import _gray, _save
 
 
@@ -34,11 +43,34 @@ def test_keypoint_datamodule_shards_validation_without_repeats(tmp_path: Path) -
 def test_pretrain_datamodule_items(tmp_path: Path) -> None:
     paths = [r.path for r in _records(tmp_path, 4)]
     stage1 = PretrainDataModule(images=paths, image_size=(8, 8), batch_size=3)
-    images, index = next(iter(stage1.train_dataloader()))
+    batch = next(iter(stage1.train_dataloader()))
+    assert sorted(batch) == ["dropped", "image", "index", "num_samples"]
+    images, index = batch["image"], batch["index"]
     assert images.shape == (3, 1, 8, 8) and sorted(index.tolist()) == sorted(set(index.tolist()))
+    assert batch["dropped"] == [] and batch["num_samples"] == 3
+    for image, i in zip(images, index.tolist()):  # image k of the batch is file index[k]
+        assert torch.equal(image, resize_image(read_image(paths[i]), (8, 8)))
     assert len(list(stage1.train_dataloader())) == 1  # the last incomplete batch is dropped
     stage2 = PretrainDataModule(sequences=[paths[:2], paths[2:]], image_size=(8, 8), batch_size=2, delta=(1, 1))
-    a, b, seq = next(iter(stage2.train_dataloader()))
+    batch = next(iter(stage2.train_dataloader()))
+    a, b, seq = batch["image"], batch["partner"], batch["sequence"]
     assert a.shape == b.shape == (2, 1, 8, 8) and set(seq.tolist()) <= {0, 1} and stage2.stage == 2
     with pytest.raises(ValueError, match="exactly one"):
         PretrainDataModule(image_size=(8, 8))
+
+
+def test_pretrain_datamodule_drops_and_names_unreadable_files(tmp_path: Path) -> None:
+    paths = [r.path for r in _records(tmp_path, 4)]
+    broken = Path(paths[1])
+    broken.write_bytes(broken.read_bytes()[:40])  # a truncated PNG
+    gone = tmp_path / "gone.png"
+    dm = PretrainDataModule(images=[*paths, gone], image_size=(8, 8), batch_size=5)
+    (batch,) = list(dm.train_dataloader())
+    assert batch["num_samples"] == 5 and batch["image"].shape == (3, 1, 8, 8)
+    assert sorted(batch["index"].tolist()) == [0, 2, 3]
+    dropped = {Path(p).name: (reason, detail) for p, reason, detail in batch["dropped"]}
+    assert dropped["gone.png"] == ("missing file", "")
+    assert dropped["1.png"][0] == "unreadable image" and "1.png" in dropped["1.png"][1]
+    counts = DropCounts()
+    counts.update(batch)
+    assert counts.summary() == "dropped 2 of 5 samples (missing file: 1, unreadable image: 1)"

@@ -118,6 +118,37 @@ def test_image_folder_bad_files(tmp_path: Path) -> None:
         ImageFolderDataset([good], size=4, on_error="ignore")
 
 
+def test_image_folder_invalid_markers(tmp_path: Path) -> None:
+    good = _save(np.full((6, 6), 102, np.uint8), tmp_path / "good.png")
+    truncated = _save(np.full((6, 6), 7, np.uint8), tmp_path / "cut.jpg", "JPEG")
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    ds = ImageFolderDataset([truncated, good, tmp_path / "gone.png"], size=4, on_error="invalid")
+    first, second, third = ds[0], ds[1], ds[2]
+    assert isinstance(first, InvalidSample) and first.index == 0 and first.path == str(truncated)
+    assert first.reason == KeypointDataset.REASON_UNREADABLE and "cut.jpg" in first.detail
+    assert torch.allclose(second, torch.full((1, 4, 4), 0.4))
+    assert isinstance(third, InvalidSample) and third.reason == KeypointDataset.REASON_MISSING
+    # IndexedDataset hands a marker on as it is (it already carries its index).
+    indexed = IndexedDataset(ds)
+    assert indexed[0] == first and indexed[1][1] == 1
+    assert ds.bad_files == []  # only on_error="skip" keeps that list
+
+
+def test_temporal_pairs_invalid_marker_names_the_bad_frame(tmp_path: Path) -> None:
+    frames = [_save(np.full((6, 6), 20 * t, np.uint8), tmp_path / f"f{t}.png") for t in range(3)]
+    frames[2].write_bytes(b"")
+    ds = TemporalPairDataset([frames], size=(3, 3), delta=1, on_error="invalid")
+    _, b, seq = ds[0]
+    assert seq == 0 and torch.allclose(b, torch.full_like(b, 20 / 255.0))
+    marker = ds[1]  # frames 1 and 2: frame 2 is empty
+    assert isinstance(marker, InvalidSample) and marker.index == 1 and marker.path == str(frames[2])
+    assert marker.reason == "unreadable image"
+    with pytest.raises(ImageReadError, match=r"f2\.png"):
+        TemporalPairDataset([frames], size=(3, 3), delta=1)[1]
+    with pytest.raises(ValueError, match="on_error"):
+        TemporalPairDataset([frames], size=3, on_error="skip")
+
+
 def test_temporal_pairs_within_sequence_and_delta_range() -> None:
     lengths = [5, 1, 2, 0, 12]
     seqs = [[f"s{s}_f{t}" for t in range(n)] for s, n in enumerate(lengths)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,40 @@ def test_read_image_errors_name_the_file(tmp_path: Path) -> None:
         read_image(np.array([[1.5]]))
     with pytest.raises(TypeError):
         read_image(42)  # type: ignore[arg-type]
+
+
+def test_float_pil_image_read_by_its_range(tmp_path: Path) -> None:
+    arr = np.array([[0, 51, 255], [1, 128, 254]], dtype=np.uint8)
+    eight_bit = read_image(Image.fromarray(arr))
+    # PIL's convert("F") holds 0-255: read like the 8-bit image, exactly (x / 255 in float32).
+    assert torch.equal(read_image(Image.fromarray(arr).convert("F")), eight_bit)
+    # Floats already in [0, 1] are kept: 0.2 stays 0.2.
+    unit = Image.fromarray(arr.astype(np.float32) / 255.0, mode="F")
+    assert torch.allclose(read_image(unit), eight_bit, atol=1e-7)
+    assert float(read_image(Image.fromarray(np.full((1, 1), 0.2, np.float32), mode="F"))) == pytest.approx(0.2)
+    # A float TIFF file is the same mode-F image on disk.
+    Image.fromarray(arr).convert("F").save(tmp_path / "f.tif")
+    assert torch.equal(read_image(tmp_path / "f.tif"), eight_bit)
+    for values, shown in (([[-1.0, 3.0]], "[-1, 3]"), ([[0.0, 256.0]], "[0, 256]")):
+        with pytest.raises(ValueError, match=re.escape(f"values in [0, 1] or [0, 255]; it holds {shown}")):
+            read_image(Image.fromarray(np.array(values, np.float32), mode="F"))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        read_image(Image.fromarray(np.array([[np.nan, 1.0]], np.float32), mode="F"))
+    with pytest.raises(ImageReadError, match=r"bad\.tif.*\[0, 256\]"):
+        Image.fromarray(np.array([[0.0, 256.0]], np.float32), mode="F").save(tmp_path / "bad.tif")
+        read_image(tmp_path / "bad.tif")
+
+
+def test_sixteen_bit_palette_and_alpha_modes_agree_with_eight_bit() -> None:
+    arr = _gray(5, 7, seed=4)
+    eight_bit = read_image(Image.fromarray(arr))
+    assert torch.equal(read_image(Image.fromarray(arr.astype(np.uint16) * 257)), eight_bit)  # I;16
+    assert torch.equal(read_image(Image.fromarray(arr.astype(np.int32) * 257, mode="I")), eight_bit)
+    assert torch.equal(read_image(Image.fromarray(arr).convert("LA")), eight_bit)
+    for mode in ("RGBA", "P"):
+        assert torch.equal(read_image(Image.fromarray(arr).convert(mode), channels=1), eight_bit)
+    with pytest.raises(ValueError, match=r"outside 0\.\.65535"):
+        read_image(Image.fromarray(np.array([[70000]], np.int32), mode="I"))
 
 
 def test_resize_image_matches_torch_antialiased() -> None:

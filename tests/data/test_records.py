@@ -88,3 +88,56 @@ def test_parse_point_is_lenient_about_brackets_and_strict_about_content() -> Non
 def test_format_point_round_trips_to_its_decimals(x: float, y: float) -> None:
     px, py = parse_point(format_point(x, y))
     assert abs(px - x) <= 5e-5 + 1e-9 and abs(py - y) <= 5e-5 + 1e-9
+
+
+# ------------------------------------------------------------------------------ bad coordinates
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "Infinity", "1e999"])
+def test_infinite_csv_coordinates_are_refused_with_row_and_column(tmp_path, cell) -> None:
+    f = tmp_path / "l.csv"
+    f.write_text(f"path,x1,y1,x2,y2\na.png,1,2,3,4\nb.png,1,2,{cell},4\n")
+    with pytest.raises(ValueError, match=rf"row 3, column 'x2': expected a finite number .* got '{cell}'"):
+        read_records(f)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("Infinity", "expected finite numbers"), ("-Infinity", "expected finite numbers"), ("1e999", "expected finite numbers"),
+     ("true", "expected numbers, got True"), ('{"x": 1}', "expected numbers")],
+)
+def test_bad_json_coordinates_are_refused(tmp_path, value, fragment) -> None:
+    f = tmp_path / "l.json"
+    f.write_text(f'[{{"path": "a.png", "keypoints": [[1, 2]]}}, {{"path": "b.png", "keypoints": [[{value}, 2]]}}]')
+    with pytest.raises(ValueError, match=rf"record 1, field 'keypoints': {fragment}"):
+        read_records(f)
+
+
+def test_json_nulls_nan_and_numeric_strings_still_read(tmp_path) -> None:
+    f = tmp_path / "l.json"
+    f.write_text('[{"path": "a.png", "keypoints": [[null, 2], ["3.5", NaN]]}]')
+    (record,), _ = read_records(f)
+    assert np.isnan(record.keypoints[0, 0]) and record.keypoints[1, 0] == 3.5 and np.isnan(record.keypoints[1, 1])
+
+
+def test_json_records_must_agree_on_the_number_of_keypoints(tmp_path) -> None:
+    f = tmp_path / "l.json"
+    f.write_text(json.dumps([{"path": "a", "keypoints": []}, {"path": "b", "keypoints": [[1, 2], [3, 4]]},
+                             {"path": "c", "keypoints": [[1, 2], [3, 4], [5, 6]]}]))
+    with pytest.raises(ValueError, match=r"record 2, field 'keypoints': expected K=2 keypoints, as in record 1; got 3"):
+        read_records(f)
+
+
+def test_keypoint_record_refuses_infinite_and_complex_coordinates() -> None:
+    from sslkeypoint.data import KeypointRecord
+
+    with pytest.raises(ValueError, match=r"KeypointRecord 'a.png': keypoint 2 is \(3.0, -inf\)"):
+        KeypointRecord("a.png", np.array([[1.0, 2.0], [np.nan, np.nan], [3.0, -np.inf]]))
+    with pytest.raises(ValueError, match=r"KeypointRecord 'a.png': keypoint 0 is \(inf, 2.0\)"):
+        KeypointRecord("a.png", [[float("inf"), 2.0]])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="keypoints must be real"):
+        KeypointRecord("a.png", np.array([[1.0, 2.0j]]))
+    # NaN (missing), no keypoints, and malformed keypoints that the dataset reports stay accepted.
+    assert KeypointRecord("a.png", np.array([[np.nan, np.nan]])).num_keypoints == 1
+    assert KeypointRecord("a.png", None).num_keypoints == 0
+    assert KeypointRecord("a.png", np.array([["a", "b"]])).num_keypoints == 1

@@ -274,3 +274,25 @@ def test_cli_inspect(iugc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "train       3 labelled images" in out and "2 sequences, 5 frames" in out
     assert main(["check-data", str(tmp_path / "missing"), "--no-progress"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_frames_are_decoded_completely_when_asked(iugc: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    unl = iugc / "Training" / "Unlabeled cases"
+    cut = unl / "video_b" / "frame_2.jpg"
+    cut.write_bytes(cut.read_bytes()[:-200])  # the JPEG header is intact: sniffing the start sees nothing
+    (unl / "patient_7" / "clip_1" / "1.jpg").write_bytes(b"")
+    assert not [p for p in read_iugc(iugc, progress=False).problems if p.severity == "error"]
+    ds = read_iugc(iugc, progress=False, check_frames=True)
+    bad = [p for p in ds.problems if p.kind == "unreadable_image"]
+    assert [p.path for p in bad] == [unl / "patient_7" / "clip_1" / "1.jpg", unl / "video_b" / "frame_2.jpg"]
+    assert all(p.severity == "error" and str(p.path) in p.message for p in bad)
+    assert "cannot identify image file" in bad[0].message and "truncated" in bad[1].message.lower()
+    assert ds.report["unreadable_frames"] == 2 and ds.num_frames == 5  # listed, reported, not hidden
+    # inspect: only --strict (or --decode-frames) decodes every frame, and then exits with 1.
+    assert main(["inspect", str(iugc), "--no-progress"]) == 0
+    assert "unreadable_image" not in capsys.readouterr().out
+    assert main(["inspect", str(iugc), "--no-progress", "--decode-frames"]) == 0
+    assert capsys.readouterr().out.count("unreadable_image") == 2
+    assert main(["inspect", str(iugc), "--no-progress", "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert "2 errors" in out and "frame_2.jpg" in out and "clip_1" in out

@@ -25,6 +25,7 @@ from PIL import Image
 from iugc_aop.cli import main
 from iugc_aop.formats.iugc import parse_point
 from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
+from iugc_aop.predict import predict_images
 from iugc_aop.starter_codec import StarterCodec
 from iugc_aop.submission import (
     METADATA_VERSION,
@@ -33,6 +34,7 @@ from iugc_aop.submission import (
     load_submission,
     submission_template,
 )
+from iugc_aop.submission.export import SubmissionFolderError, check_submission_folder
 from sslkeypoint.configs import FinetuneConfig
 from sslkeypoint.data import KeypointRecord, list_images
 from sslkeypoint.geometry import angle_of_progression
@@ -116,6 +118,8 @@ def test_folder_contents_and_metadata(exported: dict[str, Path]) -> None:
     assert meta["source_checkpoint_sha256"] == digest
     assert meta["extra"] == {"variant": "ssl_unet"}
     assert (sub / "model.py").read_text() == submission_template()
+    assert meta["files"] == {name: hashlib.sha256((sub / name).read_bytes()).hexdigest()
+                             for name in ("model.py", "model.pt")}
 
 
 def test_model_py_imports_only_torch_numpy_pil_and_stdlib(exported: dict[str, Path]) -> None:
@@ -282,6 +286,60 @@ def test_export_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"no model\.py"):
         load_submission(tmp_path / "empty")
+
+
+def test_export_writes_only_where_it_may(exported: dict[str, Path], tmp_path: Path) -> None:
+    ckpt = exported["ckpt"]
+    # A folder this exporter wrote is refreshed; the user's other files stay and are not listed.
+    sub = export_submission(ckpt, tmp_path / "sub", check=False)
+    (sub / "README.txt").write_text("how I trained it")
+    assert export_submission(ckpt, sub, check=False) == sub
+    assert (sub / "README.txt").read_text() == "how I trained it"
+    assert sorted(json.loads((sub / "metadata.json").read_text())["files"]) == ["model.pt", "model.py"]
+    # An exported model.py edited since: refused, the edit kept; force replaces it.
+    edited = submission_template() + "\n# my change\n"
+    (sub / "model.py").write_text(edited)
+    with pytest.raises(SubmissionFolderError, match=r"model\.py in .* changed after it was exported"):
+        export_submission(ckpt, sub, check=False)
+    assert (sub / "model.py").read_text() == edited
+    export_submission(ckpt, sub, check=False, force=True)
+    assert (sub / "model.py").read_text() == submission_template()
+    # A folder of format 2 (no "files") is the exporter's when its model.py is the template.
+    meta = json.loads((sub / "metadata.json").read_text())
+    del meta["files"]
+    (sub / "metadata.json").write_text(json.dumps(meta))
+    export_submission(ckpt, sub, check=False)
+    # A folder it did not write: refused whole, whatever the file names.
+    for name in ("model.py", "notes.txt"):
+        other = tmp_path / f"other_{name}"
+        other.mkdir()
+        (other / name).write_text("mine")
+        with pytest.raises(SubmissionFolderError, match=f"holds {name} but is not a submission folder"):
+            export_submission(ckpt, other, check=False)
+        assert [p.name for p in other.iterdir()] == [name] and (other / name).read_text() == "mine"
+    check_submission_folder(tmp_path / "new")  # absent: fine
+    with pytest.raises(SubmissionFolderError, match="is a file"):
+        export_submission(ckpt, exported["ckpt"], check=False)
+
+
+def test_predict_images_skips_and_lists_unreadable_files(exported: dict[str, Path], tmp_path: Path) -> None:
+    good = sorted(exported["images"].iterdir())[:2]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(good[0].read_bytes()[:100])
+    result = predict_images(exported["ckpt"], [good[0], broken, tmp_path / "gone.jpg", good[1]], tmp_path / "out",
+                            overlays=False, batch_size=2, progress=False)
+    assert result.predicted == 2 and result.total == 4
+    assert [name for name, _ in result.skipped] == ["broken.png", "gone.jpg"]
+    assert result.skipped[0][1].startswith("cannot decode: ") and result.skipped[1][1] == "file not found"
+    with open(result.csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["Filename"] for r in rows] == [good[0].name, good[1].name]
+    predictor = KeypointPredictor.from_checkpoint(exported["ckpt"])
+    for row, path in zip(rows, good):  # the same answers as without the bad files in between
+        ref = predictor.predict(path).keypoints[0]
+        assert np.allclose([parse_point(row[c]) for c in NAMES], ref.numpy(), atol=1e-3)
+    with open(result.skipped_path, newline="") as f:
+        assert list(csv.reader(f)) == [["Filename", "Reason"], *map(list, result.skipped)]
 
 
 @pytest.mark.parametrize("command", ["predict", "export-submission"])

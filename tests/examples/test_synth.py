@@ -18,7 +18,10 @@ from iugc_aop.cli import main
 from iugc_aop.formats import load_truth, parse_point, read_iugc
 from iugc_aop.plotting import contact_sheet
 from iugc_aop.synth import (
+    WRITING_NAME,
     SynthConfig,
+    SyntheticFolderError,
+    check_synthetic_folder,
     render_scene,
     sample_duplicates,
     sample_labels,
@@ -299,6 +302,44 @@ def test_resolve_data_root_writes_synthetic_once(
     assert resolve_data_root(args) == tmp_path / "real"
 
 
+def test_only_new_empty_or_own_folders_are_written(tmp_path: Path) -> None:
+    assert check_synthetic_folder(tmp_path / "absent") == "new"
+    own = write_synthetic_iugc(tmp_path / "own", TINY, seed=1, progress=False).root
+    assert check_synthetic_folder(own) == "complete" and not (own / WRITING_NAME).exists()
+    # A copy of data without the truth file: refused, nothing touched.
+    (own / "synthetic_truth.json").unlink()
+    before = {p: p.read_bytes() for p in own.rglob("*") if p.is_file()}
+    with pytest.raises(SyntheticFolderError, match=r"holds Testing/, Training/, Validation/ but no synthetic_truth"):
+        write_synthetic_iugc(own, TINY, seed=2, progress=False)
+    assert {p: p.read_bytes() for p in own.rglob("*") if p.is_file()} == before
+    # While the generator writes, its marker is there; a run stopped then is recognised and rewritten.
+    (own / WRITING_NAME).write_text("{}")
+    assert check_synthetic_folder(own) == "interrupted"
+    again = write_synthetic_iugc(own, TINY, seed=2, progress=False)
+    truth = load_truth(again.root)
+    assert check_synthetic_folder(own) == "complete" and truth is not None and truth["seed"] == 2
+    with pytest.raises(SyntheticFolderError, match="is a file"):
+        check_synthetic_folder(own / "synthetic_truth.json")
+
+
+def test_resolve_data_root_refuses_a_folder_of_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from iugc_aop.cli import resolve_data_root
+
+    real = tmp_path / "real"
+    (real / "Training" / "Labeled cases").mkdir(parents=True)
+    label = real / "Training" / "Labeled cases" / "label.csv"
+    label.write_text("Filename,PS1,PS2,FH1,AOP\n1.jpg,\"(1, 2)\",\"(3, 4)\",\"(5, 6)\",90\n")
+    args = argparse.Namespace(data=None, synthetic_dir=real, synthetic_size="smoke", seed=0, no_progress=True)
+    with pytest.raises(SyntheticFolderError, match="--data on the command line"):
+        resolve_data_root(args)
+    assert sorted(p.name for p in real.rglob("*")) == ["Labeled cases", "Training", "label.csv"]
+    assert "writing synthetic" not in capsys.readouterr().err
+
+
 def test_drawn_ellipse_keeps_drawn_angle_and_matches_library_geometry() -> None:
     e = DrawnEllipse(300.0, 200.0, 140.0, 110.0, math.radians(-30.0))
     lib = e.ellipse
@@ -347,3 +388,17 @@ def test_generator_and_drawing_do_not_import_each_other() -> None:
         assert not any(m.startswith("iugc_aop.plotting") for m in _imported_modules(path)), path
     for path in [pkg / "plotting.py", *sorted((pkg / "formats").glob("*.py"))]:
         assert not any(m.startswith("iugc_aop.synth") for m in _imported_modules(path)), path
+
+
+def test_rewriting_smaller_removes_the_larger_sets_images_and_keeps_other_files(tmp_path: Path) -> None:
+    big = SynthConfig(train=3, validation=1, testing=1, sequences=2, frames=2, references=1, test_duplicates=0)
+    small = SynthConfig(train=2, validation=1, testing=1, sequences=1, frames=2, references=1, test_duplicates=0)
+    write_synthetic_iugc(tmp_path, big, progress=False)
+    labelled = tmp_path / "Training" / "Labeled cases"
+    (labelled / "notes.txt").write_text("mine")
+    sequences_before = read_iugc(tmp_path, check_images=False).sequences
+    assert len(sequences_before) == 2 and (labelled / "3.jpg").is_file()
+    write_synthetic_iugc(tmp_path, small, progress=False)
+    ds = read_iugc(tmp_path, check_images=False)
+    assert len(ds.sequences) == 1 and len(ds.train) == 2  # no stale video for pre-training to pick up
+    assert not (labelled / "3.jpg").exists() and (labelled / "notes.txt").read_text() == "mine"

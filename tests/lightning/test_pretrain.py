@@ -216,3 +216,54 @@ def test_bad_data_arguments(tmp_path: Path, images: Path) -> None:
         run_pretraining(trainer=TRAINER, config=tiny_config(2), images=images, out_dir=tmp_path)
     with pytest.raises(ValueError, match="fewer than one global batch"):
         run_pretraining(trainer=TRAINER, config=tiny_config(batch_size=32), images=images, out_dir=tmp_path, progress=False)
+
+
+def test_unreadable_images_are_skipped_counted_and_batches_filled(tmp_path: Path, images: Path) -> None:
+    folder = tmp_path / "images"
+    shutil.copytree(images, folder)
+    png = (folder / "im3.png").read_bytes()
+    (folder / "im3.png").write_bytes(png[: len(png) // 2])  # truncated
+    (folder / "im7.png").write_bytes(b"")  # zero bytes
+    seen: list[int] = []
+
+    class Recording(MoCoPretrainModule):
+        def _views(self, batch: Any) -> Any:
+            seen.append(int(batch["image"].shape[0]))
+            return super()._views(batch)
+
+    import sslkeypoint.recipes as recipes
+
+    original = recipes.MoCoPretrainModule
+    recipes.MoCoPretrainModule = Recording  # type: ignore[misc]
+    try:
+        with pytest.warns(UserWarning, match="pre-training skips") as record:
+            result = run_pretraining(trainer=TRAINER, config=tiny_config(queue_size=8, max_epochs=2), images=folder,
+                                     out_dir=tmp_path / "run", progress=False)
+    finally:
+        recipes.MoCoPretrainModule = original  # type: ignore[misc]
+    skips = sorted(str(w.message) for w in record if "pre-training skips" in str(w.message))
+    assert len(skips) == 2  # one warning per file, not per epoch
+    assert "im3.png: unreadable image (cannot decode image" in skips[0] and "im7.png: unreadable image" in skips[1]
+    # 16 files, batch 8, 2 epochs: every step runs, on full batches (the two bad files filled back).
+    assert result.global_step == 4 and seen == [8, 8, 8, 8]
+    drops = result.module.drops
+    assert drops.seen == 32 and drops.dropped == 4  # each bad file once per epoch
+    assert drops.reasons == {"unreadable image": 4}
+    assert sorted(Path(p).name for p in drops.examples) == ["im3.png", "im7.png"]
+    assert all(np.isfinite(step_losses(tmp_path / "run")))
+
+
+def test_batch_without_a_readable_file_is_skipped() -> None:
+    module = MoCoPretrainModule(tiny_config())
+    batch = {"dropped": [("a.png", "missing file", ""), ("b.png", "unreadable image", "truncated")], "num_samples": 2}
+    with pytest.warns(UserWarning) as record:
+        assert module.training_step(batch, 0) is None
+    assert [str(w.message) for w in record] == ["pre-training skips a.png: missing file",
+                                                 "pre-training skips b.png: unreadable image (truncated)"]
+    assert module.drops.summary() == "dropped 2 of 2 samples (missing file: 1, unreadable image: 1)"
+    # A batch that lost one of three items comes back with three: item i is readable item i mod 2.
+    images = torch.rand(2, 1, 32, 32)
+    filled = module._readable({"image": images, "index": torch.tensor([4, 9]), "num_samples": 3,
+                               "dropped": [("a.png", "missing file", "")]})
+    assert filled is not None and filled["index"].tolist() == [4, 9, 4]
+    assert torch.equal(filled["image"][2], images[0]) and module.drops.dropped == 3

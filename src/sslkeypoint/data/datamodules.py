@@ -5,6 +5,11 @@ and they work with any ``pytorch_lightning.Trainer`` too. :class:`KeypointDataMo
 data itself (seeded per-epoch shuffling for training, unrepeated shards for validation, see
 :mod:`sslkeypoint.data.samplers`), so run its trainer with ``use_distributed_sampler=False``: then
 validation metrics gathered over processes are exactly those of the whole validation set.
+
+Both drop what cannot be read through the one mechanism of :mod:`sslkeypoint.data.invalid`: their
+datasets return :class:`~sslkeypoint.data.InvalidSample` markers, their loaders collate with
+:class:`~sslkeypoint.data.FilteringCollate`, so every batch is a dict that also says what was
+dropped from it (``"dropped"``, ``"num_samples"``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from sslkeypoint.data.datasets import (
     ImageFolderDataset,
@@ -28,6 +33,16 @@ from sslkeypoint.data.records import KeypointRecord
 from sslkeypoint.data.samplers import EpochShuffleSampler, ShardSampler
 
 __all__ = ["KeypointDataModule", "PretrainDataModule"]
+
+
+class _NamedCollate:
+    """Collate tuple items with ``default_collate`` and name the parts: ``(a, b)`` → ``{"x": A, "y": B}``."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = tuple(keys)
+
+    def __call__(self, items: Sequence[Any]) -> dict[str, Any]:
+        return dict(zip(self.keys, default_collate(list(items)), strict=True))
 
 
 class KeypointDataModule(pl.LightningDataModule):
@@ -112,8 +127,13 @@ class KeypointDataModule(pl.LightningDataModule):
 class PretrainDataModule(pl.LightningDataModule):
     """Unlabelled images (stage 1) or pairs of nearby frames of videos (stage 2) for pre-training.
 
-    Stage-1 items are ``(image, image_index)`` (the index keeps a query's own image out of its
-    negatives), stage-2 items ``(frame_t, frame_t_plus_delta, sequence_index)``. The loader
+    Stage-1 batches are dicts ``{"image": (B, C, H, W), "index": (B,)}`` (the image index keeps a
+    query's own image out of its negatives), stage-2 batches ``{"image": frame t, "partner": frame
+    t + Δ, "sequence": (B,)}``. A file that cannot be read (truncated, corrupt, gone) does not stop
+    the run: its item is an :class:`~sslkeypoint.data.InvalidSample` that
+    :class:`~sslkeypoint.data.FilteringCollate` drops and lists in the batch's ``"dropped"`` (path,
+    reason, decoder message), beside ``"num_samples"`` (the batch size before dropping);
+    :class:`~sslkeypoint.lightning.MoCoPretrainModule` counts and reports them. The loader
     shuffles and drops the last incomplete batch; under DDP Lightning shards it.
 
     Args:
@@ -126,10 +146,24 @@ class PretrainDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes.
         seed: Seed of the frame-offset draws.
 
+    Attributes:
+        dataset: The stage's dataset (items, or :class:`~sslkeypoint.data.InvalidSample` markers).
+        stage: 1 or 2.
+        batch_keys: The names of a batch's tensors, besides the drop entries.
+
     Examples:
-        >>> dm = PretrainDataModule(images=["a.png", "b.png"], image_size=(8, 8))
+        >>> import numpy as np, tempfile, os
+        >>> from PIL import Image
+        >>> folder = tempfile.mkdtemp()
+        >>> good = os.path.join(folder, "a.png")
+        >>> Image.fromarray(np.zeros((6, 6), np.uint8)).save(good)
+        >>> dm = PretrainDataModule(images=[good, os.path.join(folder, "gone.png")], image_size=(8, 8),
+        ...                         batch_size=2)
         >>> len(dm.dataset), dm.stage
         (2, 1)
+        >>> batch = next(iter(dm.train_dataloader()))
+        >>> batch["image"].shape, [(os.path.basename(p), why) for p, why, _ in batch["dropped"]]
+        (torch.Size([1, 1, 8, 8]), [('gone.png', 'missing file')])
     """
 
     def __init__(
@@ -149,13 +183,18 @@ class PretrainDataModule(pl.LightningDataModule):
         self.dataset: Dataset[Any]
         if images is not None:
             self.stage = 1
-            self.dataset = IndexedDataset(ImageFolderDataset([Path(p) for p in images], image_size, in_chans=in_chans))
+            self.dataset = IndexedDataset(
+                ImageFolderDataset([Path(p) for p in images], image_size, in_chans=in_chans, on_error="invalid")
+            )
+            self.batch_keys: tuple[str, ...] = ("image", "index")
         else:
             assert sequences is not None
             self.stage = 2
             self.dataset = TemporalPairDataset(
-                [[Path(p) for p in s] for s in sequences], image_size, delta=delta, in_chans=in_chans, seed=seed
+                [[Path(p) for p in s] for s in sequences], image_size, delta=delta, in_chans=in_chans, seed=seed,
+                on_error="invalid",
             )
+            self.batch_keys = ("image", "partner", "sequence")
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
 
@@ -170,6 +209,7 @@ class PretrainDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=True,
             drop_last=True,
+            collate_fn=FilteringCollate(_NamedCollate(self.batch_keys)),
             num_workers=self.num_workers,
             # Stage 2 draws new frame offsets each epoch (set_epoch): workers must be re-created.
             persistent_workers=self.num_workers > 0 and self.stage == 1,

@@ -49,6 +49,17 @@ def _load_resized(path: str | Path, size: tuple[int, int], in_chans: int) -> Ten
     return resize_image(read_image(path, channels=in_chans), size)
 
 
+def _load_or_mark(index: int, path: str | Path, size: tuple[int, int], in_chans: int) -> Tensor | InvalidSample:
+    """The resized image, or an :class:`InvalidSample` saying why it cannot be read (the reasons of
+    :class:`KeypointDataset`)."""
+    try:
+        return _load_resized(path, size, in_chans)
+    except FileNotFoundError:
+        return InvalidSample(index, str(path), KeypointDataset.REASON_MISSING)
+    except (OSError, ValueError) as exc:  # undecodable file, unsupported mode or value range
+        return InvalidSample(index, str(path), KeypointDataset.REASON_UNREADABLE, str(exc))
+
+
 class KeypointDataset(Dataset):
     """Labelled images resized to the network input, keypoints mapped along.
 
@@ -260,16 +271,20 @@ class ImageFolderDataset(Dataset):
     :func:`resize_image`.
 
     Bad files: with ``on_error="raise"`` (default) reading one raises
-    :class:`ImageReadError`/``FileNotFoundError`` naming it. With ``on_error="skip"`` a bad file
-    gives a warning (once per file) and the next readable file in the list is returned in its
-    place, so the length and batch sizes stay fixed; the bad files are listed in ``bad_files``
-    (per process).
+    :class:`ImageReadError`/``FileNotFoundError`` naming it. With ``on_error="invalid"`` the item
+    is an :class:`~sslkeypoint.data.InvalidSample` marker (reason ``"missing file"`` or
+    ``"unreadable image"`` with the decoder's message) for
+    :class:`~sslkeypoint.data.FilteringCollate` to drop and count, as
+    :class:`~sslkeypoint.data.PretrainDataModule` does. With ``on_error="skip"`` a bad file gives a
+    warning (once per file) and the next readable file in the list is returned in its place, so a
+    plain ``DataLoader`` keeps full batches; the bad files are listed in ``bad_files`` (per
+    process).
 
     Args:
         paths: Image files, or a folder (listed with :func:`list_images`).
         size: Output ``(H, W)`` (or an int) in px.
         in_chans: Output channels (1 or 3).
-        on_error: ``"raise"`` or ``"skip"``.
+        on_error: ``"raise"``, ``"invalid"`` or ``"skip"``.
 
     Attributes:
         paths: The files.
@@ -283,6 +298,8 @@ class ImageFolderDataset(Dataset):
         >>> ds = ImageFolderDataset(folder, size=4)
         >>> len(ds), ds[0].shape
         (1, torch.Size([1, 4, 4]))
+        >>> ImageFolderDataset([os.path.join(folder, "gone.png")], size=4, on_error="invalid")[0].reason
+        'missing file'
     """
 
     def __init__(
@@ -300,19 +317,21 @@ class ImageFolderDataset(Dataset):
         if in_chans not in (1, 3):
             raise ValueError(f"in_chans must be 1 or 3; got {in_chans}")
         self.in_chans = in_chans
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
+        if on_error not in ("raise", "invalid", "skip"):
+            raise ValueError(f"on_error must be 'raise', 'invalid' or 'skip'; got {on_error!r}")
         self.on_error = on_error
         self.bad_files: list[Path] = []
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> Tensor:
+    def __getitem__(self, index: int) -> Tensor | InvalidSample:
         if not 0 <= index < len(self.paths):
             raise IndexError(f"index {index} out of range for a dataset of {len(self.paths)}")
         if self.on_error == "raise":
             return _load_resized(self.paths[index], self.size, self.in_chans)
+        if self.on_error == "invalid":
+            return _load_or_mark(index, self.paths[index], self.size, self.in_chans)
         for step in range(len(self.paths)):
             path = self.paths[(index + step) % len(self.paths)]
             try:
@@ -335,7 +354,9 @@ class TemporalPairDataset(Dataset):
     ``skipped_sequences``.
 
     Items are ``(frame_t, frame_t_plus_delta, sequence_index)``: two ``(C, H, W)`` float32 tensors
-    resized to ``size`` and the index of the sequence in ``sequences``.
+    resized to ``size`` and the index of the sequence in ``sequences``. A frame that cannot be read
+    raises (``on_error="raise"``) or makes the item an :class:`~sslkeypoint.data.InvalidSample`
+    naming that frame (``on_error="invalid"``, for :class:`~sslkeypoint.data.FilteringCollate`).
 
     Args:
         sequences: Per sequence, its frame files in temporal order.
@@ -343,6 +364,7 @@ class TemporalPairDataset(Dataset):
         delta: Inclusive ``(min, max)`` frame offset (or an int for a fixed offset), ``min >= 1``.
         in_chans: Output channels (1 or 3).
         seed: Seed of the offset draws.
+        on_error: ``"raise"`` or ``"invalid"``.
 
     Attributes:
         sequences: The sequences (lists of paths).
@@ -366,7 +388,11 @@ class TemporalPairDataset(Dataset):
         delta: int | tuple[int, int] = (1, 3),
         in_chans: int = 1,
         seed: int = 0,
+        on_error: str = "raise",
     ) -> None:
+        if on_error not in ("raise", "invalid"):
+            raise ValueError(f"on_error must be 'raise' or 'invalid'; got {on_error!r}")
+        self.on_error = on_error
         lo, hi = (delta, delta) if isinstance(delta, int) else (int(delta[0]), int(delta[1]))
         if not 1 <= lo <= hi:
             raise ValueError(f"delta must satisfy 1 <= min <= max; got {delta}")
@@ -399,21 +425,30 @@ class TemporalPairDataset(Dataset):
         offset = int(rng.integers(self.delta[0], self.delta[1] + 1))
         return seq, t, min(t + offset, len(self.sequences[seq]) - 1)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int] | InvalidSample:
         seq, t, t2 = self.pair_indices(index)
         frames = self.sequences[seq]
-        return (
-            _load_resized(frames[t], self.size, self.in_chans),
-            _load_resized(frames[t2], self.size, self.in_chans),
-            seq,
-        )
+        if self.on_error == "raise":
+            return (
+                _load_resized(frames[t], self.size, self.in_chans),
+                _load_resized(frames[t2], self.size, self.in_chans),
+                seq,
+            )
+        first = _load_or_mark(index, frames[t], self.size, self.in_chans)
+        if isinstance(first, InvalidSample):
+            return first
+        second = _load_or_mark(index, frames[t2], self.size, self.in_chans)
+        if isinstance(second, InvalidSample):
+            return second
+        return first, second, seq
 
 
 class IndexedDataset(Dataset):
     """Items ``(item, index)`` of another dataset, so a consumer knows where each item came from.
 
     MoCo pre-training uses the image index as the group of each key: queue entries of the query's
-    own image are then left out of its negatives.
+    own image are then left out of its negatives. An :class:`~sslkeypoint.data.InvalidSample`
+    marker of the wrapped dataset is passed on as it is (it carries its index).
 
     Args:
         dataset: Any map-style dataset.
@@ -430,8 +465,9 @@ class IndexedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        return self.dataset[index], index
+    def __getitem__(self, index: int) -> tuple[Any, int] | InvalidSample:
+        item = self.dataset[index]
+        return item if isinstance(item, InvalidSample) else (item, index)
 
 
 def list_sequences(root: str | PathLike[str], min_frames: int = 2) -> list[list[Path]]:

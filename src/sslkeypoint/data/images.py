@@ -95,6 +95,28 @@ def _array_to_unit(arr: np.ndarray, name: str) -> np.ndarray:
     return out
 
 
+def _float_image_to_unit(arr: np.ndarray, name: str) -> np.ndarray:
+    """A PIL mode-``"F"`` image's values to ``[0, 1]``, read by their range.
+
+    PIL's own float images hold 8-bit values (``convert("F")`` of an ``"L"`` image gives 0–255), while
+    arrays saved as mode ``"F"`` usually hold 0–1: values within ``[0, 1]`` are kept, values within
+    ``[0, 255]`` divided by 255, anything else (negative, above 255, NaN, infinite) refused.
+    """
+    out = arr.astype(np.float32)
+    if out.size == 0:
+        return out
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name}: a float (mode F) image must hold finite values; it holds NaN or infinity")
+    lo, hi = float(out.min()), float(out.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return out
+    if lo >= 0.0 and hi <= 255.0:
+        return out / np.float32(255.0)
+    raise ValueError(
+        f"{name}: a float (mode F) image must hold values in [0, 1] or [0, 255]; it holds [{lo:g}, {hi:g}]"
+    )
+
+
 def _pil_to_unit(img: Image.Image, name: str) -> np.ndarray:
     """A decoded PIL image as an ``(H, W)`` or ``(H, W, 3)`` float32 array in ``[0, 1]``."""
     mode = img.mode
@@ -107,7 +129,7 @@ def _pil_to_unit(img: Image.Image, name: str) -> np.ndarray:
             raise ValueError(f"{name}: 32-bit integer images outside 0..65535 are not supported")
         return arr.astype(np.float32) / 65535.0
     if mode == "F":
-        return _array_to_unit(np.asarray(img, dtype=np.float32), name)
+        return _float_image_to_unit(np.asarray(img, dtype=np.float32), name)
     if mode in ("L", "RGB"):
         return np.asarray(img).astype(np.float32) / 255.0
     if mode in ("1", "LA", "La"):
@@ -154,8 +176,11 @@ def read_image(source: ImageSource, channels: int | None = None) -> Tensor:
     """Decode an image into a float ``(C, H, W)`` tensor in ``[0, 1]``.
 
     The format is sniffed from the content (PIL ``Image.open``), never from the file name: a PNG
-    named ``.jpg`` decodes as a PNG. 8-bit data is divided by 255 and 16-bit data by 65535; alpha is
-    dropped; palette, CMYK and other modes become RGB.
+    named ``.jpg`` decodes as a PNG. 8-bit data is divided by 255 and 16-bit data (PIL modes
+    ``"I;16"`` and ``"I"``, which must hold 0–65535) by 65535; alpha is dropped (``"LA"`` → one
+    channel, ``"RGBA"`` → three); palette, CMYK and other modes become RGB. A float PIL image (mode
+    ``"F"``) is read by its range: values in ``[0, 1]`` as they are, values in ``[0, 255]`` (what
+    PIL's ``convert("F")`` gives) divided by 255; float numpy arrays must already be in ``[0, 1]``.
 
     Args:
         source: A path, the encoded file's bytes, a PIL image, or an ``(H, W)`` / ``(H, W, C)``
@@ -180,6 +205,10 @@ def read_image(source: ImageSource, channels: int | None = None) -> Tensor:
         >>> read_image(rgb).shape, read_image(rgb, channels=1).shape
         (torch.Size([3, 2, 3]), torch.Size([1, 2, 3]))
         >>> torch.equal(read_image(rgb, channels=1)[0], read_image(rgb)[1])  # equal channels: exact
+        True
+        >>> from PIL import Image
+        >>> gray = Image.fromarray(np.full((2, 2), 51, np.uint8))
+        >>> torch.equal(read_image(gray.convert("F")), read_image(gray))  # 0-255 floats as 8-bit
         True
     """
     if channels is not None and (not isinstance(channels, int) or channels < 1 or channels == 2):

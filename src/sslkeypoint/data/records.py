@@ -32,17 +32,48 @@ class KeypointRecord:
         visible: Optional ``(K,)`` bool array; ``None`` means every finite keypoint is visible.
         meta: Free-form information carried along (split, case id, AoP label, ...).
 
+    Raises:
+        ValueError: If a coordinate is infinite (NaN, not infinity, marks a missing keypoint) or
+            complex, naming the record and the keypoint. Other malformed keypoints (text, a wrong
+            shape or count) are accepted here and reported by
+            :class:`~sslkeypoint.data.KeypointDataset` as an invalid sample.
+
     Examples:
         >>> import numpy as np
         >>> r = KeypointRecord("a.png", np.array([[1.0, 2.0], [3.0, 4.0]]))
         >>> r.num_keypoints
         2
+        >>> KeypointRecord("b.png", np.array([[1.0, 2.0], [np.inf, 4.0]]))
+        Traceback (most recent call last):
+        ...
+        ValueError: KeypointRecord 'b.png': keypoint 1 is (inf, 4.0): coordinates must be finite (NaN marks a missing keypoint)
     """
 
     path: Path | str
     keypoints: np.ndarray | None = None
     visible: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.keypoints is None:
+            return
+        try:
+            kp = np.asarray(self.keypoints)
+            if kp.dtype == object:  # Python numbers of mixed kinds: let numpy infer their type
+                kp = np.asarray(kp.tolist())
+        except (TypeError, ValueError):
+            return  # ragged or otherwise unusable: the dataset reports it
+        name = f"KeypointRecord {str(self.path)!r}"
+        if np.iscomplexobj(kp):
+            raise ValueError(f"{name}: keypoints must be real (x, y) coordinates; got complex values {kp.tolist()!r}"[:300])
+        if kp.dtype.kind != "f" or not np.isinf(kp).any():
+            return
+        first = tuple(int(i) for i in np.argwhere(np.isinf(kp))[0])
+        if kp.ndim == 2 and kp.shape[1] == 2:
+            what = f"keypoint {first[0]} is ({kp[first[0], 0]}, {kp[first[0], 1]})"
+        else:
+            what = f"keypoints{list(first)} is {kp[first]}"
+        raise ValueError(f"{name}: {what}: coordinates must be finite (NaN marks a missing keypoint)")
 
     @property
     def num_keypoints(self) -> int:
@@ -120,9 +151,26 @@ def _parse_float(text: str, where: str) -> float:
     if t == "":
         return math.nan
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
         raise ValueError(f"{where}: expected a number; got {text!r}") from None
+    if math.isinf(value):
+        raise ValueError(
+            f"{where}: expected a finite number (an empty cell or nan marks a missing keypoint); got {text!r}"
+        )
+    return value
+
+
+def _json_coordinate(value: Any) -> float:
+    """One JSON coordinate: a finite number, or ``None``/NaN for a missing keypoint."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected numbers, got {value!r}")
+    number = float(value)
+    if math.isinf(number):
+        raise ValueError(f"expected finite numbers (null or NaN marks a missing keypoint), got {value!r}")
+    return number
 
 
 def _looks_like_point(text: str) -> bool:
@@ -148,7 +196,8 @@ def read_records(path: str | Path) -> tuple[list[KeypointRecord], tuple[str, ...
       exactly two numbers): ``Filename,PS1,PS2,FH1`` — the header names the landmarks.
 
     Coordinates are ``(x, y)`` in the original image's pixels. An empty cell (or ``nan``) marks a
-    missing landmark (it becomes NaN and is excluded from the loss mask and the metrics).
+    missing landmark (it becomes NaN and is excluded from the loss mask and the metrics); an
+    infinite coordinate (``inf``, ``1e999``) is an error, not a missing landmark.
 
     **JSON**: a list of objects ``{"path": ..., "keypoints": [[x, y], ...], "visible": [...]
     (optional), "meta": {...} (optional)}``, or an object ``{"keypoint_names": [...], "records":
@@ -162,7 +211,10 @@ def read_records(path: str | Path) -> tuple[list[KeypointRecord], tuple[str, ...
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: On a malformed file; the message names the file, row and column.
+        ValueError: On a malformed file; the message names the file, row and column (or JSON
+            record and field): a cell that is not a number or point, an infinite coordinate, a
+            JSON coordinate that is not a number (``true``), or JSON records with different
+            numbers of keypoints.
 
     Examples:
         >>> import tempfile
@@ -239,25 +291,31 @@ def _read_json_records(p: Path) -> tuple[list[KeypointRecord], tuple[str, ...] |
         data = data["records"]
     if not isinstance(data, list):
         raise ValueError(f"{p}: expected a list of records; got {type(data).__name__}")
-    records = []
+    records: list[KeypointRecord] = []
     for i, item in enumerate(data):
         where = f"{p}, record {i}"
         if not isinstance(item, Mapping) or "path" not in item or "keypoints" not in item:
             raise ValueError(f"{where}: expected an object with 'path' and 'keypoints'; got {item!r}"[:300])
         try:
             kp = np.asarray(
-                [[math.nan if v is None else float(v) for v in pt] for pt in item["keypoints"]], dtype=np.float64
+                [[_json_coordinate(v) for v in pt] for pt in item["keypoints"]], dtype=np.float64
             ) if item["keypoints"] and isinstance(item["keypoints"][0], (list, tuple)) else np.asarray(
-                [math.nan if v is None else float(v) for v in item["keypoints"]], dtype=np.float64
+                [_json_coordinate(v) for v in item["keypoints"]], dtype=np.float64
             ).reshape(-1, 2)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}, field 'keypoints': expected [[x, y], ...] numbers; {err}") from None
+            raise ValueError(f"{where}, field 'keypoints': {err} (expected [[x, y], ...])") from None
         if kp.ndim != 2 or kp.shape[1] != 2:
             raise ValueError(f"{where}, field 'keypoints': expected shape (K, 2); got {kp.shape}")
         vis: Any = item.get("visible")
         visible = None if vis is None else np.asarray(vis, dtype=bool)
         if visible is not None and visible.shape != (kp.shape[0],):
             raise ValueError(f"{where}, field 'visible': expected {kp.shape[0]} booleans; got {list(vis)}")
+        first = next((j for j, r in enumerate(records) if r.num_keypoints), None)
+        if first is not None and kp.shape[0] and kp.shape[0] != records[first].num_keypoints:
+            raise ValueError(
+                f"{where}, field 'keypoints': expected K={records[first].num_keypoints} keypoints, as in "
+                f"record {first}; got {kp.shape[0]}"
+            )
         meta = dict(item.get("meta") or {})
         records.append(KeypointRecord(_resolve(p.parent, str(item["path"])), kp, visible, meta))
     if names is not None and records and records[0].num_keypoints != len(names):

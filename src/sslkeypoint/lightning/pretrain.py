@@ -7,6 +7,11 @@ standard" sequences (see :mod:`sslkeypoint.ssl.selection`), initialised from sta
 gets a lighter augmentation, and queue entries from the query's own sequence are left out of its
 negatives.
 
+A frame that cannot be read is dropped from its batch by the data pipeline
+(:class:`~sslkeypoint.data.PretrainDataModule`: :class:`~sslkeypoint.data.InvalidSample` markers,
+:class:`~sslkeypoint.data.FilteringCollate`); the module counts it with its path and reason
+(``drops``), warns once per file, and fills the batch back to its size with its readable images.
+
 Augmentation is batched on the training device inside :meth:`MoCoPretrainModule.training_step`;
 the key momentum follows lightly's ``cosine_schedule`` from ``momentum`` to ``momentum_end`` over
 the run. Checkpoints hold the full state — both encoders, the heads, the queue, optimizer and
@@ -30,9 +35,11 @@ from torch import Tensor
 from sslkeypoint._version import __version__
 from sslkeypoint.augment import moco_v2_augmentation
 from sslkeypoint.configs import PretrainConfig
+from sslkeypoint.data.invalid import DropCounts, without_drops
 from sslkeypoint.encoders import create_encoder
 from sslkeypoint.losses import GroupMemoryBank
 from sslkeypoint.ssl.moco import MoCoV2
+from sslkeypoint.weights import read_weight_file
 
 __all__ = ["MoCoPretrainModule"]
 
@@ -53,6 +60,26 @@ def _statistics_buffers(model: torch.nn.Module) -> dict[str, Tensor]:
     return {name: buffer for name, buffer in model.named_buffers() if not name.startswith(queues)}
 
 
+def _fill_batch(data: Mapping[str, Any], size: int) -> dict[str, Any]:
+    """The batch's tensors with their first dimension filled up to ``size`` by repeating its items.
+
+    Item ``i`` of the result is item ``i mod n`` of the ``n`` given, so a batch that lost some of its
+    items to unreadable files has its usual size again; other entries are kept as they are.
+
+    Examples:
+        >>> import torch
+        >>> out = _fill_batch({"image": torch.arange(2.0)[:, None], "index": torch.tensor([4, 7])}, 5)
+        >>> out["index"].tolist()
+        [4, 7, 4, 7, 4]
+    """
+    tensors = {k: v for k, v in data.items() if isinstance(v, Tensor) and v.ndim >= 1}
+    n = next(iter(tensors.values())).shape[0]
+    if n >= size:
+        return dict(data)
+    take = torch.arange(size) % n
+    return {k: v.index_select(0, take.to(v.device)) if k in tensors else v for k, v in data.items()}
+
+
 def _step_seed(seed: int, rank: int, step: int) -> int:
     """The seed of one optimisation step's augmentation on one process (distinct for each pair)."""
     return (((seed * 1_000_003 + rank) << 32) + step) % (1 << 63)
@@ -61,10 +88,18 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
 class MoCoPretrainModule(pl.LightningModule):
     """LightningModule for both MoCo v2 stages: device-side augmentation, momentum, loss.
 
-    Batches: stage 1 ``images (B, C, H, W)`` or ``(images, image_index (B,))``; stage 2
-    ``(frame_t, frame_t_plus_delta, sequence_index (B,))`` as ``TemporalPairDataset`` yields them.
-    The indices (when present and ``mask_same_source``) keep queue entries of the query's own
-    image or sequence out of its negatives.
+    Batches: the dicts of :class:`~sslkeypoint.data.PretrainDataModule` (stage 1 ``{"image",
+    "index"}``, stage 2 ``{"image", "partner", "sequence"}``, with the drop entries of
+    :class:`~sslkeypoint.data.FilteringCollate`), or plain stage 1 ``images (B, C, H, W)`` /
+    ``(images, image_index (B,))`` and stage 2 ``(frame_t, frame_t_plus_delta, sequence_index
+    (B,))``. The indices (when present and ``mask_same_source``) keep queue entries of the query's
+    own image or sequence out of its negatives.
+
+    Unreadable files dropped from a batch are counted in :attr:`drops` (path and reason) with one
+    warning per file; the batch is filled back to its size (``"num_samples"``) by repeating its
+    readable items, so every step and every DDP process runs on full batches. A batch with no
+    readable item is skipped in a single process; under DDP it stops the run with an error naming
+    the files (the processes must run the same steps).
 
     Args:
         config: The run's :class:`~sslkeypoint.configs.PretrainConfig` (or its dict form, as stored in
@@ -76,6 +111,10 @@ class MoCoPretrainModule(pl.LightningModule):
         config: The config.
         model: The :class:`~sslkeypoint.ssl.moco.MoCoV2`.
         augment: The MoCo v2 view augmentation.
+        drops: Samples seen and dropped in this process since the module was built, by reason,
+            with the dropped files (:class:`~sslkeypoint.data.DropCounts`).
+        drop_history: Per-epoch drop counts over every process, written by
+            :class:`~sslkeypoint.lightning.callbacks.DropReport` when it is among the callbacks.
     """
 
     def __init__(
@@ -102,6 +141,9 @@ class MoCoPretrainModule(pl.LightningModule):
             split_bn=cfg.split_bn,
         )
         self.augment = moco_v2_augmentation(cfg.image_size, in_chans=cfg.in_chans, **cfg.augment)
+        self.drops = DropCounts()
+        self.drop_history: list[dict[str, Any]] = []
+        self._warned: set[str] = set()
 
     def momentum_at(self, step: int) -> float:
         """Key momentum at ``step``: cosine from ``momentum`` to ``momentum_end`` over the run.
@@ -133,6 +175,15 @@ class MoCoPretrainModule(pl.LightningModule):
 
     def _augmented(self, batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
         with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+            if isinstance(batch, Mapping):
+                missing = [k for k in ("image", "index" if self.config.stage == 1 else "partner") if k not in batch]
+                if missing:
+                    raise ValueError(f"a stage-{self.config.stage} batch needs the entries {missing}; got {sorted(batch)}")
+                group_key = "index" if self.config.stage == 1 else "sequence"
+                groups = batch.get(group_key) if self.config.mask_same_source else None
+                first = batch["image"].float()
+                second = first if self.config.stage == 1 else batch["partner"].float()
+                return self.augment(first), self.augment(second), groups
             if self.config.stage == 1:
                 x, index = (batch, None) if isinstance(batch, Tensor) else (batch[0], batch[1])
                 groups = index if self.config.mask_same_source else None
@@ -148,13 +199,46 @@ class MoCoPretrainModule(pl.LightningModule):
         if dataset is not None and hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """One MoCo step: momentum update, two augmented views, InfoNCE loss (logged)."""
+    def _readable(self, batch: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Count and report the batch's dropped files; its readable items filled to full size."""
+        self.drops.update(batch)
+        for path, reason, detail in batch.get("dropped", []):
+            if path not in self._warned:
+                self._warned.add(path)
+                warnings.warn(f"pre-training skips {path}: {reason}" + (f" ({detail})" if detail else ""),
+                              UserWarning, stacklevel=2)
+        data = without_drops(batch)
+        if data is None:
+            if self._world_size() > 1:
+                names = ", ".join(p for p, _, _ in batch.get("dropped", []))
+                raise RuntimeError(
+                    f"no file of a training batch could be read ({names}); with several processes the "
+                    "step cannot be skipped: remove or repair the files (inspect the data first)"
+                )
+            return None
+        return _fill_batch(data, int(batch.get("num_samples", 0)))
+
+    def _world_size(self) -> int:
+        try:
+            return int(self.trainer.world_size)
+        except RuntimeError:  # no Trainer attached
+            return 1
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        """One MoCo step: momentum update, two augmented views, InfoNCE loss (logged).
+
+        A batch without a readable item (all its files dropped) is skipped: ``None``, no step.
+        """
+        if isinstance(batch, Mapping):
+            batch = self._readable(batch)
+            if batch is None:
+                return None
         m = self.momentum_at(self.global_step)
         self.model.update_momentum(m)
         query, key, groups = self._views(batch)
         loss = self.model(query, key, groups)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=query.shape[0])
         self.log("momentum", m, on_step=True, on_epoch=False)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
@@ -233,7 +317,7 @@ class MoCoPretrainModule(pl.LightningModule):
         """
         path = Path(path)
         if path.suffix == ".ckpt":
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = read_weight_file(path)
             if "state_dict" not in ckpt:
                 raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
             queue_keys = _queue_state_keys(self.model)

@@ -90,13 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``) and run the chosen command."""
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the chosen command; returns the exit status.
+
+    Bad input ends with a one-line ``error: ...`` on stderr and status 2, not a traceback: a
+    malformed data folder, a folder that holds files the command will not overwrite (synthetic
+    data, a submission, a run or stage folder made with other settings or data), an unusable
+    weight file, a missing input. A training run stopped by ``SIGTERM`` or ``SIGINT`` exits with
+    143 or 130 after saying what was saved (:class:`sslkeypoint.runs.RunInterrupted`).
+    """
     args = build_parser().parse_args(argv)
     from iugc_aop.formats import IUGCFormatError, IUGCLayoutError
+    from iugc_aop.submission.export import SubmissionFolderError
+    from iugc_aop.synth.write import SyntheticFolderError
+    from sslkeypoint.runs import RunFolderError
+    from sslkeypoint.weights import WeightFileError
 
     try:
         return int(args._run(args))
-    except (IUGCLayoutError, IUGCFormatError) as exc:
+    except (IUGCLayoutError, IUGCFormatError, SyntheticFolderError, SubmissionFolderError, RunFolderError,
+            WeightFileError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -116,7 +128,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                    "default: synthetic data in the same layout")
     g.add_argument("--synthetic-dir", type=Path, default=Path("iugc_synthetic"), metavar="DIR",
                    help="where synthetic data is written when --data is not given "
-                   "(reused when already there; default: %(default)s)")
+                   "(reused when already there; a folder holding other files is refused; "
+                   "default: %(default)s)")
     g.add_argument("--synthetic-size", choices=SIZES, default="quick",
                    help="size of the synthetic data (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
@@ -127,20 +140,28 @@ def resolve_data_root(args: argparse.Namespace) -> Path:
     """The data root of a command: ``--data``, or synthetic data written on first use.
 
     Synthetic data in ``--synthetic-dir`` is reused when its ``synthetic_truth.json`` records the
-    same size and seed; otherwise it is (re)written, with its ``contact_sheet.png``.
+    same size and seed; otherwise it is (re)written, with its ``contact_sheet.png``. A folder that
+    holds files the generator did not write is never written into.
+
+    Raises:
+        iugc_aop.synth.write.SyntheticFolderError: If ``--synthetic-dir`` holds files but no
+            synthetic data set (nothing is written; :func:`main` prints it and exits with 2).
     """
     if args.data is not None:
         return Path(args.data)
     from iugc_aop.formats.truth import load_truth
     from iugc_aop.synth import SynthConfig
+    from iugc_aop.synth.write import check_synthetic_folder
 
     out = Path(args.synthetic_dir)
     config = SynthConfig.preset(args.synthetic_size)
-    truth = load_truth(out) if out.is_dir() else None
+    state = check_synthetic_folder(out)
+    truth = load_truth(out) if state == "complete" else None
     wanted = json.loads(json.dumps(config.to_dict()))
     if truth is None or truth.get("seed") != args.seed or truth.get("config") != wanted:
-        print(f"writing synthetic IUGC-format data ({args.synthetic_size}, seed {args.seed}) "
-              f"to {out}", file=sys.stderr)
+        again = {"complete": "rewriting", "interrupted": "rewriting (after an interrupted run)"}
+        print(f"{again.get(state, 'writing')} synthetic IUGC-format data ({args.synthetic_size}, "
+              f"seed {args.seed}) to {out}", file=sys.stderr)
         _write_synthetic(out, config, args.seed, progress=not args.no_progress,
                          workers=_default_workers(), sheet=True)
     return out
@@ -170,7 +191,9 @@ def _write_synthetic(
 
 
 def _configure_synth(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="root folder to write")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="root folder to write: new, empty, or synthetic data written before "
+                   "(a folder holding other files is refused)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--size", choices=SIZES, default="quick",
                    help="preset size (default: %(default)s); the count options override it")
@@ -221,8 +244,12 @@ def _configure_inspect(p: argparse.ArgumentParser) -> None:
                    help="parts to read (default: all)")
     p.add_argument("--no-image-check", action="store_true",
                    help="do not decode images (only hash them for duplicates)")
+    p.add_argument("--decode-frames", action="store_true",
+                   help="decode every unlabelled frame completely, as pre-training reads it "
+                   "(implied by --strict)")
     p.add_argument("--strict", action="store_true",
-                   help="exit with status 1 when any error or warning is found")
+                   help="also decode every unlabelled frame; exit with status 1 when any error or "
+                   "warning is found")
     p.add_argument("--contact-sheet", type=Path, default=None, metavar="PNG",
                    help="also draw a contact sheet")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -232,6 +259,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from iugc_aop.formats import PARTS, read_iugc
 
     ds = read_iugc(args.data, parts=args.parts or PARTS, check_images=not args.no_image_check,
+                   check_frames=args.decode_frames or (args.strict and not args.no_image_check),
                    progress=not args.no_progress)
     print(ds.summary())
     if args.contact_sheet is not None:

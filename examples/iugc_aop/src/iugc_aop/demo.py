@@ -26,7 +26,7 @@ from iugc_aop.stages import (
 from iugc_aop.stages.cache import fingerprint
 from iugc_aop.stages.common import PathLike, say
 from iugc_aop.submission import evaluate_submission, export_submission
-from iugc_aop.synth import SynthConfig, write_synthetic_iugc
+from iugc_aop.synth import SynthConfig, check_synthetic_folder, write_synthetic_iugc
 from iugc_aop.variants import VARIANTS
 from sslkeypoint.configs import TrainerConfig
 from sslkeypoint.data import file_digest, records_fingerprint
@@ -70,17 +70,16 @@ def prepare_demo_data(out_dir: PathLike, profile: Profile | str, seed: int = 0, 
     seed; a folder ``out_dir/data`` that is not such a data set is never written into.
 
     Raises:
-        ValueError: If ``out_dir/data`` holds files but no synthetic data set of this pipeline.
+        iugc_aop.synth.SyntheticFolderError: If ``out_dir/data`` holds files but no synthetic data
+            set of this pipeline (a ``ValueError``).
     """
     profile = get_profile(profile)
     root = Path(out_dir) / "data"
     config = SynthConfig.preset(profile.synthetic_size, **profile.synthetic_overrides)
     wanted = json.loads(json.dumps(config.to_dict()))
-    truth = load_truth(root) if root.is_dir() else None
+    truth = load_truth(root) if check_synthetic_folder(root) == "complete" else None
     if truth is not None and truth.get("seed") == seed and truth.get("config") == wanted:
         return root
-    if root.is_dir() and any(root.iterdir()) and truth is None:
-        raise ValueError(f"{root} holds files but no synthetic_truth.json: it is not demo data; nothing was written")
     say(f"writing synthetic IUGC-format data ({profile.synthetic_size} {profile.synthetic_overrides or ''}, "
         f"seed {seed}) to {root}")
     write_synthetic_iugc(root, config, seed=seed, progress=progress, workers=max(1, min(2, os.cpu_count() or 1)))

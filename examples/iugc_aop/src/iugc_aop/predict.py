@@ -2,8 +2,10 @@
 
 ``python -m iugc_aop predict --checkpoint CKPT --input IMAGE_OR_FOLDER --out DIR`` writes
 ``DIR/predictions.csv`` — columns ``Filename``, ``PS1``, ``PS2``, ``FH1`` (points as ``"(x, y)"``
-strings, as in the IUGC CSVs, in each image's original pixels) and ``AOP`` (degrees) — and one
-overlay PNG per image in ``DIR/overlays/``.
+strings, as in the IUGC CSVs, in each image's original pixels) and ``AOP`` (degrees) — one
+overlay PNG per image in ``DIR/overlays/``, and ``DIR/skipped.csv`` (``Filename``, ``Reason``)
+listing the files that could not be read (also printed). Unreadable files do not stop the
+others; the exit status is 1 only when no image at all could be read.
 
 ``python -m iugc_aop export-submission --checkpoint CKPT --out DIR`` writes a Codabench submission
 folder (:func:`iugc_aop.submission.export_submission`).
@@ -21,13 +23,17 @@ import csv
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from iugc_aop.cli import Command, register
 from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
 
-__all__ = ["predict_images"]
+__all__ = ["PredictResult", "predict_images"]
+
+#: Skipped files listed on screen by ``predict`` (all of them are in ``skipped.csv``).
+_SHOWN_SKIPS = 20
 
 
 def _input_images(source: str | Path, *, recursive: bool = False) -> list[Path]:
@@ -76,6 +82,41 @@ def _overlay_name(label: str) -> str:
     return Path(label.replace("/", "__").replace("\\", "__")).stem + ".png"
 
 
+@dataclass(frozen=True)
+class PredictResult:
+    """What :func:`predict_images` wrote.
+
+    Attributes:
+        csv_path: ``predictions.csv`` (one row per image read).
+        skipped_path: ``skipped.csv`` (``Filename``, ``Reason``; only the header when none).
+        predicted: Number of images predicted.
+        skipped: ``(Filename, reason)`` of every file that could not be read, in input order.
+
+    Examples:
+        >>> r = PredictResult(Path("p.csv"), Path("s.csv"), 2, [("b.jpg", "cannot decode: truncated")])
+        >>> r.total
+        3
+    """
+
+    csv_path: Path
+    skipped_path: Path
+    predicted: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Files given (predicted + skipped)."""
+        return self.predicted + len(self.skipped)
+
+
+def _read_failure(exc: Exception) -> str:
+    """Why an image could not be read, without its path (the CSV row names the file)."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    cause = exc.__cause__
+    return f"cannot decode: {cause}" if cause is not None else str(exc)
+
+
 def predict_images(
     checkpoint: str | Path,
     images: Sequence[str | Path],
@@ -86,17 +127,19 @@ def predict_images(
     refine: str | None = None,
     batch_size: int = 8,
     progress: bool = True,
-) -> Path:
+) -> PredictResult:
     """Predict PS1, PS2, FH1 and the AoP for image files; write the CSV and overlays.
 
     The checkpoint's own codec decodes the heatmaps and maps the landmarks back to each image's
     pixels; the AoP is the prediction's ``measures["aop"]`` (the checkpoint's measure, else
-    :data:`iugc_aop.landmarks.AOP` on the predicted landmarks).
+    :data:`iugc_aop.landmarks.AOP` on the predicted landmarks). A file that is missing or cannot
+    be decoded is skipped and listed in ``skipped.csv`` with the reason; the others are predicted.
 
     Args:
         checkpoint: Fine-tuning checkpoint or saved predictor folder.
         images: Image files (any size; decoded by content).
-        out_dir: Output folder (created): ``predictions.csv`` and ``overlays/*.png``.
+        out_dir: Output folder (created): ``predictions.csv``, ``skipped.csv`` and
+            ``overlays/*.png``.
         root: Folder the ``Filename`` column is relative to (default: each file's name).
         overlays: Also draw one overlay PNG per image (landmarks and the AoP construction).
         refine: Override the checkpoint codec's sub-pixel refinement (codecs that have one).
@@ -104,12 +147,14 @@ def predict_images(
         progress: Show progress bars.
 
     Returns:
-        The path of ``predictions.csv``.
+        A :class:`PredictResult` (what was written, what was skipped and why).
 
     Raises:
         ValueError: If ``refine`` is given for a codec without a refinement setting, or the
             checkpoint carries no model description.
     """
+    import torch
+
     from sslkeypoint.data import format_point
     from sslkeypoint.inference import KeypointPredictor
 
@@ -119,34 +164,66 @@ def predict_images(
     predictor = KeypointPredictor.from_checkpoint(Path(checkpoint), **overrides)
     order = _landmark_order(predictor.keypoint_names)
     paths = [Path(p) for p in images]
-    result = predictor.predict(paths, progress=progress)
-    kp = result.keypoints[:, order]  # (N, 3, 2) original px, PS1, PS2, FH1
-    aop = result.measures["aop"] if "aop" in result.measures else MEASURES["aop"](kp)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     base = Path(root) if root is not None else None
     labels = [str(p.relative_to(base)) if base is not None else p.name for p in paths]
+
+    kept: list[int] = []
+    skipped: list[tuple[str, str]] = []
+    kp_parts: list[Any] = []
+    aop_parts: list[Any] = []
+    starts: Any = range(0, len(paths), predictor.batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="predict", unit="batch")
+    for start in starts:
+        tensors, sizes = [], []
+        for i in range(start, min(start + predictor.batch_size, len(paths))):
+            try:
+                tensor, size = predictor.preprocess(paths[i])
+            except (OSError, ValueError) as exc:  # missing, undecodable or unsupported image
+                skipped.append((labels[i], _read_failure(exc)))
+                continue
+            kept.append(i)
+            tensors.append(tensor)
+            sizes.append(size)
+        if not tensors:
+            continue
+        result = predictor.predict_batch(torch.stack(tensors), torch.tensor(sizes, dtype=torch.long))
+        kp = result.keypoints[:, order]  # (B, 3, 2) original px, PS1, PS2, FH1
+        kp_parts.append(kp)
+        aop_parts.append(result.measures["aop"] if "aop" in result.measures else MEASURES["aop"](kp))
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "predictions.csv"
+    all_kp = torch.cat(kp_parts) if kp_parts else torch.zeros(0, len(LANDMARK_NAMES), 2)
+    all_aop = torch.cat(aop_parts) if aop_parts else torch.zeros(0)
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["Filename", *LANDMARK_NAMES, "AOP"])
-        for label, pts, angle in zip(labels, kp.tolist(), aop.tolist()):
-            writer.writerow([label, *(format_point(x, y) for x, y in pts),
+        for i, pts, angle in zip(kept, all_kp.tolist(), all_aop.tolist()):
+            writer.writerow([labels[i], *(format_point(x, y) for x, y in pts),
                              f"{angle:.4f}" if math.isfinite(angle) else "nan"])
-    if overlays:
+    skipped_path = out / "skipped.csv"
+    with open(skipped_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Filename", "Reason"])
+        writer.writerows(skipped)
+    if overlays and kept:
         from sslkeypoint.visualize import draw_predictions
 
         folder = out / "overlays"
         folder.mkdir(exist_ok=True)
-        items: Any = zip(paths, labels, kp)
+        items: Any = zip(kept, all_kp)
         if progress:
             from tqdm.auto import tqdm
 
-            items = tqdm(items, total=len(paths), desc="overlays", unit="image")
-        for path, label, pts in items:
-            picture = draw_predictions(path, pts, names=LANDMARK_NAMES, measures=MEASURES)
-            picture.save(folder / _overlay_name(label))
-    return csv_path
+            items = tqdm(items, total=len(kept), desc="overlays", unit="image")
+        for i, pts in items:
+            picture = draw_predictions(paths[i], pts, names=LANDMARK_NAMES, measures=MEASURES)
+            picture.save(folder / _overlay_name(labels[i]))
+    return PredictResult(csv_path, skipped_path, len(kept), skipped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,7 +245,7 @@ def _configure_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", type=Path, required=True, metavar="PATH",
                    help="an image, or a folder of images (.jpg/.png/...; decoded by content)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="output folder: predictions.csv and overlays/")
+                   help="output folder: predictions.csv, skipped.csv (unreadable files) and overlays/")
     p.add_argument("--recursive", action="store_true", help="also read images in sub-folders")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: %(default)s)")
@@ -186,13 +263,24 @@ def _run_predict(args: argparse.Namespace) -> int:
         return 2
     root = args.input if args.input.is_dir() else None
     try:
-        csv_path = predict_images(args.checkpoint, images, args.out, root=root, overlays=not args.no_overlays,
-                                  refine=args.refine, batch_size=args.batch_size,
-                                  progress=not args.no_progress)
+        result = predict_images(args.checkpoint, images, args.out, root=root, overlays=not args.no_overlays,
+                                refine=args.refine, batch_size=args.batch_size,
+                                progress=not args.no_progress)
     except ValueError as exc:  # --refine for a codec without refinement, a bad --batch-size
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"predicted {len(images)} image(s): {csv_path}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} of {result.total} image(s) that could not be read "
+              f"(listed in {result.skipped_path}):", file=sys.stderr)
+        for name, reason in result.skipped[:_SHOWN_SKIPS]:
+            print(f"  {name}: {reason}", file=sys.stderr)
+        if len(result.skipped) > _SHOWN_SKIPS:
+            print(f"  … and {len(result.skipped) - _SHOWN_SKIPS} more", file=sys.stderr)
+    if result.predicted == 0:
+        print(f"error: none of the {result.total} image(s) could be read; nothing was predicted",
+              file=sys.stderr)
+        return 1
+    print(f"predicted {result.predicted} image(s): {result.csv_path}")
     if not args.no_overlays:
         print(f"overlays: {args.out / 'overlays'}")
     return 0
@@ -210,23 +298,32 @@ register(Command("predict", "predict PS1, PS2, FH1 and the AoP for an image or a
 def _configure_export(p: argparse.ArgumentParser) -> None:
     _add_model_options(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="submission folder to write (model.py, model.pt, metadata.json)")
+                   help="submission folder to write (model.py, model.pt, metadata.json): new, empty, "
+                   "or one exported before (refreshed)")
     p.add_argument("--no-check", action="store_true",
                    help="skip the check against the library predictor")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other files, or whose model.py changed since "
+                   "its export (only the three submission files are replaced)")
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from iugc_aop.submission import export_submission
+    from iugc_aop.submission import SUBMISSION_FILES, export_submission
+    from iugc_aop.submission.export import SubmissionFolderError
 
     if not args.checkpoint.exists():
         print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
         return 2
     try:
-        out = export_submission(args.checkpoint, args.out, refine=args.refine, check=not args.no_check)
+        out = export_submission(args.checkpoint, args.out, refine=args.refine, check=not args.no_check,
+                                force=args.force)
+    except SubmissionFolderError as exc:
+        print(f"error: {str(exc).replace('force=True (--force)', '--force')}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # wrong landmarks, --refine without refinement, failed check
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"submission written to {out} ({', '.join(sorted(f.name for f in out.iterdir()))})")
+    print(f"submission written to {out} ({', '.join(sorted(SUBMISSION_FILES))})")
     return 0
 
 

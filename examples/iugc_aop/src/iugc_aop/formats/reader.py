@@ -44,7 +44,7 @@ from iugc_aop.formats.iugc import (
     read_label_csv,
 )
 from iugc_aop.landmarks import LANDMARK_NAMES, aop_degrees
-from sslkeypoint.data import IMAGE_EXTENSIONS, KeypointRecord, natural_sort_key
+from sslkeypoint.data import IMAGE_EXTENSIONS, KeypointRecord, natural_sort_key, read_image
 
 __all__ = [
     "AOP_TOLERANCE_DEG",
@@ -463,6 +463,19 @@ def _hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _decode_frames(frames: Sequence[Path], progress: bool, problems: list[Problem]) -> int:
+    """Decode every frame as pre-training reads it; one ``unreadable_image`` error per bad file."""
+    bad = 0
+    for path in tqdm(frames, desc="decode frames", unit="img", disable=not progress):
+        try:
+            read_image(path)
+        except (OSError, ValueError) as exc:  # missing, truncated, not an image, unsupported values
+            bad += 1
+            text = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            problems.append(Problem("error", "unreadable_image", f"unlabelled frame: {text}", path))
+    return bad
+
+
 def _check_images(
     ds: IUGCDataset, progress: bool, problems: list[Problem]
 ) -> None:
@@ -553,6 +566,7 @@ def read_iugc(
     *,
     parts: Collection[str] = PARTS,
     check_images: bool = True,
+    check_frames: bool = False,
     progress: bool = True,
 ) -> IUGCDataset:
     """Read an IUGC 2025 data set (or a synthetic one written in the same layout).
@@ -564,6 +578,10 @@ def read_iugc(
         check_images: Decode every labelled and reference image (format by content, size,
             equal channels, landmarks inside the image) and sniff the format of every frame.
             Without it, only the file bytes are hashed (for duplicates).
+        check_frames: Also decode every unlabelled frame completely, as pre-training reads it
+            (:func:`sslkeypoint.data.read_image`): a truncated or corrupt frame is an
+            ``unreadable_image`` error naming the file and the reason. Takes about one pass of
+            pre-training's reading; ``report["unreadable_frames"]`` counts them.
         progress: Show progress bars.
 
     Returns:
@@ -610,6 +628,9 @@ def read_iugc(
     ds.duplicates = _find_duplicates(ds, progress, problems)
     if check_images:
         _check_images(ds, progress, problems)
+    if check_frames:
+        frames = [p for v in ds.sequences.values() for p in v]
+        ds.report["unreadable_frames"] = _decode_frames(frames, progress, problems)
     ds.report.update(
         parts=list(parts),
         labelled={s: len(ds.split(s)) for s in ("train", "validation", "testing")},

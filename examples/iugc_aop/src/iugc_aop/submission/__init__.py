@@ -11,7 +11,9 @@ A submission folder holds
 * ``model.pt`` — the network with its codec's decode
   (:class:`~sslkeypoint.inference.KeypointDecoder`) as TorchScript, loadable with torch alone;
 * ``metadata.json`` — input size, channels, landmark order, how landmarks map back to the image
-  (``map_back``), the codec, library version and the SHA-256 of the source checkpoint.
+  (``map_back``), the codec, library version, the SHA-256 of the source checkpoint and of every
+  file the export wrote (``files``): the record that lets a later export refresh the folder, and
+  refuse a folder it did not write (:func:`check_submission_folder`).
 
 :mod:`iugc_aop.submission.export` writes one from a fine-tuning checkpoint
 (:func:`export_submission`; the codec is the checkpoint's own);
@@ -27,6 +29,8 @@ from iugc_aop.submission.export import (
     MAP_BACK_MODES,
     METADATA_VERSION,
     SUBMISSION_FILES,
+    SubmissionFolderError,
+    check_submission_folder,
     export_submission,
     file_sha256,
     map_back_mode,
@@ -39,6 +43,8 @@ __all__ = [
     "MAP_BACK_MODES",
     "METADATA_VERSION",
     "SUBMISSION_FILES",
+    "SubmissionFolderError",
+    "check_submission_folder",
     "evaluate_submission",
     "export_submission",
     "file_sha256",

@@ -7,6 +7,12 @@ The codec is the one stored in the checkpoint: a model trained with
 :class:`~iugc_aop.starter_codec.StarterCodec` decodes with it and maps back with the starter's
 ``x * W / W_in`` (``"map_back": "scale"``); any other codec maps back with the pixel-centre
 ``x = (x_in + 0.5) * W / W_in - 0.5`` (``"pixel_centre"``).
+
+``metadata.json`` lists the files written with it and their SHA-256 (``"files"``), which makes the
+folder recognisable as one this exporter wrote: :func:`export_submission` refreshes such a folder,
+refuses one whose ``model.py`` or ``model.pt`` was changed since, and refuses a non-empty folder
+it did not write (:func:`check_submission_folder`) unless ``force`` — and then replaces only the
+three submission files, leaving any other file where it is.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ __all__ = [
     "MAP_BACK_MODES",
     "METADATA_VERSION",
     "SUBMISSION_FILES",
+    "SubmissionFolderError",
+    "check_submission_folder",
     "export_submission",
     "file_sha256",
     "map_back_mode",
@@ -42,8 +50,10 @@ __all__ = [
 
 #: Files of a submission folder.
 SUBMISSION_FILES: tuple[str, ...] = ("model.py", "model.pt", "metadata.json")
-#: Format version of ``metadata.json``.
-METADATA_VERSION = 2
+#: Format version of ``metadata.json`` (3: the ``"files"`` entry).
+METADATA_VERSION = 3
+#: ``metadata.json``'s ``"task"``, which also marks a folder this exporter wrote.
+TASK = "IUGC 2025 landmarks (PS1, PS2, FH1)"
 #: How ``model.py`` maps input-pixel landmarks to the image's pixels (``metadata["map_back"]``).
 MAP_BACK_MODES: tuple[str, ...] = ("pixel_centre", "scale")
 #: Largest landmark difference (px) :func:`export_submission` accepts in its check.
@@ -159,6 +169,8 @@ def submission_metadata(
     is provenance: the codec (:func:`~sslkeypoint.heatmaps.codec_to_dict`), its refinement
     (``"none"`` for a codec without one), the library and torch versions and the SHA-256 of the
     source checkpoint (of a saved-predictor folder: of its files' names and hashes).
+    :func:`export_submission` adds ``"files"``: the SHA-256 of the ``model.py`` and ``model.pt``
+    it wrote beside it.
 
     Args:
         predictor: The predictor whose network is exported.
@@ -173,7 +185,7 @@ def submission_metadata(
     codec = predictor.codec
     return {
         "format": METADATA_VERSION,
-        "task": "IUGC 2025 landmarks (PS1, PS2, FH1)",
+        "task": TASK,
         "input_size": list(predictor.input_size),
         "heatmap_size": [int(v) for v in codec.heatmap_size],
         "in_chans": predictor.in_chans,
@@ -192,6 +204,88 @@ def submission_metadata(
     }
 
 
+class SubmissionFolderError(ValueError):
+    """A folder :func:`export_submission` will not write into without ``force``."""
+
+
+def _exported_metadata(folder: Path) -> dict[str, Any] | None:
+    """The folder's ``metadata.json`` when this exporter wrote it, else ``None``."""
+    try:
+        meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(meta, dict) and meta.get("library") == "sslkeypoint" and meta.get("task") == TASK:
+        return meta
+    return None
+
+
+def _changed_since_export(folder: Path, meta: dict[str, Any]) -> list[str]:
+    """Submission files in ``folder`` that differ from what the export recorded.
+
+    ``metadata.json`` of format 3 on lists each file's SHA-256; an older folder records none, so
+    its ``model.py`` must equal :func:`submission_template`.
+    """
+    recorded = meta.get("files")
+    if not isinstance(recorded, dict):
+        model_py = folder / "model.py"
+        same = not model_py.is_file() or model_py.read_text(encoding="utf-8") == submission_template()
+        return [] if same else ["model.py"]
+    return [name for name, digest in sorted(recorded.items())
+            if name in SUBMISSION_FILES and (folder / name).is_file() and file_sha256(folder / name) != digest]
+
+
+def check_submission_folder(out_dir: str | Path, *, force: bool = False) -> None:
+    """Refuse a submission folder whose files :func:`export_submission` would wrongly replace.
+
+    Accepted: a new or empty folder, or one this exporter wrote (its ``metadata.json`` names the
+    task and the library) whose ``model.py`` and ``model.pt`` are as exported. With ``force`` any
+    folder is accepted (only the submission files in it are then replaced).
+
+    Args:
+        out_dir: The intended submission folder.
+        force: Accept any folder.
+
+    Raises:
+        SubmissionFolderError: If ``out_dir`` is a file; holds files but was not written by this
+            exporter; or holds a submission whose ``model.py`` or ``model.pt`` changed since its
+            export (the message names the folder and the files).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> check_submission_folder(folder)  # empty: fine
+        >>> _ = (folder / "model.py").write_text("class model: ...")
+        >>> check_submission_folder(folder)
+        Traceback (most recent call last):
+        ...
+        iugc_aop.submission.export.SubmissionFolderError: ... holds model.py but is not a submission folder ...
+        >>> check_submission_folder(folder, force=True)
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SubmissionFolderError(f"{out} is a file, not a folder; nothing was written")
+    if force or not out.exists() or not any(out.iterdir()):
+        return
+    meta = _exported_metadata(out)
+    if meta is None:
+        present = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        clash = [n for n in SUBMISSION_FILES if (out / n).exists()]
+        what = f"; exporting would replace its {', '.join(clash)}" if clash else ""
+        raise SubmissionFolderError(
+            f"{out} holds {', '.join(present[:6])}{' …' if len(present) > 6 else ''} but is not a "
+            f"submission folder written by export_submission (no metadata.json of one){what}. Nothing "
+            "was written: choose a new or empty folder, or pass force=True (--force) to write the "
+            f"submission files ({', '.join(SUBMISSION_FILES)}) into it anyway."
+        )
+    changed = _changed_since_export(out, meta)
+    if changed:
+        raise SubmissionFolderError(
+            f"{', '.join(changed)} in {out} changed after it was exported (it no longer matches "
+            "metadata.json); exporting again would replace it. Nothing was written: copy your "
+            "changes elsewhere, or pass force=True (--force) to replace it."
+        )
+
+
 def export_submission(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -199,6 +293,7 @@ def export_submission(
     metadata: Mapping[str, Any] | None = None,
     refine: str | None = None,
     check: bool = True,
+    force: bool = False,
 ) -> Path:
     """Write a ready Codabench submission folder from a fine-tuning checkpoint.
 
@@ -212,7 +307,8 @@ def export_submission(
     Args:
         checkpoint: Fine-tuning checkpoint (``.ckpt``) or a folder written by
             :meth:`KeypointPredictor.save <sslkeypoint.inference.KeypointPredictor.save>`.
-        out_dir: Submission folder (created; the three submission files are overwritten).
+        out_dir: Submission folder: new, empty, or one this function wrote before (refreshed);
+            any other folder is refused unless ``force`` (:func:`check_submission_folder`).
         metadata: Extra JSON-ready entries stored under ``"extra"`` in ``metadata.json`` (e.g.
             the variant name or the run's validation metrics).
         refine: Sub-pixel refinement instead of the checkpoint codec's (``"dark"``,
@@ -220,12 +316,17 @@ def export_submission(
         check: Load the written folder through the challenge interface and compare it with the
             library predictor on a synthetic 512×512 image and a 400×300 one; raise if any
             landmark differs by more than 0.5 px.
+        force: Write into ``out_dir`` whatever it holds; only the files of
+            :data:`SUBMISSION_FILES` are replaced, any other file stays (and is not part of the
+            submission's ``"files"``).
 
     Returns:
         The submission folder.
 
     Raises:
         FileNotFoundError: If the checkpoint does not exist.
+        SubmissionFolderError: If ``out_dir`` is not a folder this function may write into
+            (nothing is written).
         ValueError: If the checkpoint's landmarks are not PS1, PS2, FH1, if ``refine`` is given
             for a codec without a refinement setting, or if the check fails.
 
@@ -238,17 +339,19 @@ def export_submission(
     src = Path(checkpoint)
     if not src.exists():
         raise FileNotFoundError(f"checkpoint not found: {src}")
+    out = Path(out_dir)
+    check_submission_folder(out, force=force)
     overrides: dict[str, Any] = {"device": "cpu"}
     if refine is not None:
         overrides["refine"] = refine
     predictor = KeypointPredictor.from_checkpoint(src, **overrides)
     order = output_indices(predictor.keypoint_names, _num_keypoints(predictor))
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     export_torchscript(predictor, out / "model.pt")
     (out / "model.py").write_text(submission_template(), encoding="utf-8")
     meta = submission_metadata(predictor, src, order, metadata)
+    meta["files"] = {name: file_sha256(out / name) for name in SUBMISSION_FILES if name != "metadata.json"}
     (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
     if check:
         worst = _self_check(out, predictor, order)

@@ -38,7 +38,13 @@ from iugc_aop.synth.scene import (
     place_head,
     rigid_transform,
 )
-from iugc_aop.synth.write import SynthResult, write_synthetic_iugc
+from iugc_aop.synth.write import (
+    WRITING_NAME,
+    SyntheticFolderError,
+    SynthResult,
+    check_synthetic_folder,
+    write_synthetic_iugc,
+)
 
 __all__ = [
     "IMAGE_SIZE",
@@ -48,6 +54,7 @@ __all__ = [
     "TESTING_AOP",
     "TRAIN_AOP",
     "VALIDATION_AOP",
+    "WRITING_NAME",
     "AoPDistribution",
     "CoordinateRanges",
     "DrawnEllipse",
@@ -56,6 +63,8 @@ __all__ = [
     "SequenceSpec",
     "SynthConfig",
     "SynthResult",
+    "SyntheticFolderError",
+    "check_synthetic_folder",
     "load_truth",
     "place_head",
     "render_scene",

@@ -5,11 +5,18 @@ frame (:mod:`iugc_aop.synth.render`) and writes the images, the label files in t
 format (:mod:`iugc_aop.formats.iugc`, so the real reader is what runs on them) and
 ``synthetic_truth.json`` (:mod:`iugc_aop.formats.truth`). It draws nothing else: the contact
 sheet is :func:`iugc_aop.plotting.contact_sheet`'s.
+
+It writes only into a folder that is new, empty, or one it wrote itself
+(:func:`check_synthetic_folder`): a folder holding anything else — a copy of the real IUGC data,
+say — is refused with :class:`SyntheticFolderError` and left untouched. While it writes, the marker
+:data:`WRITING_NAME` sits at the root (written first, removed after ``synthetic_truth.json``), so an
+interrupted run still leaves a folder recognised as the generator's, which the next run rewrites.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
 import time
@@ -17,7 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -43,7 +50,107 @@ from iugc_aop.synth.labels import (
 from iugc_aop.synth.render import render_scene
 from iugc_aop.synth.scene import Fan
 
-__all__ = ["SynthResult", "write_synthetic_iugc"]
+__all__ = [
+    "WRITING_NAME",
+    "SynthResult",
+    "SyntheticFolderError",
+    "check_synthetic_folder",
+    "write_synthetic_iugc",
+]
+
+#: Marker at the root of a synthetic data set while it is being written.
+WRITING_NAME = "synthetic_writing.json"
+
+
+class SyntheticFolderError(ValueError):
+    """A folder the synthetic-data generator will not write into: it holds files it did not make."""
+
+
+def _written_files(node: Any) -> Iterator[str]:
+    """Every ``"file"`` entry of a ``synthetic_truth.json`` (the images the generator wrote)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "file" and isinstance(value, str):
+                yield value
+            else:
+                yield from _written_files(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _written_files(value)
+
+
+def _remove_written(root: Path) -> None:
+    """Remove the images a previous data set in ``root`` listed in its truth file, then empty folders.
+
+    A data set written again with a smaller configuration must not keep the larger one's extra
+    images (a stale video would be pre-trained on); files the generator did not list stay.
+    """
+    try:
+        truth = json.loads((root / TRUTH_NAME).read_text())
+    except (OSError, ValueError):
+        return
+    folders = set()
+    for rel in _written_files(truth):
+        path = (root / rel).resolve()
+        if path.is_file() and path.is_relative_to(root.resolve()):
+            path.unlink()
+            folders.add(path.parent)
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        while folder != root.resolve() and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+
+
+def _entries(root: Path, limit: int = 6) -> str:
+    """``"Testing/, Training/, notes.txt"`` (the first ``limit`` entries of a folder, and how many)."""
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names)} entries)" if len(names) > limit else "")
+
+
+def check_synthetic_folder(out: str | os.PathLike[str]) -> Literal["new", "complete", "interrupted"]:
+    """Whether :func:`write_synthetic_iugc` may write into ``out``, and what is there.
+
+    Args:
+        out: The intended root folder.
+
+    Returns:
+        ``"new"`` (absent or empty), ``"complete"`` (a data set of the generator: it holds
+        ``synthetic_truth.json``) or ``"interrupted"`` (a run of the generator stopped before the
+        end: it holds :data:`WRITING_NAME`).
+
+    Raises:
+        SyntheticFolderError: If ``out`` is a file, or a folder holding files but neither marker
+            (the message names the folder and what it holds).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> check_synthetic_folder(root / "new"), check_synthetic_folder(root)
+        ('new', 'new')
+        >>> _ = (root / "label.csv").write_text("Filename,PS1,PS2,FH1,AOP\\n")
+        >>> check_synthetic_folder(root)
+        Traceback (most recent call last):
+        ...
+        iugc_aop.synth.write.SyntheticFolderError: ... holds label.csv but no synthetic_truth.json: ...
+    """
+    root = Path(out)
+    if not root.exists():
+        return "new"
+    if not root.is_dir():
+        raise SyntheticFolderError(f"{root} is a file, not a folder: synthetic data needs a folder; nothing was written")
+    if (root / TRUTH_NAME).is_file():
+        return "complete"
+    if (root / WRITING_NAME).is_file():
+        return "interrupted"
+    if not any(root.iterdir()):
+        return "new"
+    raise SyntheticFolderError(
+        f"{root} holds {_entries(root)} but no {TRUTH_NAME}: it is not a synthetic data set written "
+        "by this generator, so nothing was written into it (writing would replace label.csv, 1.jpg, … "
+        "of whatever data is there). Choose a new or empty folder for synthetic data; to read the "
+        "folder as IUGC data, give it as the data root (--data on the command line)."
+    )
 
 
 def _encode(gray: np.ndarray, fmt: str, quality: int) -> bytes:
@@ -134,7 +241,9 @@ def write_synthetic_iugc(
     gives byte-identical files, whatever the number of workers.
 
     Args:
-        out: Root folder (created; existing files of the same names are overwritten).
+        out: Root folder: new, empty, or a data set this function wrote before (the images its
+            ``synthetic_truth.json`` lists are removed first, so none of a larger earlier data set
+            stays behind); any other folder is refused (:func:`check_synthetic_folder`).
         config: Sizes and distributions; the ``quick`` preset when ``None``.
         seed: Seed of the whole data set.
         progress: Show a progress bar.
@@ -142,6 +251,10 @@ def write_synthetic_iugc(
 
     Returns:
         A :class:`SynthResult`.
+
+    Raises:
+        SyntheticFolderError: If ``out`` holds files this generator did not write (nothing is
+            written).
 
     Examples:
         >>> import tempfile
@@ -155,6 +268,12 @@ def write_synthetic_iugc(
     start = time.perf_counter()
     config = config or SynthConfig()
     root = Path(out)
+    if check_synthetic_folder(root) == "complete":
+        _remove_written(root)
+    root.mkdir(parents=True, exist_ok=True)
+    # Marked as the generator's before anything else is touched; the truth file goes next.
+    marker = {"generator": "iugc_aop.synth", "seed": seed, "config": config.to_dict()}
+    (root / WRITING_NAME).write_text(json.dumps(marker, indent=1) + "\n")
     (root / TRUTH_NAME).unlink(missing_ok=True)
     split_dirs = {split: split_dir(root, split) for split in SPLITS}
     unlabelled = unlabelled_dir(root)
@@ -235,4 +354,5 @@ def write_synthetic_iugc(
     bar.close()
     # Written last: its presence marks a complete data set.
     truth_path = write_truth(root, truth)
+    (root / WRITING_NAME).unlink()
     return SynthResult(root, len(jobs), n_png, time.perf_counter() - start, truth_path)

@@ -8,7 +8,8 @@ The folder holds ``model.pt`` (a TorchScript network that maps ``(B, C, H_in, W_
 ``[0, 1]`` to ``(B, K, 2)`` landmarks in input pixels and ``(B, K)`` scores, heatmap decoding
 included) and ``metadata.json`` (input size, channels, landmark order, provenance). Only torch,
 numpy, Pillow and the standard library are used. The preprocessing reproduces sslkeypoint's
-exactly: decode to float32 in ``[0, 1]``; three equal channels become one (an exact copy),
+exactly: decode to float32 in ``[0, 1]`` (8-bit by 255, 16-bit by 65535, a float image by its
+range: ``[0, 1]`` kept, ``[0, 255]`` by 255); alpha dropped; three equal channels become one (an exact copy),
 other colour images BT.601 luma; bilinear resize with ``align_corners=False`` and antialiasing;
 landmarks mapped back with ``x = (x_in + 0.5) * W / W_in - 0.5`` (likewise ``y``), or with the
 IUGC starter's ``x = x_in * W / W_in`` when ``metadata.json`` says ``"map_back": "scale"`` (models
@@ -32,15 +33,33 @@ from PIL import Image
 _LUMA = (0.299, 0.587, 0.114)
 
 
+def _float_to_unit(arr: np.ndarray) -> np.ndarray:
+    """A mode-"F" image by its range: [0, 1] kept, [0, 255] divided by 255, anything else refused."""
+    out = arr.astype(np.float32)
+    if out.size == 0:
+        return out
+    if not np.isfinite(out).all():
+        raise ValueError("a float (mode F) image must hold finite values; it holds NaN or infinity")
+    lo, hi = float(out.min()), float(out.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return out
+    if lo >= 0.0 and hi <= 255.0:
+        return out / np.float32(255.0)
+    raise ValueError(f"a float (mode F) image must hold values in [0, 1] or [0, 255]; it holds [{lo:g}, {hi:g}]")
+
+
 def _pil_to_unit(img: Image.Image) -> np.ndarray:
     """An ``(H, W)`` or ``(H, W, 3)`` float32 array in ``[0, 1]``."""
     mode = img.mode
     if mode.startswith("I;16"):
         return np.asarray(img).astype(np.float32) / 65535.0
-    if mode == "I":
-        return np.asarray(img, dtype=np.int64).astype(np.float32) / 65535.0
+    if mode == "I":  # 32-bit integers: 16-bit grayscale in some Pillow versions
+        arr = np.asarray(img, dtype=np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise ValueError("32-bit integer (mode I) images outside 0..65535 are not supported")
+        return arr.astype(np.float32) / 65535.0
     if mode == "F":
-        return np.asarray(img, dtype=np.float32).astype(np.float32)
+        return _float_to_unit(np.asarray(img, dtype=np.float32))
     if mode in ("L", "RGB"):
         return np.asarray(img).astype(np.float32) / 255.0
     if mode in ("1", "LA", "La"):
