@@ -63,6 +63,7 @@ from sslkeypoint.metrics import (
 )
 from sslkeypoint.models import HeatmapUNet, build_heatmap_model
 from sslkeypoint.recipes import FinetuneResult, PretrainResult, run_finetuning, run_pretraining
+from sslkeypoint.runs import RunFolderError, RunInterrupted
 from sslkeypoint.ssl import (
     MoCoV2,
     ScreeningResult,
@@ -113,6 +114,8 @@ __all__ = [
     "PretrainConfig",
     "PretrainDataModule",
     "PretrainResult",
+    "RunFolderError",
+    "RunInterrupted",
     "ScreeningResult",
     "TemporalPairDataset",
     "TimmEncoder",

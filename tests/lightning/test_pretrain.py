@@ -89,13 +89,17 @@ def logged_momenta(out_dir: Path) -> dict[int, float]:
     return values
 
 
-def test_data_fingerprint_tracks_names_and_sizes_not_location(tmp_path: Path, images: Path) -> None:
+def test_data_fingerprint_tracks_names_and_content_not_location(tmp_path: Path, images: Path) -> None:
     files = sorted(images.glob("*.png"))
     fp = data_fingerprint(files)
     moved = tmp_path / "moved"
     shutil.copytree(images, moved)
     assert data_fingerprint(sorted(moved.glob("*.png"))) == fp
     assert data_fingerprint(list(reversed(files))) == fp
+    content = bytearray((moved / "im1.png").read_bytes())
+    content[-30] ^= 0xFF  # same size, other content
+    (moved / "im1.png").write_bytes(bytes(content))
+    assert data_fingerprint(sorted(moved.glob("*.png"))) != fp
     (moved / "im0.png").write_bytes((moved / "im0.png").read_bytes() + b"\0")
     assert data_fingerprint(sorted(moved.glob("*.png"))) != fp
     assert data_fingerprint([files[:2], files[2:4]]) != data_fingerprint([files[:3], files[3:4]])
