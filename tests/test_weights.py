@@ -24,13 +24,13 @@ from sslkeypoint.weights import (
     LoadReport,
     UnsafeCheckpointError,
     WeightFileError,
-    _pickle_globals,
     adapt_input_conv,
     load_partial_state_dict,
     load_state_dict_file,
     read_weight_file,
     save_state_dict,
 )
+from sslkeypoint.weights.files import _pickle_globals
 
 
 class _Custom:
