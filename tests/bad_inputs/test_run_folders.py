@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -272,6 +274,39 @@ def check_interrupted_summary(summary: dict[str, Any], tmp: Path) -> None:
     assert summary["interrupted"] == "SIGTERM" and summary["best_epoch"] == 0
 
 
+FULL_DISK = """
+import resource, signal, sys, torch
+from pathlib import Path
+from sslkeypoint.configs import TrainerConfig
+from sslkeypoint.recipes import run_finetuning
+from tests.lightning.test_finetune import make_blobs, tiny_config
+
+torch.set_num_threads(1)
+recs = make_blobs(Path(sys.argv[1]) / "data", n=10)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails like a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+run_finetuning(tiny_config(max_epochs=2), recs, Path(sys.argv[1]) / "run", progress=False,
+               trainer=TrainerConfig(accelerator="cpu", devices=1, num_sanity_val_steps=0))
+"""
+
+
+def full_disk(tmp: Path) -> tuple[int, str, Path]:
+    script = tmp / "train.py"
+    script.write_text(FULL_DISK)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, str(script), str(tmp)], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=300)
+    return proc.returncode, proc.stderr, tmp / "run" / "checkpoints"
+
+
+def check_full_disk(result: tuple[int, str, Path], tmp: Path) -> None:
+    status, err, checkpoints = result
+    assert status != 0 and "File too large" in err, err[-2000:]
+    leftovers = sorted(p.name for p in checkpoints.iterdir()) if checkpoints.is_dir() else []
+    assert leftovers == [], f"partial checkpoint files left: {leftovers}"
+
+
 # -- the example's stage cache ----------------------------------------------------------------
 
 
@@ -375,6 +410,7 @@ CASES = [
     Case("finetune: SIGINT in epoch 1, then the same call again", interrupted(signal.SIGINT),
          check=check_interrupted(signal.SIGINT)),
     Case("finetune: SIGTERM leaves a summary.json that says so", interrupted_summary, check=check_interrupted_summary),
+    Case("finetune: the disk fills while a checkpoint is written", full_disk, check=check_full_disk),
     Case("example finetune stage: label rows deleted after it finished", stage_after_rows_deleted, RunFolderError,
          "data.labelled: 24 (in the folder) → 12 (now)"),
     Case("example CLI: finetune after label rows were deleted exits 2 naming the change", cli_after_rows_deleted,
