@@ -111,6 +111,12 @@ def partial_load(make: Any, tmp: Path) -> Any:
     return load_partial_state_dict(nn.Conv2d(1, 2, 3), make(tmp))
 
 
+def timm_from_truncated(tmp: Path) -> Any:
+    from sslkeypoint.encoders import TimmEncoder
+
+    return TimmEncoder("resnet18", in_chans=1, pretrained_file=_truncated_safetensors(tmp))
+
+
 def raised(call: Any, tmp: Path) -> BaseException:
     """The exception ``call(tmp)`` raises (for cases that check more than a message fragment)."""
     with pytest.raises(Exception) as info:
@@ -295,6 +301,8 @@ CASES = [
          check=_no_unsafe_advice),
     Case("partial load: a truncated .safetensors", functools.partial(partial_load, _truncated_safetensors),
          WeightFileError, "encoder.safetensors: is a truncated safetensors file"),
+    Case("timm encoder: a truncated .safetensors as pretrained_file", timm_from_truncated, WeightFileError,
+         "encoder.safetensors: is a truncated safetensors file"),
     Case("partial load: an empty file", functools.partial(partial_load, functools.partial(_empty, "w.pth")),
          WeightFileError, "w.pth: is empty (0 bytes)"),
     Case("partial load: a folder", functools.partial(partial_load, lambda t: t),

@@ -216,3 +216,17 @@ def test_indexed_dataset_and_sequence_listing(tmp_path: Path) -> None:
     assert [s[0].parent.name for s in seqs] == ["v2", "v10"]  # natural order, single-frame folder skipped
     with pytest.raises(ValueError, match="no sub-folder"):
         list_sequences(tmp_path, min_frames=5)
+
+
+def test_infinite_or_complex_keypoints_are_unparseable_not_missing(tmp_path: Path) -> None:
+    path = _save(_gray(32, 32, 1), tmp_path / "good.png")
+    inf_rec = KeypointRecord(path, np.array([[3.0, 4.0], [5.0, 6.0]]))
+    # Past the record's own checks (which refuse both), as a record subclass or a mutation could be.
+    object.__setattr__(inf_rec, "keypoints", np.array([[3.0, 4.0], [np.inf, 6.0]]))
+    cplx_rec = KeypointRecord(path, np.array([[3.0, 4.0], [5.0, 6.0]]))
+    object.__setattr__(cplx_rec, "keypoints", np.array([[3.0, 4.0], [5.0 + 1j, 6.0]]))
+    ds = KeypointDataset([inf_rec, cplx_rec], input_size=(32, 32), num_keypoints=2)
+    for i, fragment in ((0, "infinite"), (1, "complex")):
+        item = ds[i]
+        assert isinstance(item, InvalidSample) and item.reason == KeypointDataset.REASON_UNPARSEABLE, item
+        assert fragment in item.detail

@@ -167,10 +167,14 @@ class KeypointDataset(Dataset):
         k = self.num_keypoints
         if record.keypoints is None:
             return self._invalid(index, self.REASON_NO_LABELS)
+        if np.iscomplexobj(record.keypoints):
+            return self._invalid(index, self.REASON_UNPARSEABLE, "complex coordinates; expected real (x, y)")
         try:
             kp = np.array(record.keypoints, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             return self._invalid(index, self.REASON_UNPARSEABLE, str(exc))
+        if np.isinf(kp).any():
+            return self._invalid(index, self.REASON_UNPARSEABLE, "infinite coordinate (NaN marks a missing keypoint)")
         if kp.ndim != 2 or kp.shape[1] != 2:
             return self._invalid(index, self.REASON_UNPARSEABLE, f"expected shape (K, 2), got {kp.shape}")
         if kp.shape[0] != k:

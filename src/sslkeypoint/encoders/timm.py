@@ -33,7 +33,13 @@ import torch
 from torch import Tensor, nn
 
 from sslkeypoint.encoders.base import Encoder
-from sslkeypoint.weights import LoadReport, load_state_dict_file, save_state_dict
+from sslkeypoint.weights import (
+    LoadReport,
+    WeightFileError,
+    load_state_dict_file,
+    read_weight_file,
+    save_state_dict,
+)
 
 __all__ = ["TimmEncoder", "timm_close_matches"]
 
@@ -79,12 +85,10 @@ def _file_for_timm(path: Path, stack: ExitStack) -> tuple[Path, dict[str, Shape]
             return path, shapes
         tensors = load_state_dict_file(path)
     except ValueError:
-        raise  # load_state_dict_file's errors (unsafe, no tensors) already name the file
+        raise  # load_state_dict_file's errors (WeightFileError) already name and describe the file
     except Exception as err:
-        raise ValueError(
-            f"{path}: not a readable weight file (.safetensors, or a torch file of tensors): "
-            f"{type(err).__name__}: {err}"
-        ) from err
+        read_weight_file(path)  # describes what is wrong with the file (WeightFileError)
+        raise WeightFileError(path, f"is not readable as safetensors: {type(err).__name__}: {err}") from err
     converted = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "weights.safetensors"
     save_state_dict(tensors, converted)
     return converted, {k: tuple(v.shape) for k, v in tensors.items()}
