@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -10,8 +11,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import sslkeypoint.heatmaps
 from sslkeypoint.heatmaps import (
     HeatmapCodec,
+    codec_from_dict,
+    codec_to_dict,
     decode_heatmaps,
     keypoints_to_input,
     keypoints_to_original,
@@ -363,6 +367,45 @@ def test_codec_construction() -> None:
         HeatmapCodec((256, 256), (64, 64), sigma=0.0)
     with pytest.raises(ValueError, match="at least"):
         HeatmapCodec((256, 256), (2, 64))
+
+
+@dataclass(frozen=True)
+class _UserCodec(HeatmapCodec):
+    """A codec of the user's own, built on the library's."""
+
+
+def test_codec_is_stored_by_its_public_path() -> None:
+    # Checkpoints and run folders (whose settings are compared on resume) hold this path: it is
+    # the one users import, the same whichever file of the package defines the class.
+    codec = HeatmapCodec((32, 32), (8, 8), sigma=1.5, refine="quarter")
+    spec = codec_to_dict(codec)
+    assert spec == {
+        "class": "sslkeypoint.heatmaps.HeatmapCodec",
+        "kwargs": {"input_size": [32, 32], "heatmap_size": [8, 8], "sigma": 1.5, "refine": "quarter",
+                   "blur_kernel": None},
+    }
+    assert codec_from_dict(spec) == codec
+    # The defining module's path names the same class.
+    defined_at = {**spec, "class": f"{HeatmapCodec.__module__}.HeatmapCodec"}
+    assert type(codec_from_dict(defined_at)) is HeatmapCodec
+    # A subclass is stored by its own path and comes back as itself.
+    mine = _UserCodec((32, 32), (8, 8))
+    assert codec_to_dict(mine)["class"] == f"{_UserCodec.__module__}._UserCodec"
+    assert type(codec_from_dict(codec_to_dict(mine))) is _UserCodec
+
+
+def test_package_namespace() -> None:
+    assert sslkeypoint.heatmaps.__all__ == sorted(set(sslkeypoint.heatmaps.__all__))
+    assert sslkeypoint.heatmaps.__all__ == [
+        "HeatmapCodec", "KeypointCodec", "check_codec_geometry", "codec_from_dict", "codec_to_dict",
+        "decode_heatmaps", "keypoints_to_input", "keypoints_to_original", "render_gaussian_heatmaps",
+        "rescale_keypoints",
+    ]
+    # The type aliases of the signatures are importable from the package too.
+    from sslkeypoint.heatmaps import Refine, SizeLike
+
+    assert Refine.__args__ == ("none", "quarter", "dark")  # type: ignore[attr-defined]
+    assert torch.Tensor in SizeLike.__args__  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -1,183 +1,25 @@
-"""Geometry of landmarks: angles (the AoP), ellipses, their fit and their tangents.
+"""Ellipses: the :class:`Ellipse` object, its direct least-squares fit and its major axis.
 
-All points are ``(..., 2)`` arrays in ``(x, y)`` order, in pixels; integer coordinates are pixel
-centres (pixel at row ``i``, column ``j`` has its centre at ``(x=j, y=i)``). The angle functions
-accept torch tensors or numpy arrays and return the same kind they were given.
-
-Ellipses are :class:`Ellipse` objects (centre, semi-axes, angle) produced by :func:`fit_ellipse`
-(a direct least-squares conic fit in numpy) or read from OpenCV; :mod:`sslkeypoint.masks` uses them
-to derive the AoP landmarks from segmentation masks.
+An :class:`Ellipse` is given by its centre, semi-axes and angle in pixels; it is built directly,
+from conic coefficients, from an OpenCV rotated box or from a support point, and evaluates its
+implicit function, normals and support points. :func:`fit_ellipse` fits one to points in numpy
+(float64).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
-ArrayT = TypeVar("ArrayT", Tensor, np.ndarray)
+from sslkeypoint.geometry._points import check_points, to_numpy
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = [
-    "Ellipse",
-    "angle_between",
-    "angle_of_progression",
-    "contour_tangent_point",
-    "ellipse_major_axis_endpoints",
-    "ellipse_tangent_points",
-    "far_tangent_point",
-    "fit_ellipse",
-]
-
-
-def _is_complex(p: Any) -> bool:
-    return bool(p.is_complex()) if isinstance(p, Tensor) else bool(np.iscomplexobj(p))
-
-
-def _check_points(name: str, p: Tensor | np.ndarray) -> None:
-    if p.ndim < 1 or p.shape[-1] != 2:
-        raise ValueError(f"{name} must have shape (..., 2) (x, y); got shape {tuple(p.shape)}")
-    if _is_complex(p):
-        raise ValueError(f"{name} must be real (x, y) coordinates; got complex values ({p.dtype})")
-
-
-def _one_point(name: str, p: Any) -> NDArray[np.float64]:
-    """``p`` as one real ``(2,)`` float64 point (a ``(1, 2)`` array is taken as one point)."""
-    q = _to_numpy(p)
-    if q.size != 2:
-        raise ValueError(f"{name} must be one point (x, y) of shape (2,); got shape {tuple(q.shape)}")
-    return q.ravel()
-
-
-def _check_same_shape(**points: Tensor | np.ndarray) -> None:
-    """Points of one call must have one shape ``(..., 2)``; a single ``(2,)`` point serves every row.
-
-    Anything else (e.g. ``(3, 1, 2)`` with ``(4, 2)``, which broadcasting would silently pair into
-    a ``(3, 4)`` table) is refused.
-    """
-    shapes = {name: tuple(p.shape) for name, p in points.items()}
-    batched = {shape for shape in shapes.values() if shape != (2,)}
-    if len(batched) > 1:
-        given = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-        raise ValueError(
-            f"{', '.join(shapes)} must have the same shape (..., 2), or be one (x, y) pair (2,) used "
-            f"for every row; got {given}"
-        )
-
-
-def angle_between(u: ArrayT, v: ArrayT) -> ArrayT:
-    """Unsigned angle between two vectors, in degrees.
-
-    Args:
-        u: Vectors of shape ``(..., 2)``.
-        v: Vectors of the same shape as ``u``; either may instead be one vector ``(2,)`` used for
-            every row of the other. No other broadcasting: ``(3, 1, 2)`` against ``(4, 2)`` is
-            refused rather than paired into a ``(3, 4)`` table.
-
-    Returns:
-        Angles in degrees in ``[0, 180]``, shape ``(...)``. A zero-length vector gives NaN, and so
-        does a vector with a NaN or infinite component (no exception inside a batch).
-
-    Raises:
-        ValueError: If ``u`` or ``v`` is not ``(..., 2)``, their shapes differ (other than a
-            single ``(2,)`` vector), or they are complex.
-
-    Examples:
-        >>> import torch
-        >>> angle_between(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0]))
-        tensor(90.)
-        >>> angle_between(torch.tensor([1.0, 0.0]), torch.tensor([[0.0, 2.0], [1.0, 1.0]]))
-        tensor([90., 45.])
-    """
-    _check_points("u", u)
-    _check_points("v", v)
-    _check_same_shape(u=u, v=v)
-    if isinstance(u, Tensor) or isinstance(v, Tensor):
-        ut = torch.as_tensor(u)
-        vt = torch.as_tensor(v)
-        if not ut.is_floating_point():
-            ut = ut.float()
-        vt = vt.to(ut)
-        # atan2(|u x v|, u . v) is accurate at every angle, unlike acos near 0 and 180.
-        cross = ut[..., 0] * vt[..., 1] - ut[..., 1] * vt[..., 0]
-        dot = (ut * vt).sum(-1)
-        ang = torch.rad2deg(torch.atan2(cross.abs(), dot))
-        degenerate = (ut.norm(dim=-1) == 0) | (vt.norm(dim=-1) == 0)
-        degenerate = degenerate | ~torch.isfinite(ut).all(-1) | ~torch.isfinite(vt).all(-1)
-        return torch.where(degenerate, torch.full_like(ang, math.nan), ang)
-    un = np.asarray(u, dtype=np.float64)
-    vn = np.asarray(v, dtype=np.float64)
-    cross_n = un[..., 0] * vn[..., 1] - un[..., 1] * vn[..., 0]
-    dot_n = (un * vn).sum(-1)
-    ang_n = np.degrees(np.arctan2(np.abs(cross_n), dot_n))
-    degenerate_n = (np.linalg.norm(un, axis=-1) == 0) | (np.linalg.norm(vn, axis=-1) == 0)
-    degenerate_n |= ~np.isfinite(un).all(-1) | ~np.isfinite(vn).all(-1)
-    return np.where(degenerate_n, np.nan, ang_n)
-
-
-def angle_of_progression(ps1: ArrayT, ps2: ArrayT, fh1: ArrayT) -> ArrayT:
-    """Angle of Progression (IUGC 2025 definition), in degrees.
-
-    The angle at the vertex ``PS1`` between ``PS1→PS2`` and ``PS1→FH1``:
-    ``acos((PS2−PS1)·(FH1−PS1) / (|PS2−PS1|·|FH1−PS1|))``, unsigned, in ``[0, 180]``.
-
-    Args:
-        ps1: Right end of the pubic symphysis (the vertex), shape ``(..., 2)``, pixels.
-        ps2: Left end of the pubic symphysis, shape ``(..., 2)``.
-        fh1: Tangent point on the fetal head, shape ``(..., 2)``.
-
-    The three must have the same shape; any of them may instead be a single point ``(2,)`` used
-    for every row of the others (e.g. one ``PS1``/``PS2`` pair against ``(N, 2)`` candidate
-    ``FH1`` points). No other broadcasting is done: ``(3, 1, 2)`` against ``(4, 2)`` is refused,
-    not paired into a ``(3, 4)`` table.
-
-    Returns:
-        AoP in degrees, shape ``(...)``; the same kind (tensor or ndarray) as the input.
-        Degenerate configurations (``FH1`` or ``PS2`` coinciding with ``PS1``) and missing
-        points (NaN, or an infinite coordinate) give NaN rather than raising, so one bad sample
-        never breaks a batch.
-
-    Raises:
-        ValueError: If a point array is not ``(..., 2)``, the shapes differ (other than single
-            ``(2,)`` points), or the coordinates are complex. The message names every shape.
-
-    Examples:
-        >>> import torch
-        >>> ps1, ps2, fh1 = torch.tensor([300.0, 80.0]), torch.tensor([200.0, 80.0]), torch.tensor([300.0, 200.0])
-        >>> angle_of_progression(ps1, ps2, fh1)
-        tensor(90.)
-        >>> import numpy as np
-        >>> float(angle_of_progression(np.array([0, 0]), np.array([-1, 0]), np.array([1, 1])))
-        135.0
-        >>> angle_of_progression(torch.zeros(3, 1, 2), torch.ones(4, 2), torch.ones(4, 2))
-        Traceback (most recent call last):
-        ...
-        ValueError: ps1, ps2, fh1 must have the same shape (..., 2), or be one (x, y) pair (2,) used for every row; got ps1 (3, 1, 2), ps2 (4, 2), fh1 (4, 2)
-    """
-    _check_points("ps1", ps1)
-    _check_points("ps2", ps2)
-    _check_points("fh1", fh1)
-    _check_same_shape(ps1=ps1, ps2=ps2, fh1=fh1)
-    return angle_between(ps2 - ps1, fh1 - ps1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Ellipses
-# ---------------------------------------------------------------------------------------------
-
-def _to_numpy(x: Any, dtype: Any = np.float64) -> NDArray[Any]:
-    """``x`` (tensor, array or sequence) as a numpy array of ``dtype`` on the CPU."""
-    if isinstance(x, Tensor):
-        x = x.detach().cpu().numpy()
-    if np.iscomplexobj(x):
-        raise ValueError(f"expected real (x, y) coordinates; got complex values {np.asarray(x).tolist()!r}"[:200])
-    return np.asarray(x, dtype=dtype)
+__all__ = ["Ellipse", "ellipse_major_axis_endpoints", "fit_ellipse"]
 
 
 @dataclass(frozen=True)
@@ -240,7 +82,7 @@ class Ellipse:
             >>> Ellipse.from_conic([1 / 9, 0, 1 / 4, 0, 0, -1]).axes
             (3.0, 2.0)
         """
-        c = _to_numpy(coeffs).ravel()
+        c = to_numpy(coeffs).ravel()
         if c.shape != (6,):
             raise ValueError(f"conic coefficients must have shape (6,); got {tuple(c.shape)}")
         a_, b_, c_, d_, e_, f_ = (float(v) for v in c)
@@ -314,8 +156,8 @@ class Ellipse:
             >>> e.center, e.axes
             ((0.0, 8.0), (4.0, 2.0))
         """
-        p = _to_numpy(point)
-        n = _to_numpy(direction)
+        p = to_numpy(point)
+        n = to_numpy(direction)
         if p.shape != (2,) or n.shape != (2,):
             raise ValueError(
                 "point and direction must have shape (2,) (x, y); got shapes "
@@ -372,8 +214,8 @@ class Ellipse:
 
     def _local(self, points: Any) -> NDArray[np.float64]:
         """Coordinates ``(..., 2)`` of points along the major and the minor axis, from the centre."""
-        p = _to_numpy(points)
-        _check_points("points", p)
+        p = to_numpy(points)
+        check_points("points", p)
         d = p - np.asarray(self.center)
         cos, sin = math.cos(self.angle), math.sin(self.angle)
         return np.stack([d[..., 0] * cos + d[..., 1] * sin, -d[..., 0] * sin + d[..., 1] * cos], -1)
@@ -456,8 +298,8 @@ class Ellipse:
             >>> Ellipse((1.0, 2.0), (3.0, 2.0), 0.0).support_point([[1.0, 0.0], [0.0, -5.0]]).tolist()
             [[4.0, 2.0], [1.0, 0.0]]
         """
-        n = _to_numpy(direction)
-        _check_points("direction", n)
+        n = to_numpy(direction)
+        check_points("direction", n)
         m = self.shape_matrix()
         mn = n @ m.T
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -494,7 +336,7 @@ def fit_ellipse(points: Any) -> Ellipse:
         >>> [round(v, 6) for v in (*fit.center, *fit.axes, fit.angle)]
         [50.0, 40.0, 20.0, 8.0, 0.5]
     """
-    pts = _to_numpy(points)
+    pts = to_numpy(points)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"points must have shape (N, 2) (x, y); got shape {tuple(pts.shape)}")
     if pts.shape[0] < 5:
@@ -552,120 +394,3 @@ def ellipse_major_axis_endpoints(ellipse: Ellipse) -> NDArray[np.float64]:
     u = np.array([math.cos(ellipse.angle), math.sin(ellipse.angle)]) * ellipse.axes[0]
     c = np.asarray(ellipse.center)
     return np.stack([c + u, c - u])
-
-
-def ellipse_tangent_points(ellipse: Ellipse, point: Any) -> NDArray[np.float64]:
-    """The two points where lines through an external point touch the ellipse (closed form).
-
-    The point is mapped into the frame where the ellipse is the unit circle; there the tangent
-    points of ``p`` are ``(p ± sqrt(|p|² − 1)·p⊥) / |p|²``, and the affine map back preserves
-    tangency.
-
-    Args:
-        ellipse: The ellipse.
-        point: ``(2,)`` external point ``(x, y)``.
-
-    Returns:
-        ``(2, 2)`` float64 array of the two tangent points. All NaN when the point lies strictly
-        inside the ellipse (no tangent exists); both rows equal the point when it lies on it.
-
-    Examples:
-        >>> ellipse_tangent_points(Ellipse((0.0, 0.0), (1.0, 1.0), 0.0), [2.0, 0.0]).round(6).tolist()
-        [[0.5, 0.866025], [0.5, -0.866025]]
-    """
-    p = _to_numpy(point).ravel()
-    if p.shape != (2,):
-        raise ValueError(f"point must have shape (2,) (x, y); got shape {tuple(p.shape)}")
-    cos, sin = math.cos(ellipse.angle), math.sin(ellipse.angle)
-    rot = np.array([[cos, -sin], [sin, cos]])
-    axes = np.asarray(ellipse.axes)
-    c = np.asarray(ellipse.center)
-    u = (rot.T @ (p - c)) / axes
-    r2 = float(u @ u)
-    if not math.isfinite(r2) or r2 < 1.0:
-        return np.full((2, 2), np.nan)
-    perp = np.array([-u[1], u[0]])
-    h = math.sqrt(max(r2 - 1.0, 0.0))
-    unit = np.stack([(u + h * perp) / r2, (u - h * perp) / r2])
-    return c + (unit * axes) @ rot.T
-
-
-def far_tangent_point(ellipse: Ellipse, vertex: Any, reference: Any) -> NDArray[np.float64]:
-    """The tangent point from ``vertex`` that makes the larger angle with ``vertex→reference``.
-
-    Of the two tangent points ``t`` of :func:`ellipse_tangent_points`, the one maximising the
-    unsigned angle ``reference–vertex–t``; for a vertex outside the ellipse this is the ellipse
-    point maximising that angle (unless the ellipse straddles the ray opposite to ``reference``).
-    With ``vertex = PS1`` and ``reference = PS2`` on the head ellipse this is FH1.
-
-    Args:
-        ellipse: The ellipse.
-        vertex: ``(2,)`` the point the tangents start from (outside the ellipse).
-        reference: ``(2,)`` the point giving the reference direction.
-
-    Returns:
-        ``(2,)`` float64 tangent point; NaN when ``vertex`` is inside the ellipse or coincides
-        with ``reference``.
-
-    Raises:
-        ValueError: If ``vertex`` or ``reference`` is not one real point ``(2,)``.
-
-    Examples:
-        >>> far_tangent_point(Ellipse((0.0, 0.0), (1.0, 1.0), 0.0), [2.0, 0.0], [2.0, 5.0]).round(6).tolist()
-        [0.5, -0.866025]
-    """
-    v = _one_point("vertex", vertex)
-    r = _one_point("reference", reference)
-    tangents = ellipse_tangent_points(ellipse, v)
-    angles = angle_between(np.broadcast_to(r - v, (2, 2)), tangents - v)
-    if not np.all(np.isfinite(angles)):
-        return np.full(2, np.nan)
-    return tangents[int(np.argmax(angles))]
-
-
-def contour_tangent_point(points: ArrayT, vertex: ArrayT, reference: ArrayT) -> ArrayT:
-    """The point of a contour (or any point set) maximising the angle ``reference–vertex–q``.
-
-    The discrete counterpart of :func:`far_tangent_point`: for a convex contour seen from an
-    outside ``vertex`` it is the far-side tangent point, up to the contour's sampling.
-
-    Args:
-        points: ``(N, 2)`` candidate points ``q``.
-        vertex: ``(2,)`` vertex of the angle.
-        reference: ``(2,)`` point giving the reference direction ``vertex→reference``.
-
-    Returns:
-        ``(2,)`` the maximising point, the same kind (tensor or ndarray) as ``points``. NaN when
-        no point gives a defined angle (no points, or all coincide with ``vertex``).
-
-    Raises:
-        ValueError: If ``points`` is not ``(N, 2)``, ``vertex`` or ``reference`` is not one point
-            ``(2,)``, or any of them is complex.
-
-    Examples:
-        >>> import torch
-        >>> pts = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.5]])
-        >>> contour_tangent_point(pts, torch.tensor([0.0, 0.0]), torch.tensor([1.0, 0.0]))
-        tensor([-1.0000,  0.5000])
-    """
-    _check_points("points", points)
-    if points.ndim != 2:
-        raise ValueError(f"points must have shape (N, 2); got shape {tuple(points.shape)}")
-    _one_point("vertex", vertex)
-    _one_point("reference", reference)
-    if isinstance(points, Tensor):
-        pts = points if points.is_floating_point() else points.float()
-        v = torch.as_tensor(vertex).to(pts)
-        r = torch.as_tensor(reference).to(pts)
-        ang = angle_between((r - v).expand_as(pts), pts - v)
-        ang = torch.nan_to_num(ang, nan=-1.0)
-        if pts.shape[0] == 0 or bool((ang < 0).all()):
-            return torch.full((2,), math.nan, dtype=pts.dtype, device=pts.device)
-        return pts[int(torch.argmax(ang))]
-    pts_n = np.asarray(points, dtype=np.float64)
-    v_n = _to_numpy(vertex)
-    r_n = _to_numpy(reference)
-    ang_n = np.nan_to_num(angle_between(np.broadcast_to(r_n - v_n, pts_n.shape), pts_n - v_n), nan=-1.0)
-    if pts_n.shape[0] == 0 or bool((ang_n < 0).all()):
-        return np.full(2, np.nan)
-    return pts_n[int(np.argmax(ang_n))]
