@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -149,17 +148,14 @@ def resolve_data_root(args: argparse.Namespace) -> Path:
     """
     if args.data is not None:
         return Path(args.data)
-    from iugc_aop.formats.truth import load_truth
     from iugc_aop.synth import SynthConfig
-    from iugc_aop.synth.write import check_synthetic_folder
+    from iugc_aop.synth.write import check_synthetic_folder, holds_synthetic_iugc
 
     out = Path(args.synthetic_dir)
     config = SynthConfig.preset(args.synthetic_size)
-    state = check_synthetic_folder(out)
-    truth = load_truth(out) if state == "complete" else None
-    wanted = json.loads(json.dumps(config.to_dict()))
-    if truth is None or truth.get("seed") != args.seed or truth.get("config") != wanted:
+    if not holds_synthetic_iugc(out, config, args.seed):
         again = {"complete": "rewriting", "interrupted": "rewriting (after an interrupted run)"}
+        state = check_synthetic_folder(out)
         print(f"{again.get(state, 'writing')} synthetic IUGC-format data ({args.synthetic_size}, "
               f"seed {args.seed}) to {out}", file=sys.stderr)
         _write_synthetic(out, config, args.seed, progress=not args.no_progress,

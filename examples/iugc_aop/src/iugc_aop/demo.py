@@ -26,7 +26,7 @@ from iugc_aop.stages import (
 from iugc_aop.stages.cache import fingerprint
 from iugc_aop.stages.common import PathLike, say
 from iugc_aop.submission import evaluate_submission, export_submission
-from iugc_aop.synth import SynthConfig, check_synthetic_folder, write_synthetic_iugc
+from iugc_aop.synth import SynthConfig, holds_synthetic_iugc, write_synthetic_iugc
 from iugc_aop.variants import VARIANTS
 from sslkeypoint.configs import TrainerConfig
 from sslkeypoint.data import file_digest, records_fingerprint
@@ -76,9 +76,7 @@ def prepare_demo_data(out_dir: PathLike, profile: Profile | str, seed: int = 0, 
     profile = get_profile(profile)
     root = Path(out_dir) / "data"
     config = SynthConfig.preset(profile.synthetic_size, **profile.synthetic_overrides)
-    wanted = json.loads(json.dumps(config.to_dict()))
-    truth = load_truth(root) if check_synthetic_folder(root) == "complete" else None
-    if truth is not None and truth.get("seed") == seed and truth.get("config") == wanted:
+    if holds_synthetic_iugc(root, config, seed):
         return root
     say(f"writing synthetic IUGC-format data ({profile.synthetic_size} {profile.synthetic_overrides or ''}, "
         f"seed {seed}) to {root}")

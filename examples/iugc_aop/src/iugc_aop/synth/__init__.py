@@ -43,6 +43,7 @@ from iugc_aop.synth.write import (
     SyntheticFolderError,
     SynthResult,
     check_synthetic_folder,
+    holds_synthetic_iugc,
     write_synthetic_iugc,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "SynthResult",
     "SyntheticFolderError",
     "check_synthetic_folder",
+    "holds_synthetic_iugc",
     "load_truth",
     "place_head",
     "render_scene",

@@ -37,7 +37,7 @@ from iugc_aop.formats.iugc import (
     unlabelled_dir,
     write_split_labels,
 )
-from iugc_aop.formats.truth import TRUTH_NAME, write_truth
+from iugc_aop.formats.truth import TRUTH_NAME, load_truth, write_truth
 from iugc_aop.landmarks import LANDMARK_NAMES, aop_degrees
 from iugc_aop.synth.labels import (
     Scene,
@@ -55,6 +55,7 @@ __all__ = [
     "SynthResult",
     "SyntheticFolderError",
     "check_synthetic_folder",
+    "holds_synthetic_iugc",
     "write_synthetic_iugc",
 ]
 
@@ -211,6 +212,25 @@ class SynthResult:
     png: int
     seconds: float
     truth_path: Path
+
+
+def holds_synthetic_iugc(out: str | os.PathLike[str], config: SynthConfig, seed: int) -> bool:
+    """Whether ``out`` already holds the complete data set of ``config`` and ``seed`` (reuse it).
+
+    Raises:
+        SyntheticFolderError: If ``out`` holds files the generator did not write
+            (:func:`check_synthetic_folder`).
+
+    Examples:
+        >>> import tempfile
+        >>> holds_synthetic_iugc(tempfile.mkdtemp(), SynthConfig.preset("smoke"), seed=0)
+        False
+    """
+    if check_synthetic_folder(out) != "complete":
+        return False
+    truth = load_truth(Path(out))
+    wanted = json.loads(json.dumps(config.to_dict()))
+    return truth is not None and truth.get("seed") == seed and truth.get("config") == wanted
 
 
 def write_synthetic_iugc(
