@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from iugc_aop.formats.reader import IUGCDataset, read_iugc
+from iugc_aop.formats.dataset import IUGCDataset
+from iugc_aop.formats.reader import read_iugc
 from iugc_aop.formats.truth import load_truth
 from iugc_aop.landmarks import LANDMARK_NAMES
 

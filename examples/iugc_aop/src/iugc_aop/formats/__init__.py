@@ -3,13 +3,16 @@
 * :mod:`iugc_aop.formats.iugc` defines the IUGC 2025 on-disk format once (folders, file names,
   CSV columns, how points and AoP values are written and parsed); both the reader and the
   synthetic writer use it.
-* :mod:`iugc_aop.formats.reader` reads a data set in that layout (:func:`read_iugc`) and reports
-  what is odd.
+* :mod:`iugc_aop.formats.reader` reads a data set in that layout (:func:`read_iugc`) into an
+  :class:`~iugc_aop.formats.dataset.IUGCDataset` (:mod:`iugc_aop.formats.dataset`: records,
+  videos and every problem found); :mod:`iugc_aop.formats.checks` checks the image files
+  (decoding, formats, sizes, duplicates).
 * :mod:`iugc_aop.formats.truth` reads and writes ``synthetic_truth.json``.
 """
 
 from __future__ import annotations
 
+from iugc_aop.formats.dataset import AOP_TOLERANCE_DEG, DuplicateGroup, IUGCDataset, Problem
 from iugc_aop.formats.iugc import (
     IUGCFormatError,
     IUGCLayoutError,
@@ -18,14 +21,7 @@ from iugc_aop.formats.iugc import (
     parse_point,
     write_split_labels,
 )
-from iugc_aop.formats.reader import (
-    AOP_TOLERANCE_DEG,
-    PARTS,
-    DuplicateGroup,
-    IUGCDataset,
-    Problem,
-    read_iugc,
-)
+from iugc_aop.formats.reader import PARTS, read_iugc
 from iugc_aop.formats.truth import TRUTH_NAME, load_truth, write_truth
 
 __all__ = [

@@ -13,18 +13,15 @@ duplicate images, images without labels, labels without images — is collected 
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
-from PIL import Image
-from tqdm.auto import tqdm
 
+from iugc_aop.formats.checks import check_image_files, decode_frames, find_duplicates
+from iugc_aop.formats.dataset import AOP_TOLERANCE_DEG, IUGCDataset, Problem
 from iugc_aop.formats.iugc import (
     AOP_COLUMNS,
     AOP_CSV,
@@ -44,154 +41,12 @@ from iugc_aop.formats.iugc import (
     read_label_csv,
 )
 from iugc_aop.landmarks import LANDMARK_NAMES, aop_degrees
-from sslkeypoint.data import IMAGE_EXTENSIONS, KeypointRecord, natural_sort_key, read_image
+from sslkeypoint.data import IMAGE_EXTENSIONS, KeypointRecord, natural_sort_key
 
-__all__ = [
-    "AOP_TOLERANCE_DEG",
-    "PARTS",
-    "DuplicateGroup",
-    "IUGCDataset",
-    "Problem",
-    "read_iugc",
-]
+__all__ = ["PARTS", "read_iugc"]
 
 #: Parts of the data set :func:`read_iugc` can read.
 PARTS = ("train", "unlabeled", "validation", "testing")
-#: A labelled AoP further than this from the AoP of its landmarks is reported (degrees).
-AOP_TOLERANCE_DEG = 0.01
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something odd found while reading.
-
-    Attributes:
-        severity: ``"error"`` (data dropped), ``"warning"`` (kept but suspicious) or ``"info"``.
-        kind: Short machine-readable tag, e.g. ``"aop_mismatch"``, ``"duplicate"``.
-        message: Human-readable description.
-        path: The file concerned, if any.
-
-    Examples:
-        >>> str(Problem("warning", "duplicate", "identical images testing/1.jpg, testing/7.jpg"))
-        '[warning] duplicate: identical images testing/1.jpg, testing/7.jpg'
-    """
-
-    severity: Literal["error", "warning", "info"]
-    kind: str
-    message: str
-    path: Path | None = None
-
-    def __str__(self) -> str:
-        return f"[{self.severity}] {self.kind}: {self.message}"
-
-
-@dataclass(frozen=True)
-class DuplicateGroup:
-    """Labelled images with identical content (same SHA-256 of the file bytes).
-
-    Attributes:
-        digest: Hex SHA-256 of the file content.
-        members: ``(split, filename)`` of every copy.
-        max_landmark_px: Largest distance between the copies' labels of the same landmark (px).
-        max_aop_deg: Largest difference between the copies' AoP labels (degrees).
-
-    Examples:
-        >>> DuplicateGroup("ab12", [("testing", "1.jpg"), ("testing", "7.jpg")], 4.5, 1.2).disagree
-        True
-    """
-
-    digest: str
-    members: list[tuple[str, str]]
-    max_landmark_px: float
-    max_aop_deg: float
-
-    @property
-    def disagree(self) -> bool:
-        """Whether the copies carry different labels."""
-        return self.max_landmark_px > 1e-6 or self.max_aop_deg > AOP_TOLERANCE_DEG
-
-
-@dataclass
-class IUGCDataset:
-    """What :func:`read_iugc` found.
-
-    Attributes:
-        root: The data set's root folder.
-        train: Labelled training images.
-        validation: Validation images.
-        testing: Testing images.
-        sequences: Unlabelled videos: name (path relative to ``Unlabeled cases``, ``/``-separated)
-            → frames sorted naturally by file name.
-        references: ``ExampleN.jpg`` standard-plane reference images, sorted naturally.
-        problems: Everything odd that was found.
-        duplicates: Groups of labelled images with identical content.
-        report: Counts (images per split, image formats, sizes, ...).
-
-    Each record has ``keypoints`` ``(3, 2)`` float64 in original pixels in the order PS1, PS2, FH1
-    and ``meta`` with ``aop`` (the label, degrees, or ``None``), ``aop_landmarks`` (computed from
-    the landmarks), ``split``, ``filename`` and ``row`` (1-based data row of the CSV).
-
-    Examples:
-        >>> ds = IUGCDataset(root=Path("IUGC2025"))
-        >>> ds.num_frames, ds.split("testing")
-        (0, [])
-    """
-
-    root: Path
-    train: list[KeypointRecord] = field(default_factory=list)
-    validation: list[KeypointRecord] = field(default_factory=list)
-    testing: list[KeypointRecord] = field(default_factory=list)
-    sequences: dict[str, list[Path]] = field(default_factory=dict)
-    references: list[Path] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    duplicates: list[DuplicateGroup] = field(default_factory=list)
-    report: dict[str, Any] = field(default_factory=dict)
-
-    def split(self, name: str) -> list[KeypointRecord]:
-        """Records of ``"train"``, ``"validation"`` or ``"testing"``."""
-        if name not in ("train", "validation", "testing"):
-            raise ValueError(f"unknown split {name!r}; expected 'train', 'validation' or 'testing'")
-        return list(getattr(self, name))
-
-    @property
-    def num_frames(self) -> int:
-        """Number of unlabelled frames over all sequences."""
-        return sum(len(v) for v in self.sequences.values())
-
-    def summary(self) -> str:
-        """A short human-readable report of what was found and every problem."""
-        lines = [f"IUGC data at {self.root}"]
-        for split in ("train", "validation", "testing"):
-            recs = self.split(split)
-            if not recs:
-                lines.append(f"  {split:<11} 0 labelled images")
-                continue
-            aop = np.array([r.meta["aop"] for r in recs if r.meta.get("aop") is not None])
-            stats = (f"AoP {aop.mean():.1f}° (range {aop.min():.1f}–{aop.max():.1f}°)"
-                     if aop.size else "no AoP labels")
-            lines.append(f"  {split:<11} {len(recs)} labelled images, {stats}")
-        lens = [len(v) for v in self.sequences.values()]
-        lines.append(
-            f"  unlabelled  {len(self.sequences)} sequences, {sum(lens)} frames"
-            + (f" ({min(lens)}–{max(lens)} per sequence)" if lens else "")
-            + f", {len(self.references)} reference images"
-        )
-        fmt = self.report.get("formats")
-        if fmt:
-            lines.append("  formats     " + ", ".join(f"{k}: {v}" for k, v in sorted(fmt.items())))
-        sizes = self.report.get("sizes")
-        if sizes:
-            lines.append("  sizes       " + ", ".join(f"{k}: {v}" for k, v in sorted(sizes.items())))
-        if self.duplicates:
-            n_dis = sum(g.disagree for g in self.duplicates)
-            lines.append(f"  duplicates  {len(self.duplicates)} groups, {n_dis} with disagreeing labels")
-        counts = Counter(p.severity for p in self.problems)
-        lines.append(
-            f"  problems    {counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
-            f"{counts.get('info', 0)} notes"
-        )
-        lines.extend(f"    {p}" for p in self.problems)
-        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,122 +300,6 @@ def _read_unlabelled(
     return ordered, references
 
 
-_SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP",
-                   ".tif": "TIFF", ".tiff": "TIFF"}
-
-
-def _sniff(path: Path) -> str:
-    with path.open("rb") as f:
-        head = f.read(8)
-    if head.startswith(b"\x89PNG"):
-        return "PNG"
-    if head.startswith(b"\xff\xd8"):
-        return "JPEG"
-    return "other"
-
-
-def _hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _decode_frames(frames: Sequence[Path], progress: bool, problems: list[Problem]) -> int:
-    """Decode every frame as pre-training reads it; one ``unreadable_image`` error per bad file."""
-    bad = 0
-    for path in tqdm(frames, desc="decode frames", unit="img", disable=not progress):
-        try:
-            read_image(path)
-        except (OSError, ValueError) as exc:  # missing, truncated, not an image, unsupported values
-            bad += 1
-            text = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-            problems.append(Problem("error", "unreadable_image", f"unlabelled frame: {text}", path))
-    return bad
-
-
-def _check_images(
-    ds: IUGCDataset, progress: bool, problems: list[Problem]
-) -> None:
-    formats: Counter[str] = Counter()
-    sizes: Counter[str] = Counter()
-    mismatched = 0
-    unequal = 0
-    labelled = [r for s in ("train", "validation", "testing") for r in ds.split(s)]
-    items: list[tuple[Path, KeypointRecord | None]] = [(Path(r.path), r) for r in labelled]
-    items += [(p, None) for p in ds.references]
-    for path, rec in tqdm(items, desc="check images", unit="img", disable=not progress):
-        try:
-            with Image.open(path) as im:
-                im.load()
-                fmt, size, mode = im.format or "unknown", im.size, im.mode
-                arr = np.asarray(im) if mode == "RGB" else None
-        except Exception as exc:
-            problems.append(Problem("error", "unreadable_image", f"{path}: {exc}", path))
-            continue
-        formats[fmt] += 1
-        sizes[f"{size[0]}x{size[1]}"] += 1
-        expected = _SUFFIX_FORMATS.get(path.suffix.lower())
-        if expected is not None and fmt != expected:
-            mismatched += 1
-        if arr is not None and not (np.array_equal(arr[..., 0], arr[..., 1])
-                                    and np.array_equal(arr[..., 0], arr[..., 2])):
-            unequal += 1
-        if rec is not None and rec.keypoints is not None:
-            kp = rec.keypoints
-            w, h = size
-            out = (kp[:, 0] < -0.5) | (kp[:, 0] > w - 0.5) | (kp[:, 1] < -0.5) | (kp[:, 1] > h - 0.5)
-            if out.any():
-                names = [n for n, o in zip(LANDMARK_NAMES, out) if o]
-                problems.append(Problem(
-                    "warning", "outside_image",
-                    f"{rec.meta['split']}: {rec.meta['filename']!r} landmark(s) {names} outside "
-                    f"the {w}x{h} image", path))
-    frames = [p for v in ds.sequences.values() for p in v]
-    frame_formats = Counter(_sniff(p) for p in tqdm(frames, desc="sniff frames", unit="img",
-                                                     disable=not progress))
-    ds.report["formats"] = dict(formats)
-    ds.report["sizes"] = dict(sizes)
-    ds.report["format_differs_from_extension"] = mismatched
-    ds.report["rgb_with_unequal_channels"] = unequal
-    ds.report["frame_formats"] = dict(frame_formats)
-    if mismatched:
-        problems.append(Problem(
-            "info", "format_mismatch",
-            f"{mismatched} labelled/reference image(s) are not in the format their extension "
-            "says (e.g. PNG named .jpg); they are decoded by content"))
-
-
-def _find_duplicates(
-    ds: IUGCDataset, progress: bool, problems: list[Problem]
-) -> list[DuplicateGroup]:
-    by_hash: dict[str, list[KeypointRecord]] = defaultdict(list)
-    labelled = [r for s in ("train", "validation", "testing") for r in ds.split(s)]
-    for r in tqdm(labelled, desc="hash images", unit="img", disable=not progress):
-        by_hash[_hash(Path(r.path))].append(r)
-    groups = []
-    for digest, recs in by_hash.items():
-        if len({Path(r.path) for r in recs}) < 2:
-            continue
-        kps = np.stack([np.asarray(r.keypoints) for r in recs])
-        d = np.linalg.norm(kps[:, None] - kps[None, :], axis=-1)
-        aops = [r.meta["aop"] for r in recs if r.meta.get("aop") is not None]
-        g = DuplicateGroup(
-            digest=digest,
-            members=[(r.meta["split"], r.meta["filename"]) for r in recs],
-            max_landmark_px=float(d.max()),
-            max_aop_deg=float(max(aops) - min(aops)) if len(aops) > 1 else 0.0,
-        )
-        groups.append(g)
-        splits = {s for s, _ in g.members}
-        where = ", ".join(f"{s}/{n}" for s, n in g.members)
-        msg = f"identical images {where}"
-        if g.disagree:
-            msg += (f" with disagreeing labels (up to {g.max_landmark_px:.1f} px, "
-                    f"{g.max_aop_deg:.2f}° AoP)")
-        if len(splits) > 1:
-            msg += "; the same image is in more than one split"
-        problems.append(Problem("warning", "duplicate", msg, Path(recs[0].path)))
-    return groups
-
-
 def read_iugc(
     root: str | os.PathLike[str],
     *,
@@ -594,6 +333,7 @@ def read_iugc(
 
     Examples:
         >>> import tempfile
+        >>> from PIL import Image
         >>> from iugc_aop.formats.iugc import split_dir, unlabelled_dir, write_split_labels
         >>> root = Path(tempfile.mkdtemp())
         >>> kp = [[300.0, 80.0], [200.0, 80.0], [300.0, 200.0]]
@@ -625,12 +365,12 @@ def read_iugc(
         ds.testing = _read_eval_split("testing", found, problems)
     if "unlabeled" in parts:
         ds.sequences, ds.references = _read_unlabelled(found["unlabeled_dir"], problems)
-    ds.duplicates = _find_duplicates(ds, progress, problems)
+    ds.duplicates = find_duplicates(ds, progress, problems)
     if check_images:
-        _check_images(ds, progress, problems)
+        check_image_files(ds, progress, problems)
     if check_frames:
         frames = [p for v in ds.sequences.values() for p in v]
-        ds.report["unreadable_frames"] = _decode_frames(frames, progress, problems)
+        ds.report["unreadable_frames"] = decode_frames(frames, progress, problems)
     ds.report.update(
         parts=list(parts),
         labelled={s: len(ds.split(s)) for s in ("train", "validation", "testing")},
