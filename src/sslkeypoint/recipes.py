@@ -70,14 +70,13 @@ def _weights_identity(path: str | PathLike[str] | None) -> dict[str, str] | None
 
 
 def _open(out: Path, kind: str, settings: dict[str, Any], data: str, legacy: dict[str, Any], resume: bool,
-          fit: pl.Trainer, progress: bool) -> RunFolder:
+          fit: pl.Trainer) -> RunFolder:
     """Check the run folder (every process), then record it (process 0)."""
     run = open_run_folder(out, kind, settings, data, resume=resume, legacy_settings=legacy,
                           writer=fit.is_global_zero)
     if fit.is_global_zero:
-        for note in run.notes:
-            if progress or "copied" in note or "moved" in note:
-                print(note, file=sys.stderr, flush=True)
+        for note in run.notes:  # rare and worth seeing: a copied, moved, adopted or restarted folder
+            print(note, file=sys.stderr, flush=True)
         run.write()
     return run
 
@@ -293,7 +292,7 @@ def run_finetuning(
                 "codec": codec_to_dict(module.codec)}
     data_key = hashlib.sha256(f"{records_fingerprint(train)}/{records_fingerprint(val)}".encode()).hexdigest()
     folder = _open(out, "finetune", settings, data_key, {**config.to_dict(), "init_encoder": config.init_encoder},
-                   resume, fit, progress)
+                   resume, fit)
     last = ckpt_dir / "last.ckpt"
     ckpt_path = last if not folder.fresh and last.is_file() else None
     if ckpt_path is not None:
@@ -509,7 +508,7 @@ def run_pretraining(
             f"({config.batch_size} per device × {fit.num_devices} devices × {fit.num_nodes} nodes)"
         )
     settings = {**config.to_dict(), "init_from": _weights_identity(init_from)}
-    folder = _open(out, "pretrain", settings, fingerprint, config.to_dict(), resume, fit, progress)
+    folder = _open(out, "pretrain", settings, fingerprint, config.to_dict(), resume, fit)
     if folder.fresh:
         resume_path = None
     if fit.is_global_zero:
