@@ -65,6 +65,7 @@ from sslkeypoint.models import HeatmapUNet, build_heatmap_model
 from sslkeypoint.recipes import FinetuneResult, PretrainResult, run_finetuning, run_pretraining
 from sslkeypoint.runs import RunFolderError, RunInterrupted
 from sslkeypoint.ssl import (
+    DenseCL,
     MoCoV2,
     ScreeningResult,
     cap_queue_size,
@@ -84,6 +85,7 @@ from sslkeypoint.weights import (
 
 __all__ = [
     "AngleMeasure",
+    "DenseCL",
     "DistanceMeasure",
     "DropCounts",
     "Ellipse",

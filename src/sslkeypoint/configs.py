@@ -15,6 +15,7 @@ from their fields.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -126,8 +127,12 @@ class PretrainConfig(_DictForm):
         cap_queue: Cap the queue below the number of training items minus one global batch
             (:func:`~sslkeypoint.ssl.cap_queue_size`).
         temperature: InfoNCE temperature.
-        momentum: Key-encoder momentum at the first step.
-        momentum_end: Momentum at the last step (cosine schedule).
+        momentum: Key-encoder momentum at the first optimiser step; ``None`` chooses it from the
+            run's length (:func:`~sslkeypoint.ssl.auto_momentum`: 0.99 for runs of up to 2,000
+            steps, rising to MoCo v2's 0.999 for runs of 20,000 steps and more), so that the key
+            encoder follows the query encoder closely enough to learn in a short run.
+        momentum_end: Momentum at the last optimiser step, reached by a cosine schedule stepped
+            every optimiser step; ``None`` keeps the momentum constant (MoCo v2).
         split_bn: Sub-batches for the key encoder on one device (shuffle-BN substitute).
         batch_size: Images (or frame pairs) per device per step.
         max_epochs: Epochs.
@@ -142,6 +147,21 @@ class PretrainConfig(_DictForm):
         augment: Keyword arguments of :func:`~sslkeypoint.augment.moco_v2_augmentation` (crop
             ``scale``, ``jitter``, ``blur_p``, ``hflip_p``, ...).
         seed: Seed of everything (weights, queue, shuffling, augmentation).
+        dense_weight: Weight ``λ`` of DenseCL's dense loss (:class:`~sslkeypoint.ssl.DenseCL`): the
+            loss is ``(1 - λ) · global + λ · dense`` (0.5 in the DenseCL paper). ``0`` trains plain
+            MoCo v2 (:class:`~sslkeypoint.ssl.MoCoV2`, exactly as without these fields).
+        dense_level: Feature map of the dense loss: ``"encoder"`` (the encoder's deepest map) or
+            ``"decoder"`` (the output of a U-Net decoder built as the heatmap model's, at
+            ``dense_decoder_stride``; the run then also saves ``unet.safetensors``, which
+            fine-tuning loads with ``FinetuneConfig(init_encoder=..., init_decoder=True)``).
+            ``"decoder"`` needs ``dense_weight > 0`` and an ``image_size`` that is a multiple of
+            the encoder's deepest reduction.
+        dense_samples: Query locations per image scored by the dense loss, a random subset
+            (``None``: every location). Bounds its cost on large maps: each location is scored
+            against the whole queue.
+        dense_decoder_stride: ``"decoder"`` level: input pixels per decoder output pixel. Use the
+            fine-tuning ``heatmap_stride`` (``input_size / heatmap_size``, 4 by default) so the
+            pre-trained decoder loads whole.
 
     Examples:
         >>> c = PretrainConfig.stage2(batch_size=32)
@@ -159,8 +179,8 @@ class PretrainConfig(_DictForm):
     queue_size: int = 65536
     cap_queue: bool = True
     temperature: float = 0.2
-    momentum: float = 0.999
-    momentum_end: float = 1.0
+    momentum: float | None = None
+    momentum_end: float | None = None
     split_bn: int = 8
     batch_size: int = 64
     max_epochs: int = 200
@@ -173,6 +193,10 @@ class PretrainConfig(_DictForm):
     mask_same_source: bool = True
     augment: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    dense_weight: float = 0.0
+    dense_level: str = "encoder"
+    dense_samples: int | None = 64
+    dense_decoder_stride: int = 4
 
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
@@ -187,9 +211,26 @@ class PretrainConfig(_DictForm):
         for name in ("batch_size", "max_epochs", "queue_size", "in_chans", "split_bn"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if not 0.0 <= self.momentum <= self.momentum_end <= 1.0:
+        start = 0.0 if self.momentum is None else self.momentum
+        end = 1.0 if self.momentum_end is None else self.momentum_end
+        if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0 and start <= end):
             raise ValueError(
-                f"momentum must satisfy 0 <= momentum <= momentum_end <= 1; got {self.momentum}, {self.momentum_end}"
+                "momentum must satisfy 0 <= momentum <= momentum_end <= 1 (None: chosen from the run "
+                f"length / constant); got momentum={self.momentum}, momentum_end={self.momentum_end}"
+            )
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ValueError(f"dense_weight must be in [0, 1]; got {self.dense_weight}")
+        if self.dense_level not in ("encoder", "decoder"):
+            raise ValueError(f"dense_level must be 'encoder' or 'decoder'; got {self.dense_level!r}")
+        if self.dense_level == "decoder" and self.dense_weight == 0:
+            raise ValueError(
+                "dense_level='decoder' pre-trains a decoder through the dense loss: set dense_weight > 0 "
+                "(dense_weight=0 trains plain MoCo v2, which has no decoder)"
+            )
+        if (self.dense_samples is not None and self.dense_samples < 1) or self.dense_decoder_stride < 1:
+            raise ValueError(
+                "dense_samples (or None) and dense_decoder_stride must be >= 1; got "
+                f"dense_samples={self.dense_samples}, dense_decoder_stride={self.dense_decoder_stride}"
             )
 
     @classmethod
@@ -258,6 +299,36 @@ class FinetuneConfig(_DictForm):
         refine: Heatmap decoding of the default codec: ``"dark"``, ``"quarter"``, ``"none"``.
         blur_kernel: Optional odd smoothing kernel of the default codec's decoding.
         pixel_spacing: Optional mm per pixel to also report errors in mm.
+        init_decoder: Also initialise the decoder from :attr:`init_encoder`'s file: its
+            ``decoder.*`` tensors (the ``unet.safetensors`` of a pre-training run with
+            ``dense_level="decoder"``, or a heatmap-model checkpoint) are loaded into the decoder
+            by name and shape (:meth:`HeatmapFinetuneModule.init_decoder_from
+            <sslkeypoint.lightning.HeatmapFinetuneModule.init_decoder_from>`); a file without
+            them is an error. Needs ``init_encoder``.
+        semi: Semi-supervised learning on a pool of unlabelled images (the ``unlabelled``
+            argument of :func:`~sslkeypoint.run_finetuning`): ``None`` (off) or
+            ``"mean_teacher"`` — an exponential moving average of the network (the teacher)
+            predicts heatmaps on each unlabelled image; the network learns to predict them, mapped
+            through the same geometric transform, on an augmented view of the image
+            (:mod:`sslkeypoint.lightning.semi`). The view is drawn with
+            :func:`~sslkeypoint.augment.keypoint_augmentation` of :attr:`augment_kwargs`, whether
+            or not :attr:`augment` also augments the labelled batches.
+        semi_weight: Weight of the unlabelled loss once ramped up.
+        semi_rampup_steps: Optimiser steps over which the weight rises from about
+            ``0.007 * semi_weight`` to ``semi_weight`` along ``exp(-5 (1 - t)^2)`` (0: no ramp).
+        ema_decay: Teacher update after every optimiser step:
+            ``teacher = ema_decay * teacher + (1 - ema_decay) * network`` (parameters and
+            BatchNorm statistics).
+        semi_confidence: Confidence filter of the pseudo-labels: an unlabelled image's heatmap
+            channel whose teacher peak (maximum, in ``[0, 1]``) is below this is left out of the
+            loss (0: every channel counts).
+        unlabelled_batch_size: Unlabelled images per training batch (per process); ``None``:
+            :attr:`batch_size`.
+        semi_eval_teacher: Validate (and so select the best checkpoint, stop early and reduce the
+            learning rate) on the teacher, and save the teacher as the checkpoints' model, which
+            :meth:`KeypointPredictor.from_checkpoint
+            <sslkeypoint.inference.KeypointPredictor.from_checkpoint>` predicts with; the
+            averaged network is usually the better one. ``False``: the trained network.
     """
 
     input_size: tuple[int, int] = (256, 256)
@@ -295,6 +366,14 @@ class FinetuneConfig(_DictForm):
     refine: str = "dark"
     blur_kernel: int | None = None
     pixel_spacing: float | None = None
+    init_decoder: bool = False
+    semi: str | None = None
+    semi_weight: float = 1.0
+    semi_rampup_steps: int = 200
+    ema_decay: float = 0.99
+    semi_confidence: float = 0.0
+    unlabelled_batch_size: int | None = None
+    semi_eval_teacher: bool = True
 
     def __post_init__(self) -> None:
         self.input_size = size_pair(self.input_size, "input_size")
@@ -335,7 +414,30 @@ class FinetuneConfig(_DictForm):
                 f"batch_size and max_epochs must be >= 1 and lr > 0; got batch_size={self.batch_size}, "
                 f"max_epochs={self.max_epochs}, lr={self.lr}"
             )
+        if self.init_decoder and self.init_encoder is None:
+            raise ValueError(
+                "init_decoder=True loads the decoder from the init_encoder file (a unet.safetensors); "
+                "set init_encoder too"
+            )
         self.codec()  # validates sigma, refine and blur_kernel
+        self._check_semi()
+
+    def _check_semi(self) -> None:
+        """Validate the semi-supervised fields (named in every message)."""
+        if self.semi not in (None, "mean_teacher"):
+            raise ValueError(f"semi must be None or 'mean_teacher'; got {self.semi!r}")
+        if not (math.isfinite(self.semi_weight) and self.semi_weight >= 0):
+            raise ValueError(f"semi_weight must be a finite number >= 0; got {self.semi_weight}")
+        if self.semi_rampup_steps < 0:
+            raise ValueError(f"semi_rampup_steps must be >= 0; got {self.semi_rampup_steps}")
+        if not 0.0 <= self.ema_decay <= 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1]; got {self.ema_decay}")
+        if not 0.0 <= self.semi_confidence <= 1.0:
+            raise ValueError(
+                f"semi_confidence must be in [0, 1] (heatmap peaks are in [0, 1]); got {self.semi_confidence}"
+            )
+        if self.unlabelled_batch_size is not None and self.unlabelled_batch_size < 1:
+            raise ValueError(f"unlabelled_batch_size must be None or >= 1; got {self.unlabelled_batch_size}")
 
     @property
     def heatmap_stride(self) -> int:

@@ -45,12 +45,12 @@ from sslkeypoint.data import (
     split_records,
 )
 from sslkeypoint.heatmaps import KeypointCodec, codec_to_dict
-from sslkeypoint.lightning.callbacks import DropReport
+from sslkeypoint.lightning.callbacks import CollapseWarning, DropReport
 from sslkeypoint.lightning.checkpoint import RunCheckpoint
 from sslkeypoint.lightning.finetune import MONITOR, HeatmapFinetuneModule, LossFn
 from sslkeypoint.lightning.pretrain import MoCoPretrainModule
 from sslkeypoint.runs import RunFolder, RunInterrupted, open_run_folder
-from sslkeypoint.ssl import cap_queue_size
+from sslkeypoint.ssl import DenseCL, cap_queue_size
 from sslkeypoint.weights import read_weight_file, save_state_dict
 
 __all__ = ["FinetuneResult", "PretrainResult", "run_finetuning", "run_pretraining"]
@@ -142,6 +142,9 @@ class FinetuneResult:
         interrupted: The signal that stopped the run (``"SIGTERM"``, ``"SIGINT"``), or ``None``
             when it ran to its end; written to ``summary.json`` before
             :class:`~sslkeypoint.runs.RunInterrupted` is raised.
+        collapsed_landmarks: Landmarks predicted at nearly the same place on every validation
+            image at the best epoch (name → spread ratio; see
+            :class:`~sslkeypoint.lightning.CollapseWarning`); empty when none.
     """
 
     out_dir: Path
@@ -156,6 +159,7 @@ class FinetuneResult:
     val_history: list[dict[str, Any]]
     encoder_init: str | None = None
     interrupted: str | None = None
+    collapsed_landmarks: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -183,11 +187,47 @@ def _best_entry(history: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     return dict(min(scored, key=lambda h: float(h[MONITOR])))
 
 
+#: Fields of :class:`FinetuneConfig` that change nothing while ``semi`` is ``None``.
+_SEMI_FIELDS = ("semi", "semi_weight", "semi_rampup_steps", "ema_decay", "semi_confidence",
+                "unlabelled_batch_size", "semi_eval_teacher")
+
+
+def _finetune_settings(config: FinetuneConfig) -> dict[str, Any]:
+    """``config.to_dict()`` without the semi-supervised fields when ``semi`` is off (they change nothing)."""
+    settings = config.to_dict()
+    if config.semi is None:
+        for name in _SEMI_FIELDS:
+            settings.pop(name, None)
+    return settings
+
+
+def _unlabelled_files(config: FinetuneConfig,
+                      unlabelled: str | PathLike[str] | Sequence[str | PathLike[str]] | None) -> list[Path] | None:
+    """The unlabelled pool as files (a folder is listed), checked against ``config.semi``."""
+    if unlabelled is None:
+        if config.semi is not None:
+            raise ValueError(
+                f"config.semi={config.semi!r} learns from unlabelled images, but none were given: pass "
+                "unlabelled=<folder or list of image files>, or set semi=None"
+            )
+        return None
+    paths = list_images(Path(unlabelled)) if isinstance(unlabelled, str | PathLike) else [Path(p) for p in unlabelled]
+    if not paths:
+        raise ValueError(f"no unlabelled image files in {unlabelled}")
+    if config.semi is None:
+        raise ValueError(
+            f"{len(paths)} unlabelled images were given but config.semi is None, which does not use them: "
+            "set semi='mean_teacher', or leave unlabelled out"
+        )
+    return paths
+
+
 def run_finetuning(
     config: FinetuneConfig,
     records: Records,
     out_dir: str | PathLike[str],
     *,
+    unlabelled: str | PathLike[str] | Sequence[str | PathLike[str]] | None = None,
     trainer: TrainerConfig | None = None,
     codec: KeypointCodec | None = None,
     resume: bool = True,
@@ -202,7 +242,8 @@ def run_finetuning(
     Sets up: the train/validation split (``config.val_fraction`` with ``config.seed`` unless
     ``records`` is a ``(train, val)`` pair) in a :class:`~sslkeypoint.data.KeypointDataModule`
     (invalid samples dropped and counted per epoch), the encoder initialisation from
-    ``config.init_encoder`` (report printed and saved as ``encoder_init.txt``), and a Trainer with
+    ``config.init_encoder`` (and of the decoder too with ``config.init_decoder``; report printed
+    and saved as ``encoder_init.txt``), and a Trainer with
     a progress bar, a CSV logger (``out_dir/logs``), checkpoints (``checkpoints/best-*.ckpt`` on
     ``val/mre_px`` and ``checkpoints/last.ckpt``), early stopping, learning-rate monitoring and
     ``seed_everything(config.seed, workers=True)``, so that a CPU run is repeatable and a resumed
@@ -214,10 +255,17 @@ def run_finetuning(
     (``max_epochs`` may change) or other records is refused before anything is written; a copied
     or moved run folder resumes from its own checkpoints.
 
+    Semi-supervised (``config.semi = "mean_teacher"``, :mod:`sslkeypoint.lightning.semi`): every
+    training batch also holds ``config.unlabelled_batch_size`` images of ``unlabelled``, read and
+    resized as the labelled ones (unreadable ones dropped and counted with the training drops);
+    the pool is part of the run's data identity, so a folder trained with another pool is refused.
+
     Args:
         config: What to learn.
         records: Labelled records, or an explicit ``(train_records, val_records)`` pair.
         out_dir: Run folder (created).
+        unlabelled: Unlabelled images (a folder, searched recursively, or a list of files); needed
+            exactly when ``config.semi`` is set.
         trainer: Where to run; default ``TrainerConfig(deterministic=True)`` (repeatable on a CPU).
         codec: The heatmap codec; default ``config.codec()``. Stored in every checkpoint.
         resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists; ``False`` starts
@@ -232,7 +280,8 @@ def run_finetuning(
         A :class:`FinetuneResult` (on every process).
 
     Raises:
-        ValueError: On an empty split, or fewer validation records than processes. Records
+        ValueError: On an empty split, fewer validation records than processes, ``config.semi``
+            without unlabelled images or unlabelled images without ``config.semi``. Records
             with another keypoint count than ``config.num_keypoints`` are dropped as invalid
             (and reported), like unreadable files.
         sslkeypoint.runs.RunFolderError: If ``out_dir`` holds a run with other settings or data
@@ -244,6 +293,7 @@ def run_finetuning(
     run = trainer or TrainerConfig(deterministic=True)
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
+    pool = _unlabelled_files(config, unlabelled)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     train, val = _split(records, config)
     data = KeypointDataModule(
@@ -255,6 +305,8 @@ def run_finetuning(
         batch_size=config.batch_size,
         num_workers=run.num_workers,
         seed=config.seed,
+        unlabelled=pool,
+        unlabelled_batch_size=config.unlabelled_batch_size,
     )
     module = HeatmapFinetuneModule(config, codec=codec, loss_fn=loss_fn)
     checkpoint = RunCheckpoint(
@@ -265,8 +317,9 @@ def run_finetuning(
     # only refreshes ``last.ckpt`` when the monitored value improves.
     latest = RunCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     early = EarlyStopping(monitor=MONITOR, mode="min", patience=config.early_stopping_patience, check_finite=False)
+    guard = CollapseWarning()
     cbs: list[pl.Callback] = [checkpoint, latest, early, LearningRateMonitor(logging_interval="epoch"),
-                              DropReport(verbose=progress)]
+                              DropReport(verbose=progress), guard]
     if progress:
         cbs.append(TQDMProgressBar())
     cbs.extend(callbacks)
@@ -288,11 +341,14 @@ def run_finetuning(
             f"the validation split has {len(val)} records, fewer than the {processes} processes: "
             "every process needs at least one (give more validation records or fewer devices)"
         )
-    settings = {**config.to_dict(), "init_encoder": _weights_identity(config.init_encoder),
+    settings = {**_finetune_settings(config), "init_encoder": _weights_identity(config.init_encoder),
                 "codec": codec_to_dict(module.codec)}
-    data_key = hashlib.sha256(f"{records_fingerprint(train)}/{records_fingerprint(val)}".encode()).hexdigest()
-    folder = _open(out, "finetune", settings, data_key, {**config.to_dict(), "init_encoder": config.init_encoder},
-                   resume, fit)
+    data_id = f"{records_fingerprint(train)}/{records_fingerprint(val)}"
+    if pool is not None:
+        data_id += f"/unlabelled:{data_fingerprint(pool)}"
+    data_key = hashlib.sha256(data_id.encode()).hexdigest()
+    folder = _open(out, "finetune", settings, data_key,
+                   {**_finetune_settings(config), "init_encoder": config.init_encoder}, resume, fit)
     last = ckpt_dir / "last.ckpt"
     ckpt_path = last if not folder.fresh and last.is_file() else None
     if ckpt_path is not None:
@@ -301,6 +357,9 @@ def run_finetuning(
     if ckpt_path is None and config.init_encoder:
         report = module.init_encoder_from(config.init_encoder)
         init_text = f"encoder initialised from {config.init_encoder}\n{report}"
+        if config.init_decoder:
+            decoder_report = module.init_decoder_from(config.init_encoder)
+            init_text += f"\ndecoder initialised from {config.init_encoder}\n{decoder_report}"
     elif (out / "encoder_init.txt").is_file():
         init_text = (out / "encoder_init.txt").read_text().strip()
     if fit.is_global_zero:
@@ -316,11 +375,12 @@ def run_finetuning(
         examples: dict[str, str] = {}
         for entry in drops:
             examples.update(entry.get("examples", {}))
+        best_metrics = {k: v for k, v in (best_entry or {}).items() if k.startswith("val/")}
         return FinetuneResult(
             out_dir=out,
             best_checkpoint=best_path,
             last_checkpoint=last if last.is_file() else None,
-            best_metrics={k: v for k, v in (best_entry or {}).items() if k.startswith("val/")},
+            best_metrics=best_metrics,
             best_epoch=int(best_entry["epoch"]) if best_entry else None,
             epochs=int(fit.current_epoch),
             global_step=int(fit.global_step),
@@ -329,6 +389,7 @@ def run_finetuning(
             val_history=list(module.val_history),
             encoder_init=init_text,
             interrupted=interrupted,
+            collapsed_landmarks=guard.check(best_metrics),
         )
 
     def on_stop(signum: int) -> None:
@@ -372,6 +433,8 @@ class PretrainResult:
         module: The trained module.
         drop_summary: Unreadable images skipped: the last epoch's counts over every process and
             every skipped path with its reason (this process's).
+        unet_path: ``unet.safetensors`` of a DenseCL run at the decoder level (encoder and decoder
+            weights, keys ``encoder.*`` / ``decoder.*`` as in the heatmap model), else ``None``.
     """
 
     out_dir: Path
@@ -383,6 +446,7 @@ class PretrainResult:
     metrics: dict[str, float]
     module: MoCoPretrainModule
     drop_summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    unet_path: Path | None = None
 
 
 def _pretrain_strategy(run: TrainerConfig) -> Any:
@@ -419,6 +483,10 @@ def run_pretraining(
 ) -> PretrainResult:
     """Pre-train an encoder with MoCo v2 (stage 1 on ``images``, stage 2 on ``sequences``).
 
+    With ``config.dense_weight > 0`` the loss is DenseCL's (:class:`~sslkeypoint.ssl.DenseCL`):
+    MoCo v2 plus a dense loss on the encoder's deepest map or on a U-Net decoder's output
+    (``config.dense_level``), in both stages.
+
     Under DDP the queue is gathered from every process (identical on all of them) and the loss is
     averaged over processes; process 0 writes ``encoder.safetensors``.
 
@@ -429,7 +497,9 @@ def run_pretraining(
             (each in temporal order) — typically the sequences kept by
             :func:`sslkeypoint.ssl.selection.screen_sequences`.
         out_dir: Run folder: ``run.json``, ``config.json``, ``checkpoints/``, ``logs/`` (CSV),
-            ``encoder.safetensors``. Use one folder per stage; a folder that holds a run with
+            ``encoder.safetensors`` (and ``unet.safetensors`` with ``dense_level="decoder"``:
+            encoder and decoder for ``FinetuneConfig(init_encoder=..., init_decoder=True)``). Use
+            one folder per stage; a folder that holds a run with
             other settings (``max_epochs`` may change) or other data is refused.
         init_from: Stage-1 result to start from: its ``.ckpt`` or its ``encoder.safetensors``.
             Ignored when the run resumes.
@@ -524,20 +594,24 @@ def run_pretraining(
     fit.save_checkpoint(last, weights_only=False)  # the full state: resumable
 
     encoder_path = out / "encoder.safetensors"
+    model = module.model
+    unet_path = out / "unet.safetensors" if isinstance(model, DenseCL) and model.decoder is not None else None
     if fit.is_global_zero:
-        save_state_dict(
-            module.model.export_encoder(),
-            encoder_path,
-            metadata={
-                "sslkeypoint_version": __version__,
-                "stage": str(config.stage),
-                "encoder": config.encoder,
-                "encoder_kwargs": json.dumps(config.encoder_kwargs),
-                "in_chans": str(config.in_chans),
-                "data_fingerprint": fingerprint,
-                "global_step": str(fit.global_step),
-            },
-        )
+        metadata = {
+            "sslkeypoint_version": __version__,
+            "stage": str(config.stage),
+            "encoder": config.encoder,
+            "encoder_kwargs": json.dumps(config.encoder_kwargs),
+            "in_chans": str(config.in_chans),
+            "data_fingerprint": fingerprint,
+            "global_step": str(fit.global_step),
+        }
+        save_state_dict(model.export_encoder(), encoder_path, metadata=metadata)
+        if unet_path is not None and isinstance(model, DenseCL):
+            # Encoder and decoder named as in the heatmap model: FinetuneConfig(init_encoder=unet_path,
+            # init_decoder=True) loads both.
+            save_state_dict(model.export_unet(), unet_path,
+                            metadata={**metadata, "heatmap_stride": str(config.dense_decoder_stride)})
     # Every process returns only once encoder.safetensors is written: a next stage started on any
     # process (fine-tuning from it, stage 2) reads it.
     fit.strategy.barrier("run_pretraining")
@@ -553,4 +627,5 @@ def run_pretraining(
         module=module,
         drop_summary={"last_epoch": module.drop_history[-1] if module.drop_history else None,
                       "dropped": module.drops.examples},
+        unet_path=unet_path,
     )

@@ -14,12 +14,21 @@ keeps them in ``last_params``; passing them back as ``params=`` replays a call e
 Modules:
     :mod:`~sslkeypoint.augment.views`: the MoCo v2 view augmentation.
     :mod:`~sslkeypoint.augment.keypoints`: keypoint-aware affine and intensity augmentation.
+    :mod:`~sslkeypoint.augment.heatmaps`: heatmaps moved with a keypoint augmentation's geometric
+    transform (targets for an augmented view).
     :mod:`~sslkeypoint.augment.intensity`: gated colour jitter and Gaussian blur, kornia
     augmentations that compute only the samples their probability gate selects.
 """
 
 from __future__ import annotations
 
+from sslkeypoint.augment.heatmaps import (
+    HeatmapView,
+    augment_with_heatmaps,
+    flip_permutation,
+    heatmap_transform,
+    warp_heatmaps,
+)
 from sslkeypoint.augment.intensity import GatedColorJiggle, GatedGaussianBlur
 from sslkeypoint.augment.keypoints import (
     KeypointAugmentation,
@@ -31,10 +40,15 @@ from sslkeypoint.augment.views import MoCoV2Augmentation, blur_kernel_size, moco
 __all__ = [
     "GatedColorJiggle",
     "GatedGaussianBlur",
+    "HeatmapView",
     "KeypointAugmentation",
     "MoCoV2Augmentation",
+    "augment_with_heatmaps",
     "blur_kernel_size",
+    "flip_permutation",
+    "heatmap_transform",
     "keypoint_augmentation",
     "keypoints_in_frame",
     "moco_v2_augmentation",
+    "warp_heatmaps",
 ]

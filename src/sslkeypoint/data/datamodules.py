@@ -10,6 +10,10 @@ Both drop what cannot be read through the one mechanism of :mod:`sslkeypoint.dat
 datasets return :class:`~sslkeypoint.data.InvalidSample` markers, their loaders collate with
 :class:`~sslkeypoint.data.FilteringCollate`, so every batch is a dict that also says what was
 dropped from it (``"dropped"``, ``"num_samples"``).
+
+Given a pool of unlabelled images, :class:`KeypointDataModule`'s training batches also carry
+``"unlabelled"`` images for semi-supervised training (:mod:`sslkeypoint.lightning.semi`), drawn
+by a :class:`~sslkeypoint.data.samplers.PairedBatchSampler`.
 """
 
 from __future__ import annotations
@@ -28,9 +32,14 @@ from sslkeypoint.data.datasets import (
     KeypointDataset,
     TemporalPairDataset,
 )
-from sslkeypoint.data.invalid import FilteringCollate
+from sslkeypoint.data.invalid import FilteringCollate, InvalidSample
 from sslkeypoint.data.records import KeypointRecord
-from sslkeypoint.data.samplers import EpochShuffleSampler, ShardSampler
+from sslkeypoint.data.samplers import (
+    LABELLED,
+    EpochShuffleSampler,
+    PairedBatchSampler,
+    ShardSampler,
+)
 
 __all__ = ["KeypointDataModule", "PretrainDataModule"]
 
@@ -45,6 +54,41 @@ class _NamedCollate:
         return dict(zip(self.keys, default_collate(list(items)), strict=True))
 
 
+class _PairedDataset(Dataset):
+    """Items ``(source, item)`` of a labelled and an unlabelled dataset, indexed by ``(source, index)``."""
+
+    def __init__(self, labelled: Dataset[Any], unlabelled: Dataset[Any]) -> None:
+        self.parts = (labelled, unlabelled)
+
+    def __len__(self) -> int:
+        return len(self.parts[0]) + len(self.parts[1])  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[int, Any]:
+        source, index = key
+        return source, self.parts[source][index]
+
+
+class _PairedCollate:
+    """Labelled items as :class:`FilteringCollate` does; unlabelled images stacked as ``"unlabelled"``.
+
+    Unreadable unlabelled images are dropped into the same ``"dropped"`` list and counted in
+    ``"num_samples"``; a batch whose unlabelled images were all dropped has no ``"unlabelled"``.
+    """
+
+    def __call__(self, items: Sequence[tuple[int, Any]]) -> dict[str, Any]:
+        labelled = [item for source, item in items if source == LABELLED]
+        unlabelled = [item for source, item in items if source != LABELLED]
+        batch = FilteringCollate()(labelled)
+        good = [x for x in unlabelled if not isinstance(x, InvalidSample)]
+        batch["dropped"] = batch["dropped"] + [
+            (x.path, x.reason, x.detail) for x in unlabelled if isinstance(x, InvalidSample)
+        ]
+        batch["num_samples"] = batch["num_samples"] + len(unlabelled)
+        if good:
+            batch["unlabelled"] = torch.stack(good)
+        return batch
+
+
 class KeypointDataModule(pl.LightningDataModule):
     """Training and validation loaders of labelled records, with invalid samples dropped and counted.
 
@@ -52,6 +96,14 @@ class KeypointDataModule(pl.LightningDataModule):
     :class:`~sslkeypoint.data.FilteringCollate` (drops travel inside the batch). Training order is
     :class:`~sslkeypoint.data.EpochShuffleSampler` (a function of the seed and the epoch, so a
     resumed run repeats an uninterrupted one), validation is sharded without repeats.
+
+    With ``unlabelled`` image files, every training batch also holds ``"unlabelled"``:
+    ``(B_u, C, H, W)`` images read and resized as the labelled ones, ``B_u =
+    unlabelled_batch_size`` drawn per batch by a
+    :class:`~sslkeypoint.data.samplers.PairedBatchSampler` (a function of the seed, the epoch, the
+    batch and the process, so each process sees other images and a resumed run repeats an
+    uninterrupted one). Unreadable ones are dropped and counted with the labelled drops
+    (``"dropped"``, ``"num_samples"``). Validation has no unlabelled images.
 
     Args:
         train_records: Training records.
@@ -62,9 +114,11 @@ class KeypointDataModule(pl.LightningDataModule):
         batch_size: Batch size (per process).
         num_workers: DataLoader worker processes.
         seed: Seed of the training order.
+        unlabelled: Optional image files of an unlabelled pool (semi-supervised training).
+        unlabelled_batch_size: Unlabelled images per training batch; ``None``: ``batch_size``.
 
     Raises:
-        ValueError: If a split is empty.
+        ValueError: If a split is empty, or ``unlabelled`` is given but empty.
 
     Examples:
         >>> dm = KeypointDataModule([], [], input_size=(32, 32), num_keypoints=2)
@@ -83,6 +137,8 @@ class KeypointDataModule(pl.LightningDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
         seed: int = 0,
+        unlabelled: Sequence[str | Path] | None = None,
+        unlabelled_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         for name, recs in (("training", train_records), ("validation", val_records)):
@@ -91,7 +147,18 @@ class KeypointDataModule(pl.LightningDataModule):
         kw: dict[str, Any] = {"input_size": input_size, "in_chans": in_chans, "num_keypoints": num_keypoints}
         self.train_dataset = KeypointDataset(list(train_records), **kw)
         self.val_dataset = KeypointDataset(list(val_records), **kw)
+        self.unlabelled_dataset: ImageFolderDataset | None = None
+        if unlabelled is not None:
+            if isinstance(unlabelled, str | Path) or not unlabelled:
+                raise ValueError(
+                    f"unlabelled must be a non-empty list of image files; got {unlabelled!r} "
+                    "(list a folder with sslkeypoint.data.list_images)"
+                )
+            self.unlabelled_dataset = ImageFolderDataset(
+                [Path(p) for p in unlabelled], input_size, in_chans=in_chans, on_error="invalid"
+            )
         self.batch_size = int(batch_size)
+        self.unlabelled_batch_size = int(unlabelled_batch_size if unlabelled_batch_size is not None else batch_size)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
 
@@ -113,8 +180,21 @@ class KeypointDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader[Any]:
-        """Seeded per-epoch shuffling, this process's share."""
+        """Seeded per-epoch shuffling, this process's share (with unlabelled images when given)."""
         rank, world = self._rank()
+        if self.unlabelled_dataset is not None:
+            batches = PairedBatchSampler(
+                len(self.train_dataset), self.batch_size, len(self.unlabelled_dataset), self.unlabelled_batch_size,
+                seed=self.seed, rank=rank, world_size=world,
+            )
+            return DataLoader(
+                _PairedDataset(self.train_dataset, self.unlabelled_dataset),
+                batch_sampler=batches,
+                collate_fn=_PairedCollate(),
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+                pin_memory=torch.cuda.is_available(),
+            )
         sampler = EpochShuffleSampler(len(self.train_dataset), self.seed, rank=rank, world_size=world)
         return self._loader(self.train_dataset, sampler)
 

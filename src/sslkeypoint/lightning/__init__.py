@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sslkeypoint.lightning.callbacks import DropReport
+from sslkeypoint.lightning.callbacks import CollapseWarning, DropReport
 from sslkeypoint.lightning.checkpoint import RunCheckpoint
 from sslkeypoint.lightning.checks import overfit_one_batch
 from sslkeypoint.lightning.finetune import HeatmapFinetuneModule
 from sslkeypoint.lightning.pretrain import MoCoPretrainModule
 
-__all__ = ["DropReport", "HeatmapFinetuneModule", "MoCoPretrainModule", "RunCheckpoint", "overfit_one_batch"]
+__all__ = ["CollapseWarning", "DropReport", "HeatmapFinetuneModule", "MoCoPretrainModule", "RunCheckpoint", "overfit_one_batch"]

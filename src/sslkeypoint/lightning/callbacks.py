@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
 import torch.distributed as dist
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from sslkeypoint.data.invalid import DropCounts
 
-__all__ = ["DropReport", "format_drop_summary"]
+__all__ = ["CollapseWarning", "DropReport", "format_drop_summary"]
 
 
 def _gather(trainer: pl.Trainer, counts: DropCounts) -> DropCounts:
@@ -93,3 +95,61 @@ class DropReport(pl.Callback):
             history.append(entry)
         if self.verbose:
             rank_zero_info(format_drop_summary(entry))
+
+
+class CollapseWarning(pl.Callback):
+    """Warn when a landmark is predicted at nearly the same place on every validation image.
+
+    Reads the ``val/<name>_spread_ratio`` figures that
+    :class:`~sslkeypoint.lightning.HeatmapFinetuneModule` logs (the
+    :class:`~sslkeypoint.metrics.KeypointMetrics` ``spread_ratio``: the median distance of the
+    predictions from their median position over the same figure for the labels). A ratio below
+    ``threshold`` means the network has stopped looking at the image for that landmark — for
+    example a heatmap channel stuck on one pixel — while the other landmarks may look fine.
+
+    Early in training every landmark is predicted at one place (nothing is learnt yet), so the
+    check is made when training ends, on the last validation: process 0 warns once per collapsed
+    landmark, and :attr:`collapsed` holds them.
+
+    Args:
+        threshold: Ratio below which a landmark counts as collapsed.
+
+    Attributes:
+        collapsed: Name → spread ratio at the last validation, for collapsed landmarks.
+
+    Examples:
+        >>> guard = CollapseWarning(threshold=0.1)
+        >>> guard.check({"val/PS1_spread_ratio": 0.01, "val/PS2_spread_ratio": 0.93})
+        {'PS1': 0.01}
+    """
+
+    def __init__(self, threshold: float = 0.1) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1); got {threshold}")
+        self.threshold = threshold
+        self.collapsed: dict[str, float] = {}
+
+    def check(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        """Landmark name → spread ratio for every ``<prefix><name>_spread_ratio`` below the threshold."""
+        found: dict[str, float] = {}
+        for key, value in metrics.items():
+            if not key.endswith("_spread_ratio"):
+                continue
+            ratio = float(value)
+            if math.isfinite(ratio) and ratio < self.threshold:
+                found[key.rsplit("/", 1)[-1][: -len("_spread_ratio")]] = ratio
+        return found
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.collapsed = self.check({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for name, ratio in self.collapsed.items():
+            rank_zero_warn(
+                f"landmark {name} is predicted at nearly the same place on every validation image "
+                f"(its predictions spread {ratio:.3f} times as much as its labels at the last "
+                f"validation, epoch {trainer.current_epoch}): the network has collapsed this "
+                "landmark. Look at its heatmaps; a lower learning rate, other initial weights, more "
+                "epochs or augmentation that keeps the landmark's identity may help"
+            )

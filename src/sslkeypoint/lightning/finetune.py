@@ -13,12 +13,17 @@ Validation decodes exactly as :class:`~sslkeypoint.inference.KeypointPredictor` 
 under DDP each process computes on its shard and the figures are synchronised, so every rank logs
 the value over the whole validation set and the learning-rate schedule, early stopping and the
 best checkpoint see the same number everywhere.
+
+With ``config.semi = "mean_teacher"`` the module also learns from the unlabelled images of each
+training batch (``batch["unlabelled"]``) against a teacher that averages the network; see
+:mod:`sslkeypoint.lightning.semi`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from sslkeypoint._utils import plain
+from sslkeypoint.augment import KeypointAugmentation
 from sslkeypoint.configs import FinetuneConfig
 from sslkeypoint.data.invalid import without_drops
 from sslkeypoint.heatmaps import (
@@ -38,6 +44,13 @@ from sslkeypoint.heatmaps import (
     keypoints_to_original,
 )
 from sslkeypoint.inference import SPEC_KEY, predictor_spec
+from sslkeypoint.lightning.semi import (
+    EMATeacher,
+    mean_teacher_loss,
+    sigmoid_rampup,
+    teacher_as_model,
+    teacher_from_model,
+)
 from sslkeypoint.losses import heatmap_mse_loss, masked_heatmap_mse_loss
 from sslkeypoint.metrics import KeypointMetrics
 from sslkeypoint.models import build_heatmap_model
@@ -55,8 +68,9 @@ _STATE_KEY = "sslkeypoint_state"
 def flatten_metrics(raw: Mapping[str, Any], prefix: str = "val/") -> dict[str, float]:
     """:meth:`KeypointMetrics.compute <sslkeypoint.metrics.KeypointMetrics.compute>` output as flat scalars.
 
-    ``per_landmark_px`` becomes ``<prefix><name>_px``, ``sdr`` becomes ``<prefix>sdr_<r>px``, every
-    other number ``<prefix><key>``.
+    ``per_landmark_px`` becomes ``<prefix><name>_px``, ``spread_ratio`` becomes
+    ``<prefix><name>_spread_ratio``, ``sdr`` becomes ``<prefix>sdr_<r>px``, every other number
+    ``<prefix><key>``.
 
     Examples:
         >>> flatten_metrics({"mre_px": 2.0, "per_landmark_px": {"A": 1.0}, "sdr": {5.0: 0.5}})
@@ -66,6 +80,8 @@ def flatten_metrics(raw: Mapping[str, Any], prefix: str = "val/") -> dict[str, f
     for key, value in raw.items():
         if key == "per_landmark_px" and isinstance(value, Mapping):
             out.update({f"{prefix}{name}_px": float(v) for name, v in value.items()})
+        elif key == "spread_ratio" and isinstance(value, Mapping):
+            out.update({f"{prefix}{name}_spread_ratio": float(v) for name, v in value.items()})
         elif key == "sdr" and isinstance(value, Mapping):
             out.update({f"{prefix}sdr_{float(r):g}px": float(v) for r, v in value.items()})
         elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
@@ -82,6 +98,13 @@ class HeatmapFinetuneModule(pl.LightningModule):
     whose samples were all invalid is skipped. Logged metrics: ``train/loss``, ``val/loss``,
     ``val/mre_px`` (original pixels), ``val/<name>_px`` per landmark, ``val/<measure>_mae_<unit>``
     per measure (e.g. ``val/aop_mae_deg``), ``val/heatmap_mse``, ``val/heatmap_mae``, ...
+
+    With ``config.semi`` (:mod:`sslkeypoint.lightning.semi`) the module holds :attr:`teacher`
+    (a copy of the network at the first step and after :meth:`init_encoder_from`, updated after
+    every optimiser step), adds the unlabelled loss of ``batch["unlabelled"]`` (logged:
+    ``train/semi_loss``, ``train/semi_weight``, ``train/semi_kept``: the fraction of channels
+    kept by the confidence filter) and, with ``config.semi_eval_teacher``, validates, predicts
+    (:meth:`forward`) and saves the teacher as the checkpoints' model.
 
     The hyper-parameters saved in checkpoints are ``{"config": config.to_dict(), "codec":
     codec_to_dict(codec)}`` (plain types), and every checkpoint also carries an ``"sslkeypoint"``
@@ -141,6 +164,12 @@ class HeatmapFinetuneModule(pl.LightningModule):
             from sslkeypoint.augment import keypoint_augmentation
 
             self.augmentation = keypoint_augmentation(**cfg.augment_kwargs)
+        #: The mean teacher (``None`` unless ``config.semi``) and the augmentation of the network's view.
+        self.teacher: EMATeacher | None = None
+        self.semi_augmentation: KeypointAugmentation | None = None
+        if cfg.semi is not None:
+            self.teacher = EMATeacher(self.model)
+            self.semi_augmentation = KeypointAugmentation(**cfg.augment_kwargs)
         self.val_metrics = KeypointMetrics(
             keypoint_names=cfg.keypoint_names,
             num_keypoints=cfg.num_keypoints,
@@ -156,9 +185,17 @@ class HeatmapFinetuneModule(pl.LightningModule):
         #: Use the ``ReduceLROnPlateau`` schedule (off while overfitting one batch, which has no validation).
         self.schedule_lr = True
 
+    @property
+    def predicting_network(self) -> nn.Module:
+        """The network validation scores and checkpoints store as ``model``: the teacher with
+        ``config.semi_eval_teacher``, else :attr:`model`."""
+        if self.teacher is not None and self.config.semi_eval_teacher:
+            return self.teacher.network
+        return self.model
+
     def forward(self, images: Tensor) -> Tensor:
-        """Heatmaps ``(B, K, h, w)`` for images ``(B, C, H, W)``."""
-        return self.model(images)
+        """Heatmaps ``(B, K, h, w)`` of :attr:`predicting_network` for images ``(B, C, H, W)``."""
+        return self.predicting_network(images)
 
     def init_encoder_from(self, source: str | Path, strip_prefix: Sequence[str] | None = None) -> Any:
         """Load pre-trained encoder weights (partial, by name and shape) and return the report.
@@ -175,7 +212,55 @@ class HeatmapFinetuneModule(pl.LightningModule):
 
         prefixes = self.config.init_strip_prefix if strip_prefix is None else tuple(strip_prefix)
         encoder = getattr(self.model, "encoder", self.model)
-        return load_partial_state_dict(encoder, Path(source), strip_prefix=prefixes)
+        report = load_partial_state_dict(encoder, Path(source), strip_prefix=prefixes)
+        if self.teacher is not None:
+            self.teacher.reset(self.model)
+        return report
+
+    def init_decoder_from(self, source: str | Path, strip_prefix: Sequence[str] = ("model.", "module.")) -> Any:
+        """Load pre-trained decoder weights: the file's ``decoder.*`` tensors into ``model.decoder``.
+
+        The file is the ``unet.safetensors`` of a DenseCL pre-training run at the decoder level
+        (keys ``encoder.*`` / ``decoder.*`` as in :class:`~sslkeypoint.models.HeatmapUNet`), a
+        DenseCL pre-training checkpoint, or a heatmap-model checkpoint. Loading is by name and
+        shape (:func:`~sslkeypoint.weights.load_partial_state_dict`, shapes strict). The encoder
+        is loaded by :meth:`init_encoder_from`; ``run_finetuning`` calls both when
+        ``config.init_decoder`` is set.
+
+        Args:
+            source: Weight file.
+            strip_prefix: Prefixes stripped from the file's keys (each tried in order) before the
+                ``decoder.`` prefix is looked for.
+
+        Returns:
+            The :class:`~sslkeypoint.weights.LoadReport` (decoder-relative names).
+
+        Raises:
+            ValueError: If the model has no ``decoder``, the file holds no ``decoder.*`` tensor,
+                or their shapes do not fit (e.g. another encoder width or heatmap stride).
+        """
+        from sslkeypoint.weights import load_partial_state_dict, load_state_dict_file
+
+        decoder = getattr(self.model, "decoder", None)
+        if not isinstance(decoder, nn.Module):
+            raise ValueError(f"{type(self.model).__name__} has no 'decoder' module to initialise")
+        weights: dict[str, Tensor] = {}
+        for key, value in load_state_dict_file(Path(source)).items():
+            name = key
+            for prefix in strip_prefix:
+                if prefix and name.startswith(prefix):
+                    name = name[len(prefix) :]
+            if name.startswith("decoder."):
+                weights[name[len("decoder.") :]] = value
+        if not weights:
+            raise ValueError(
+                f"{source} holds no decoder weights (no key 'decoder.*' after stripping {tuple(strip_prefix)}); "
+                "pre-train with dense_level='decoder' and use its unet.safetensors, or set init_decoder=False"
+            )
+        try:
+            return load_partial_state_dict(decoder, weights)
+        except ValueError as err:
+            raise ValueError(f"the decoder weights of {source} do not fit this model's decoder: {err}") from err
 
     # ------------------------------------------------------------------ steps
     @staticmethod
@@ -187,13 +272,28 @@ class HeatmapFinetuneModule(pl.LightningModule):
         visible = torch.isfinite(keypoints).all(-1) if visible is None else visible.to(torch.bool)
         return images, keypoints, visible
 
-    def _augment(self, images: Tensor, keypoints: Tensor, visible: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        assert self.augmentation is not None
-        # A fresh seed per (run seed, step, rank) keeps augmentation identical after a resume.
-        devices = [images.device] if images.device.type == "cuda" else []
+    @contextlib.contextmanager
+    def _seeded(self, device: torch.device, stream: int = 0) -> Iterator[None]:
+        """A fresh seed per (run seed, step, rank, stream) keeps augmentation identical after a resume."""
+        devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.config.seed * 1_000_003 + int(self.global_step) + 7919 * self.global_rank)
-            return self.augmentation(images, keypoints, visible)
+            torch.manual_seed(self.config.seed * 1_000_003 + int(self.global_step) + 7919 * self.global_rank
+                              + (stream << 40))
+            yield
+
+    def _semi_loss(self, images: Tensor) -> Tensor:
+        """The weighted mean-teacher loss of unlabelled images ``(B_u, C, H, W)``."""
+        assert self.teacher is not None and self.semi_augmentation is not None
+        cfg = self.config
+        with self._seeded(images.device, stream=1):
+            loss, kept = mean_teacher_loss(self.model, self.teacher, images, self.semi_augmentation,
+                                           cfg.heatmap_stride, cfg.semi_confidence)
+        weight = cfg.semi_weight * sigmoid_rampup(int(self.global_step), cfg.semi_rampup_steps)
+        n = images.shape[0]
+        self.log("train/semi_loss", loss, on_step=True, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log("train/semi_kept", kept, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log("train/semi_weight", weight, on_step=True, on_epoch=False, batch_size=n)
+        return weight * loss
 
     def _no_data_loss(self) -> Tensor:
         """A zero loss on the graph, so a process with an empty batch still joins DDP's gradient sync."""
@@ -206,9 +306,12 @@ class HeatmapFinetuneModule(pl.LightningModule):
             return self._no_data_loss() if self._trainer_attached() and self.trainer.world_size > 1 else None
         images, keypoints, visible = self.unpack(data)
         if self.augmentation is not None:
-            images, keypoints, visible = self._augment(images, keypoints, visible)
+            with self._seeded(images.device):
+                images, keypoints, visible = self.augmentation(images, keypoints, visible)
         target = self.codec.encode(keypoints, visible)
         loss = self.loss_fn(self.model(images), target, visible)
+        if self.teacher is not None and "unlabelled" in data:
+            loss = loss + self._semi_loss(data["unlabelled"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=images.shape[0],
                  sync_dist=True)
         return loss
@@ -220,7 +323,7 @@ class HeatmapFinetuneModule(pl.LightningModule):
             return
         images, keypoints, visible = self.unpack(data)
         target = self.codec.encode(keypoints, visible)
-        pred = self.model(images)
+        pred = self.predicting_network(images)
         self.val_loss.update(self.loss_fn(pred, target, visible).detach(), weight=images.shape[0])
         kp_in, _ = self.codec.decode(pred.float())
         sizes = data["original_size"].to(kp_in.device, torch.float32)
@@ -282,6 +385,17 @@ class HeatmapFinetuneModule(pl.LightningModule):
         except RuntimeError:  # Lightning raises when no trainer is attached
             return False
 
+    def on_train_start(self) -> None:
+        """Start the teacher as a copy of the network (weights loaded after construction included)."""
+        if self.teacher is not None and self.global_step == 0:
+            self.teacher.reset(self.model)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Lightning's optimiser step, then the teacher's update towards the network."""
+        super().optimizer_step(*args, **kwargs)
+        if self.teacher is not None:
+            self.teacher.update(self.model, self.config.ema_decay)
+
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         """Lightning's stepping hook: the plateau schedule is stepped in :meth:`on_validation_epoch_end`."""
         if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -294,12 +408,21 @@ class HeatmapFinetuneModule(pl.LightningModule):
         return predictor_spec(cfg.model_spec(), self.codec, cfg.keypoint_names, cfg.measures)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the predictor description and the metric and drop histories (plain types only)."""
+        """Store the predictor description and the metric and drop histories (plain types only).
+
+        With a validated teacher, the checkpoint's ``model.*`` weights are the teacher's and the
+        trained network's are ``student.*`` (what a predictor loads is what was validated).
+        """
         checkpoint[SPEC_KEY] = self.predictor_spec()
         checkpoint[_STATE_KEY] = {"val_history": plain(self.val_history), "drop_history": plain(self.drop_history)}
+        if self.predicting_network is not self.model:
+            checkpoint["state_dict"] = teacher_as_model(checkpoint["state_dict"])
+            checkpoint[_STATE_KEY]["model_is_teacher"] = True
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the metric and drop histories."""
+        """Restore the metric and drop histories, and the teacher and network weights to their place."""
         state = checkpoint.get(_STATE_KEY) or {}
+        if state.get("model_is_teacher") and "state_dict" in checkpoint:
+            checkpoint["state_dict"] = teacher_from_model(checkpoint["state_dict"])
         self.val_history = list(state.get("val_history", []))
         self.drop_history = list(state.get("drop_history", []))

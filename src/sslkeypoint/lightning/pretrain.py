@@ -13,14 +13,16 @@ A frame that cannot be read is dropped from its batch by the data pipeline
 (``drops``), warns once per file, and fills the batch back to its size with its readable images.
 
 Augmentation is batched on the training device inside :meth:`MoCoPretrainModule.training_step`;
-the key momentum follows lightly's ``cosine_schedule`` from ``momentum`` to ``momentum_end`` over
-the run. Checkpoints hold the full state — both encoders, the heads, the queue, optimizer and
+the key momentum is set every optimiser step: constant, or lightly's ``cosine_schedule`` from
+``momentum`` to ``momentum_end`` over the run (``momentum=None`` chooses the start from the run's
+length, :func:`~sslkeypoint.ssl.auto_momentum`). Checkpoints hold the full state — both encoders, the heads, the queue, optimizer and
 scheduler — and, under ``"sslkeypoint"``, the library version, the config and a fingerprint of
 the data.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 from os import PathLike
@@ -38,6 +40,8 @@ from sslkeypoint.configs import PretrainConfig
 from sslkeypoint.data.invalid import DropCounts, without_drops
 from sslkeypoint.encoders import create_encoder
 from sslkeypoint.losses import GroupMemoryBank
+from sslkeypoint.ssl import auto_momentum
+from sslkeypoint.ssl.densecl import DenseCL
 from sslkeypoint.ssl.moco import MoCoV2
 from sslkeypoint.weights import read_weight_file
 
@@ -80,9 +84,22 @@ def _fill_batch(data: Mapping[str, Any], size: int) -> dict[str, Any]:
     return {k: v.index_select(0, take.to(v.device)) if k in tensors else v for k, v in data.items()}
 
 
+#: Distinguishes the random state of DenseCL's forward pass from that of the step's views.
+_DENSE_SALT = 0x5DEECE66D
+
+
 def _step_seed(seed: int, rank: int, step: int) -> int:
     """The seed of one optimisation step's augmentation on one process (distinct for each pair)."""
     return (((seed * 1_000_003 + rank) << 32) + step) % (1 << 63)
+
+
+def _dense_part(name: str) -> bool:
+    """Whether a model ``state_dict()`` key belongs to a part only DenseCL has."""
+    return name.split(".", 1)[0] in DenseCL.DENSE_PARTS
+
+
+def _same_shape(a: Any, b: Any) -> bool:
+    return isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape
 
 
 class MoCoPretrainModule(pl.LightningModule):
@@ -109,7 +126,9 @@ class MoCoPretrainModule(pl.LightningModule):
 
     Attributes:
         config: The config.
-        model: The :class:`~sslkeypoint.ssl.moco.MoCoV2`.
+        model: The :class:`~sslkeypoint.ssl.moco.MoCoV2`, or with ``config.dense_weight > 0`` the
+            :class:`~sslkeypoint.ssl.DenseCL` (whose two loss terms are logged as
+            ``train_loss_global`` and ``train_loss_dense``).
         augment: The MoCo v2 view augmentation.
         drops: Samples seen and dropped in this process since the module was built, by reason,
             with the dropped files (:class:`~sslkeypoint.data.DropCounts`).
@@ -131,13 +150,22 @@ class MoCoPretrainModule(pl.LightningModule):
             {"config": cfg.to_dict(), "queue_size": queue_size, "data_fingerprint": data_fingerprint}
         )
         encoder = create_encoder(cfg.encoder, in_chans=cfg.in_chans, **cfg.encoder_kwargs)
-        self.model = MoCoV2(
+        model_class: Any = MoCoV2
+        if cfg.dense_weight > 0:  # DenseCL; dense_weight=0 builds exactly the plain MoCo v2 model
+            model_class = functools.partial(
+                DenseCL,
+                dense_weight=cfg.dense_weight,
+                level=cfg.dense_level,
+                decoder_stride=cfg.dense_decoder_stride,
+                dense_samples=cfg.dense_samples,
+            )
+        self.model: MoCoV2 = model_class(
             encoder,
             projection_dim=cfg.projection_dim,
             hidden_dim=cfg.hidden_dim,
             queue_size=queue_size or cfg.queue_size,
             temperature=cfg.temperature,
-            momentum=cfg.momentum,
+            momentum=cfg.momentum if cfg.momentum is not None else 0.99,
             split_bn=cfg.split_bn,
         )
         self.augment = moco_v2_augmentation(cfg.image_size, in_chans=cfg.in_chans, **cfg.augment)
@@ -146,10 +174,18 @@ class MoCoPretrainModule(pl.LightningModule):
         self._warned: set[str] = set()
 
     def momentum_at(self, step: int) -> float:
-        """Key momentum at ``step``: cosine from ``momentum`` to ``momentum_end`` over the run.
+        """Key momentum at optimiser step ``step``.
 
-        The run's length is the attached Trainer's ``estimated_stepping_batches``; without a
-        Trainer the schedule is one step long (``momentum_end``).
+        ``config.momentum`` (or, when it is ``None``, :func:`~sslkeypoint.ssl.auto_momentum` of
+        the run's length) at the first step, then constant (``momentum_end=None``) or a cosine to
+        ``momentum_end`` at the last step. The run's length is the attached Trainer's
+        ``estimated_stepping_batches``; without a Trainer the run is taken as one step long.
+
+        Examples:
+            >>> from sslkeypoint.configs import PretrainConfig
+            >>> cfg = PretrainConfig(image_size=32, encoder_kwargs={"widths": [8, 16]}, queue_size=8)
+            >>> MoCoPretrainModule(cfg).momentum_at(0)  # no Trainer: a one-step run
+            0.99
         """
         total = 1
         try:
@@ -158,7 +194,10 @@ class MoCoPretrainModule(pl.LightningModule):
             trainer = None
         if trainer is not None:
             total = max(1, int(min(trainer.estimated_stepping_batches, 2**62)))
-        return float(cosine_schedule(min(step, total), total, self.config.momentum, self.config.momentum_end))
+        start = self.config.momentum if self.config.momentum is not None else auto_momentum(total)
+        if self.config.momentum_end is None:
+            return float(start)
+        return float(cosine_schedule(min(step, total), total, start, self.config.momentum_end))
 
     def _views(self, batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
         """Query views, key views and optional groups of a batch, augmented on its device.
@@ -224,6 +263,24 @@ class MoCoPretrainModule(pl.LightningModule):
         except RuntimeError:  # no Trainer attached
             return 1
 
+    def _loss(self, query: Tensor, key: Tensor, groups: Tensor | None) -> Tensor:
+        """The model's loss on the views; DenseCL's two terms are logged too.
+
+        DenseCL draws its randomness (key shuffle, sampled locations) from a random state seeded
+        by ``(config.seed, process rank, global step)``, like the views, so a resumed run repeats
+        it exactly; plain MoCo v2 draws its key shuffle from the global random state.
+        """
+        if not isinstance(self.model, DenseCL):
+            loss: Tensor = self.model(query, key, groups)
+            return loss
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(_step_seed(self.config.seed, self.global_rank, self.global_step) ^ _DENSE_SALT)
+            terms = self.model.loss_terms(query, key, groups)
+        for name, value in (("train_loss_global", terms.global_loss), ("train_loss_dense", terms.dense_loss)):
+            self.log(name, value.detach(), on_step=True, on_epoch=True, sync_dist=True, batch_size=query.shape[0])
+        return terms.total
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """One MoCo step: momentum update, two augmented views, InfoNCE loss (logged).
 
@@ -236,7 +293,7 @@ class MoCoPretrainModule(pl.LightningModule):
         m = self.momentum_at(self.global_step)
         self.model.update_momentum(m)
         query, key, groups = self._views(batch)
-        loss = self.model(query, key, groups)
+        loss = self._loss(query, key, groups)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True,
                  batch_size=query.shape[0])
         self.log("momentum", m, on_step=True, on_epoch=False)
@@ -302,8 +359,9 @@ class MoCoPretrainModule(pl.LightningModule):
     def load_initial_weights(self, path: str | PathLike[str]) -> list[str]:
         """Initialise from a stage-1 result: a Lightning checkpoint or an encoder weight file.
 
-        From a ``.ckpt``: the query and key encoders and projection heads (not the queue, whose
-        keys belong to other data). From any other file (``encoder.safetensors``): the encoder,
+        From a ``.ckpt``: the query and key encoders and projection heads (not the queues, whose
+        keys belong to other data); DenseCL's dense heads and decoders where the checkpoint has
+        them with the same shapes (else they keep their fresh initialisation). From any other file (``encoder.safetensors``): the encoder,
         copied into the key encoder too.
 
         Args:
@@ -326,8 +384,12 @@ class MoCoPretrainModule(pl.LightningModule):
                 for k, v in ckpt["state_dict"].items()
                 if k.startswith("model.") and k[len("model.") :] not in queue_keys
             }
+            # DenseCL's own parts are taken where they fit and otherwise start fresh (MoCo v2 to
+            # DenseCL, DenseCL to MoCo v2, another dense level).
+            own = self.model.state_dict()
+            sd = {k: v for k, v in sd.items() if not _dense_part(k) or (k in own and _same_shape(own[k], v))}
             result = self.model.load_state_dict(sd, strict=False)
-            missing = [k for k in result.missing_keys if k not in queue_keys]
+            missing = [k for k in result.missing_keys if k not in queue_keys and not _dense_part(k)]
             if missing or result.unexpected_keys:
                 raise ValueError(
                     f"{path} does not fit this model: missing {missing[:8]}, unexpected "

@@ -14,6 +14,7 @@ from sslkeypoint.metrics.functional import (
     heatmap_mse,
     mean_radial_error,
     measure_error,
+    prediction_spread,
     radial_error,
     success_detection_rate,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "heatmap_mse",
     "mean_radial_error",
     "measure_error",
+    "prediction_spread",
     "radial_error",
     "success_detection_rate",
 ]

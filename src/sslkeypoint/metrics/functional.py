@@ -30,6 +30,7 @@ __all__ = [
     "heatmap_mse",
     "mean_radial_error",
     "measure_error",
+    "prediction_spread",
     "radial_error",
     "success_detection_rate",
 ]
@@ -308,3 +309,32 @@ def success_detection_rate(errors: Any, radii: float | Sequence[float]) -> Tenso
     if scored.numel() == 0:
         return torch.full(r.shape, math.nan, dtype=e.dtype, device=e.device)
     return (scored.unsqueeze(-1) <= r.reshape(-1)).to(e.dtype).mean(0).reshape(r.shape)
+
+
+def prediction_spread(points: Any) -> Tensor:
+    """Per-keypoint spread of points over samples: median distance from their median position.
+
+    A robust figure: when most samples put a keypoint at the same place, the spread is near 0
+    even if a few are elsewhere. Samples whose point is not finite (missing targets, failed
+    predictions) are left out of that keypoint's figure.
+
+    Args:
+        points: ``(N, K, 2)`` points ``(x, y)``.
+
+    Returns:
+        ``(K,)`` float64 spreads; NaN for a keypoint with no finite point.
+
+    Examples:
+        >>> import torch
+        >>> pts = torch.tensor([[[0.0, 0.0], [5.0, 5.0]], [[6.0, 8.0], [5.0, 5.0]]])
+        >>> prediction_spread(pts).tolist()
+        [5.0, 0.0]
+    """
+    p = _as_float(points, "points").to(torch.float64)
+    if p.ndim != 3 or p.shape[-1] != 2:
+        raise ValueError(f"points must have shape (N, K, 2); got {tuple(p.shape)}")
+    if p.shape[0] == 0:
+        return torch.full((p.shape[1],), math.nan, dtype=torch.float64)
+    p = torch.where(torch.isfinite(p).all(-1, keepdim=True), p, torch.full_like(p, math.nan))
+    centre = torch.nanquantile(p, 0.5, dim=0)
+    return torch.nanquantile((p - centre).norm(dim=-1), 0.5, dim=0)

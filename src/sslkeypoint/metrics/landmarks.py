@@ -24,6 +24,7 @@ from sslkeypoint.metrics.functional import (
     _check_keypoints,
     _visible,
     measure_error,
+    prediction_spread,
     radial_error,
     success_detection_rate,
 )
@@ -78,6 +79,7 @@ class KeypointMetrics(Metric):
 
     errors: list[Tensor]
     errors_mm: list[Tensor]
+    points: list[Tensor]
     heatmap_sq: Tensor
     heatmap_abs: Tensor
     heatmap_count: Tensor
@@ -110,6 +112,8 @@ class KeypointMetrics(Metric):
         # Flat (N * K,) float64 errors: flat states concatenate across ranks whatever K is.
         self.add_state("errors", default=[], dist_reduce_fx="cat")
         self.add_state("errors_mm", default=[], dist_reduce_fx="cat")
+        # Flat (N * K * 4,) float64 (pred x, pred y, target x, target y) for the spread figures.
+        self.add_state("points", default=[], dist_reduce_fx="cat")
         for name in self.measures:
             self.add_state(self._measure_state(name), default=[], dist_reduce_fx="cat")
         zero = torch.zeros((), dtype=torch.float64)
@@ -186,6 +190,9 @@ class KeypointMetrics(Metric):
             self.heatmap_abs += diff.abs().sum()
             self.heatmap_count += diff.numel()
         self.errors.append(radial_error(p, t, vis).flatten())
+        usable = vis & torch.isfinite(t).all(-1)
+        both = torch.cat([p, t], dim=-1).masked_fill(~usable[..., None], math.nan)
+        self.points.append(both.flatten())
         if self.pixel_spacing is not None:
             self.errors_mm.append(radial_error(p, t, vis, self.pixel_spacing).flatten())
         for name, measure in self.measures.items():
@@ -232,6 +239,13 @@ class KeypointMetrics(Metric):
             * Per measure ``name`` with unit ``u``: ``name_mae_u``, ``name_std_u``,
               ``name_median_u``, ``name_count`` (scored), ``name_missing`` (target value
               undefined), ``name_failed`` (target defined, prediction not).
+            * ``spread_px`` — name → median distance of the predictions from their median
+              position (:func:`~sslkeypoint.metrics.functional.prediction_spread`, over samples
+              with a usable target and a finite prediction);
+              ``target_spread_px`` — the same for the targets; ``spread_ratio`` — their
+              ratio. A ratio near 0 means the landmark is predicted at nearly the same place
+              whatever the image (a collapsed landmark; see
+              :class:`~sslkeypoint.lightning.CollapseWarning`).
             * With heatmaps: ``heatmap_mse``, ``heatmap_mae`` (means over every element).
             * With ``pixel_spacing``: ``mre_mm``, ``mre_std_mm``, ``mre_median_mm``,
               ``per_landmark_mm``, ``per_landmark_std_mm``, ``sdr_mm`` (radii read as mm).
@@ -251,6 +265,15 @@ class KeypointMetrics(Metric):
             "failure_rate": failed / (total - missing) if total - missing else math.nan,
         }
         out.update(self._summary(errors, "px"))
+        points = _cat(self.points).reshape(-1, num_k, 4) if num_k else torch.zeros(0, 0, 4, dtype=torch.float64)
+        pred_spread = prediction_spread(points[..., :2])
+        target_spread = prediction_spread(points[..., 2:])
+        out["spread_px"] = {name: float(pred_spread[k]) for k, name in enumerate(self.names)}
+        out["target_spread_px"] = {name: float(target_spread[k]) for k, name in enumerate(self.names)}
+        out["spread_ratio"] = {
+            name: float(pred_spread[k] / target_spread[k]) if float(target_spread[k]) > 0 else math.nan
+            for k, name in enumerate(self.names)
+        }
         for name, measure in self.measures.items():
             values = _cat(getattr(self, self._measure_state(name)))
             mean, std, median, n = _stats(values)

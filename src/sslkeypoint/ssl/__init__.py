@@ -1,8 +1,9 @@
-"""Self-supervised pre-training parts: MoCo v2 on lightly, and reference-similarity screening."""
+"""Self-supervised pre-training parts: MoCo v2 and DenseCL on lightly, and reference-similarity screening."""
 
 from __future__ import annotations
 
-from sslkeypoint.ssl.moco import MoCoV2, cap_queue_size
+from sslkeypoint.ssl.densecl import DENSE_LEVELS, DenseCL, DenseCLLosses, dense_info_nce_loss
+from sslkeypoint.ssl.moco import MoCoV2, auto_momentum, cap_queue_size
 from sslkeypoint.ssl.selection import (
     ScreeningResult,
     embed_images,
@@ -15,9 +16,14 @@ from sslkeypoint.ssl.selection import (
 )
 
 __all__ = [
+    "DENSE_LEVELS",
+    "DenseCL",
+    "DenseCLLosses",
     "MoCoV2",
     "ScreeningResult",
+    "auto_momentum",
     "cap_queue_size",
+    "dense_info_nce_loss",
     "embed_images",
     "frame_cut",
     "plot_scores",

@@ -50,7 +50,33 @@ from torch import Tensor, nn
 
 from sslkeypoint.losses.infonce import GroupMemoryBank, InfoNCELoss
 
-__all__ = ["MoCoV2", "cap_queue_size"]
+__all__ = ["MoCoV2", "auto_momentum", "cap_queue_size"]
+
+
+def auto_momentum(total_steps: int, low: float = 0.99, high: float = 0.999) -> float:
+    """A key-encoder momentum that suits a run of ``total_steps`` optimiser steps.
+
+    The key encoder is an exponential moving average of the query encoder with a time constant
+    of ``1 / (1 - m)`` steps. MoCo v2's 0.999 (1,000 steps) is made for runs of hundreds of
+    thousands of steps; in a run of a few hundred steps it leaves the key encoder near its random
+    initialisation, and the InfoNCE loss drifts back to chance. This rule keeps the time constant
+    at most a twentieth of the run, ``m = 1 - 20 / total_steps``, within ``[low, high]``.
+
+    Args:
+        total_steps: Optimiser steps of the run.
+        low: Smallest momentum returned (short runs).
+        high: Largest momentum returned (long runs).
+
+    Returns:
+        The momentum.
+
+    Examples:
+        >>> auto_momentum(500), auto_momentum(10_000), auto_momentum(1_000_000)
+        (0.99, 0.998, 0.999)
+    """
+    if total_steps < 1 or not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"need total_steps >= 1 and 0 <= low <= high <= 1; got {total_steps}, {low}, {high}")
+    return float(min(high, max(low, 1.0 - 20.0 / total_steps)))
 
 
 def cap_queue_size(requested: int, num_images: int, batch_size: int) -> int:

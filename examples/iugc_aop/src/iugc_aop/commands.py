@@ -89,9 +89,10 @@ def data_root_for(args: argparse.Namespace) -> Path:
 
 def _start(args: argparse.Namespace) -> tuple[Any, Path]:
     from iugc_aop.profiles import get_profile
+    from iugc_aop.stages.common import data_is_real
 
-    profile = get_profile(args.profile)
     root = data_root_for(args)
+    profile = get_profile(args.profile, real=data_is_real(root))
     print(profile.describe(), file=sys.stderr)
     print(f"data: {root}\nrun folder: {args.work}", file=sys.stderr)
     return profile, root
@@ -175,8 +176,8 @@ def _configure_finetune(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     p.add_argument("--variant", choices=_variant_choices(), default="ssl_unet",
                    help="which model to train (default: %(default)s; 'all' trains every row of the report)")
-    p.add_argument("--label-budget", type=int, default=None, metavar="N",
-                   help="labelled training images to use (default: the profile's)")
+    p.add_argument("--labels", "--label-budget", dest="label_budget", type=int, default=None, metavar="N",
+                   help="labelled training cases to use (default: the profile's)")
 
 
 def _variants(name: str) -> list[str]:
@@ -260,7 +261,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _configure_demo(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     p.add_argument("--variants", nargs="+", default=None, metavar="NAME",
-                   help="variants to train and report (default: all five)")
+                   help="variants to train and report (default: all)")
+    p.add_argument("--labels", "--label-budget", dest="label_budget", type=int, default=None, metavar="N",
+                   help="labelled training cases used by fine-tuning (default: the profile's)")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -274,8 +277,9 @@ def _run_demo(args: argparse.Namespace) -> int:
             print(f"error: unknown variant(s) {unknown}; expected some of {list(VARIANTS)}", file=sys.stderr)
             return 2
     start = time.perf_counter()
+    budget: Any = "profile" if args.label_budget is None else args.label_budget
     r = run_demo(args.work, args.profile, args.data, seed=args.seed, variants=args.variants or tuple(VARIANTS),
-                 force=args.force, progress=not args.no_progress,
+                 label_budget=budget, force=args.force, progress=not args.no_progress,
                  trainer=trainer_options(args, get_profile(args.profile)))
     print()
     print(f"{'variant':<24}{'MRE px':>10}{'AoP MAE °':>12}   (Testing split, original pixels)")
@@ -285,8 +289,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     print(r.verdict.replace("**", ""))
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s (load average at the end "
           f"{r.load.get('end', [float('nan')])[0]:.2f})")
+    print(f"challenge folders: {r.out_dir / 'submissions'}/<variant>")
     if r.submission_dir is not None:
-        print(f"submission: {r.submission_dir}")
+        print(f"submission (recommended variant): {r.submission_dir}")
     print(f"report: {r.report}")
     return 0
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from iugc_aop.formats.truth import load_truth, screening_scores
 from iugc_aop.profiles import Profile, get_profile
@@ -24,7 +24,7 @@ from iugc_aop.stages import (
     stage_select,
 )
 from iugc_aop.stages.cache import fingerprint
-from iugc_aop.stages.common import PathLike, say
+from iugc_aop.stages.common import PathLike, data_is_real, say
 from iugc_aop.submission import evaluate_submission, export_submission
 from iugc_aop.synth import SynthConfig, holds_synthetic_iugc, write_synthetic_iugc
 from iugc_aop.variants import VARIANTS
@@ -43,7 +43,9 @@ class DemoResult:
         data_root: The data used.
         report: ``report.md``.
         metrics_json: ``metrics.json`` (variant → Testing metrics).
-        submission_dir: The Codabench folder of ``ssl_unet`` (``None`` when ``ssl_unet`` was not run).
+        submission_dir: The challenge folder of the profile's recommended variant,
+            ``out_dir/submission`` (``None`` when that variant was not run); every variant's is in
+            ``out_dir/submissions/<variant>``.
         headline: Variant → ``{"mre_px", "aop_mae_deg"}`` on Testing.
         stage_seconds: Stage → wall seconds.
         seconds: Total wall time.
@@ -84,20 +86,22 @@ def prepare_demo_data(out_dir: PathLike, profile: Profile | str, seed: int = 0, 
     return root
 
 
-def _submission_stage(checkpoint: Path, submission_dir: Path, root: Path, force: bool) -> dict[str, Any]:
-    """Export ``ssl_unet``'s challenge folder and score it on Testing (skipped when done)."""
-    marker = submission_dir.parent / "eval" / "submission_testing.json"
+def _submission_stage(variant: str, checkpoint: Path, submission_dir: Path, out: Path, root: Path,
+                      force: bool) -> dict[str, Any]:
+    """Export a variant's challenge folder and score it on Testing (skipped when done)."""
+    tag = submission_dir.resolve().relative_to(out.resolve()).as_posix().replace("/", "_")
+    marker = out / "eval" / f"{tag}_testing.json"
     testing = load_dataset(root, ("testing",)).testing
     key = fingerprint([file_digest(checkpoint), records_fingerprint(testing)])
     if not force and marker.is_file() and (submission_dir / "model.py").is_file():
         saved = json.loads(marker.read_text())
         if saved.get("fingerprint") == key:
             return dict(saved["metrics"])
-    export_submission(checkpoint, submission_dir)
+    export_submission(checkpoint, submission_dir, metadata={"variant": variant})
     metrics = dict(evaluate_submission(submission_dir, testing))
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"fingerprint": key, "checkpoint": str(checkpoint), "metrics": metrics},
-                                 indent=2, default=str))
+    marker.write_text(json.dumps({"fingerprint": key, "variant": variant, "checkpoint": str(checkpoint),
+                                  "metrics": metrics}, indent=2, default=str))
     return metrics
 
 
@@ -108,19 +112,29 @@ def run_demo(
     *,
     seed: int | None = None,
     variants: Sequence[str] = tuple(VARIANTS),
+    label_budget: int | Literal["profile"] | None = "profile",
     force: bool = False,
     progress: bool = True,
     trainer: TrainerConfig | None = None,
 ) -> DemoResult:
-    """Run everything: data, stage 1, screening, stage 2, every variant, the submission, the report.
+    """Run everything: data, stage 1, screening, stage 2, every variant, the submissions, the report.
+
+    Data without unlabelled sequences (PSFHS) have no screening and no stage 2: the SSL variants
+    start from the stage-1 encoder, and the report says so. Real data (PSFHS, or an IUGC folder not
+    written by :mod:`iugc_aop.synth`) use the profile's real-image settings
+    (:data:`~iugc_aop.profiles.REAL_PROFILES`) when it has them.
 
     Args:
         out_dir: Demo folder. Holds ``data/`` (synthetic data, when ``data_root`` is not given),
-            the stage folders, ``submission/``, ``report.md``, ``metrics.json`` and ``figures/``.
+            the stage folders, ``submissions/<variant>/`` (a challenge folder for every variant),
+            ``submission/`` (the profile's recommended variant), ``report.md``, ``metrics.json``
+            and ``figures/``.
         profile: Profile or its name.
-        data_root: An IUGC folder to use instead of synthetic data.
+        data_root: An IUGC or PSFHS folder to use instead of synthetic data.
         seed: Seed of the data and every stage (default: the profile's).
         variants: Variants to train and report.
+        label_budget: Labelled training cases used by fine-tuning (``"profile"``: the profile's;
+            ``None``: all).
         force: Re-run stages that are already done.
         progress: Progress bars.
         trainer: Where the training stages run (default: the profile's).
@@ -130,7 +144,10 @@ def run_demo(
     """
     t0 = time.perf_counter()
     load_start = list(os.getloadavg())
-    profile = get_profile(profile)
+    real = data_root is not None and data_is_real(data_root)
+    profile = get_profile(profile, real=real)
+    if label_budget != "profile":
+        profile = profile.with_overrides(label_budget=label_budget)
     seed = profile.seed if seed is None else seed
     out = Path(out_dir)
     if data_root is not None:  # one clear error naming what is missing, before anything is written
@@ -150,27 +167,37 @@ def run_demo(
     common: dict[str, Any] = {"force": force, "progress": progress}
     training: dict[str, Any] = {"seed": seed, "trainer": trainer, **common}
     s1 = timed("stage1", stage_pretrain, root, out, profile, **training)
-    sel = timed("select", stage_select, root, out, profile, **common)
-    s2 = timed("stage2", stage_pretrain_temporal, root, out, profile, **training)
-    truth = load_truth(root)
-    selection_truth = screening_scores(truth, sel.names, sel.kept) if truth is not None else None
+    pretrain = [s1]
+    sel = None
+    selection_truth = None
+    if load_dataset(root, ("unlabeled",)).sequences:
+        sel = timed("select", stage_select, root, out, profile, **common)
+        pretrain.append(timed("stage2", stage_pretrain_temporal, root, out, profile, **training))
+        truth = load_truth(root)
+        selection_truth = screening_scores(truth, sel.names, sel.kept) if truth is not None else None
+    else:
+        say("no unlabelled sequences in the data: no screening and no stage 2; the SSL variants start "
+            "from the stage-1 encoder")
     fts: dict[str, FinetuneStageResult] = {}
     evals: dict[str, EvaluationResult] = {}
     for name in variants:
         fts[name] = timed(f"finetune {name}", stage_finetune, name, root, out, profile, **training)
         evals[name] = timed(f"evaluate {name}", stage_evaluate, name, root, out, profile, **common)
     submission_dir: Path | None = None
-    submission_metrics: dict[str, Any] | None = None
-    if "ssl_unet" in fts:
-        t = time.perf_counter()
+    submissions: dict[str, dict[str, Any]] = {}
+    t = time.perf_counter()
+    for name, ft in fts.items():
+        submissions[name] = _submission_stage(name, ft.checkpoint, out / "submissions" / name, out, root, force)
+    recommended = profile.recommended if profile.recommended in fts else None
+    if recommended is not None:
         submission_dir = out / "submission"
-        submission_metrics = _submission_stage(fts["ssl_unet"].checkpoint, submission_dir, root, force)
-        times["submission"] = round(time.perf_counter() - t, 2)
+        _submission_stage(recommended, fts[recommended].checkpoint, submission_dir, out, root, force)
+    times["submissions"] = round(time.perf_counter() - t, 2)
     times["total before report"] = round(time.perf_counter() - t0, 2)
     load_end = list(os.getloadavg())
     report = write_report(
-        out, profile, root, evals, finetunes=fts, pretrain=[s1, s2], selection=sel, selection_truth=selection_truth,
-        submission_metrics=submission_metrics, submission_dir=submission_dir, stage_seconds=times,
+        out, profile, root, evals, finetunes=fts, pretrain=pretrain, selection=sel, selection_truth=selection_truth,
+        submissions=submissions, recommended=recommended, stage_seconds=times,
         load={"start": load_start, "end": load_end}, seed=seed,
     )
     seconds = time.perf_counter() - t0

@@ -44,7 +44,7 @@ from typing import Any
 from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
 from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
 
-__all__ = ["PROFILES", "Profile", "Screening", "get_profile"]
+__all__ = ["PROFILES", "REAL_PROFILES", "Profile", "Screening", "get_profile"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ class Profile:
         eval_batch_size: Images per forward pass when evaluating.
         timing_images: Test images timed one by one for the inference ms/image column.
         seed: Seed of every stage.
+        recommended: The variant exported to the demo's ``submission/`` folder.
     """
 
     name: str
@@ -120,6 +121,7 @@ class Profile:
     eval_batch_size: int = 16
     timing_images: int = 16
     seed: int = 0
+    recommended: str = "ssl_unet"
 
     def __post_init__(self) -> None:
         ft = self.finetune
@@ -247,14 +249,46 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str | Profile) -> Profile:
+#: Profiles for real images, used instead of the profile of the same name when the data are real
+#: (PSFHS, or an IUGC folder that is not this package's synthetic data). The synthetic scenes are
+#: simple enough for the 96-px ``quick`` network; real ultrasound needs more resolution and
+#: capacity: 128-px input, 32×32 heatmaps (σ = 2), U-Net widths 16–128, 10 stage-1 epochs,
+#: fine-tuning with keypoint augmentation for up to 40 epochs.
+REAL_PROFILES: dict[str, Profile] = {
+    "quick": _profile(
+        "quick", "the demo on 2 CPU cores, real images (< 20 minutes for 50 labels)",
+        size=128, heatmap=32, sigma=2.0, widths=(16, 32, 64, 128), bottleneck=256,
+        stage1={"max_epochs": 10, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "queue_size": 4096,
+                "split_bn": 4, "augment": {"hflip_p": 0.0}},
+        stage2={"max_epochs": 5, "batch_size": 16, "lr": 1e-4, "weight_decay": 1e-4, "queue_size": 1024,
+                "plateau": True, "split_bn": 4, "augment": {"hflip_p": 0.0, "scale": [0.6, 1.0], "jitter": 0.2,
+                                                            "blur_p": 0.2}},
+        finetune={"max_epochs": 40, "batch_size": 8, "lr": 1e-3, "early_stopping_patience": 20, "lr_patience": 8,
+                  "augment": True},
+        screening=Screening(top_fraction=0.6), resnet="timm:resnet10t", label_budget=50,
+    ),
+}
+
+
+def get_profile(name: str | Profile, real: bool = False) -> Profile:
     """The profile called ``name`` (a :class:`Profile` is returned as is).
+
+    Args:
+        name: Profile name or profile.
+        real: The data are real images: use :data:`REAL_PROFILES`' profile of that name when
+            there is one.
 
     Raises:
         ValueError: For an unknown name (the valid names are listed).
+
+    Examples:
+        >>> get_profile("quick").input_size, get_profile("quick", real=True).input_size
+        ((96, 96), (128, 128))
     """
     if isinstance(name, Profile):
         return name
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; expected one of {sorted(PROFILES)}")
+    if real and name in REAL_PROFILES:
+        return REAL_PROFILES[name]
     return PROFILES[name]

@@ -4,10 +4,10 @@
 
 * ``metrics.json`` — variant name → its Testing-split metrics (``mre_px``, ``aop_mae_deg``,
   ``per_landmark_px``, ``heatmap_mse``, ``heatmap_mae``, ``missing_rate``, ``ms_per_image``, ...),
-  with the Validation metrics under the variant's ``"validation"`` key. For ``ssl_unet`` the
-  landmark and AoP metrics are those of the exported challenge folder evaluated through the
-  challenge interface (``"source": "submission"``), with the library predictor's numbers kept
-  under ``"library_predictor"`` for comparison;
+  with the Validation metrics under the variant's ``"validation"`` key. For every variant with an
+  exported challenge folder the landmark and AoP metrics are those of the folder evaluated
+  through the challenge interface (``"source": "submission"``), with the library predictor's
+  numbers kept under ``"library_predictor"`` for comparison;
 * ``figures/`` — predictions against the ground truth with the AoP drawn on Testing images, the
   worst cases, training curves (from the CSV logs), error histograms and the screening scores;
 * ``report.md`` — the table of the paper's Table 2 on this data and budget, a plain statement of
@@ -234,7 +234,7 @@ def _series(rows: Sequence[Mapping[str, str]], key: str, x: str = "epoch") -> tu
     return xs, [seen[k] for k in xs]
 
 
-def _training_curves(run: Path, variants: Sequence[str], path: Path) -> Path | None:
+def _training_curves(run: Path, variants: Sequence[str], path: Path, pretrain: Sequence[Any] = ()) -> Path | None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     drawn = False
@@ -247,11 +247,15 @@ def _training_curves(run: Path, variants: Sequence[str], path: Path) -> Path | N
         xs, ys = _series(rows, "train/loss_epoch")
         if xs:
             axes[1].plot(xs, ys, marker=".", label=name)
+    queues = {s.stage: int(s.queue_size or 0) for s in pretrain}
     for stage in ("stage1", "stage2"):
         xs, ys = _series(_csv_log(run / stage), "train_loss_epoch")
         if xs:
-            axes[2].plot(xs, ys, marker=".", label=stage)
+            line = axes[2].plot(xs, ys, marker=".", label=stage)[0]
             drawn = True
+            if queues.get(stage):
+                axes[2].axhline(math.log(queues[stage] + 1), color=line.get_color(), linestyle="--",
+                                label=f"{stage} chance: ln({queues[stage]}+1)")
     axes[0].set(title="fine-tuning: hold-out MRE (original px)", xlabel="epoch", ylabel="MRE px")
     axes[1].set(title="fine-tuning: training heatmap MSE", xlabel="epoch", ylabel="loss", yscale="log")
     axes[2].set(title="pre-training: InfoNCE loss", xlabel="epoch", ylabel="loss")
@@ -351,8 +355,8 @@ def write_report(
     pretrain: Sequence[Any] = (),
     selection: Any = None,
     selection_truth: Mapping[str, Any] | None = None,
-    submission_metrics: Mapping[str, Any] | None = None,
-    submission_dir: Path | None = None,
+    submissions: Mapping[str, Mapping[str, Any]] | None = None,
+    recommended: str | None = None,
     stage_seconds: Mapping[str, float] | None = None,
     load: Mapping[str, Sequence[float]] | None = None,
     seed: int = 0,
@@ -369,9 +373,10 @@ def write_report(
         selection: The :class:`~iugc_aop.stages.SelectionResult`.
         selection_truth: On synthetic data, :func:`iugc_aop.formats.truth.screening_scores` of the
             selection (precision and recall of the good sequences).
-        submission_metrics: :func:`iugc_aop.submission.evaluate_submission` output for
-            ``ssl_unet`` on Testing (replaces its landmark metrics, the library's are kept).
-        submission_dir: The exported challenge folder.
+        submissions: Variant → :func:`iugc_aop.submission.evaluate_submission` output of its
+            challenge folder ``out_dir/submissions/<variant>`` on Testing (replaces its landmark
+            metrics; the library predictor's are kept).
+        recommended: The variant exported to ``out_dir/submission/`` (stated in the report).
         stage_seconds: Stage → wall seconds.
         load: ``{"start": [...], "end": [...]}`` load averages.
         seed: The run's seed.
@@ -386,17 +391,18 @@ def write_report(
     rows_test = {name: _read_rows(ev.predictions.get("testing", Path("-"))) for name, ev in evaluations.items()}
 
     metrics: dict[str, dict[str, Any]] = {}
+    submissions = dict(submissions or {})
     for name, ev in evaluations.items():
         entry = _testing_entry(ev)
-        if name == "ssl_unet" and submission_metrics is not None:
-            entry = _merge_submission(entry, submission_metrics, rows_test.get(name, []), submission_dir)
+        if name in submissions:
+            entry = _merge_submission(entry, submissions[name], rows_test.get(name, []), out / "submissions" / name)
         metrics[name] = entry
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2, default=str))
 
     # Figures
     figures: dict[str, Path] = {}
-    focus = "ssl_unet" if "ssl_unet" in rows_test else next(iter(rows_test), None)
+    focus = recommended if recommended in rows_test else ("ssl_unet" if "ssl_unet" in rows_test else next(iter(rows_test), None))
     if focus is not None and rows_test[focus]:
         rows = rows_test[focus]
         p = _image_grid(rows[:6], figdir / "test_predictions.png",
@@ -407,7 +413,7 @@ def write_report(
         p = _image_grid(worst, figdir / "worst_cases.png", f"{focus}: the Testing images with the largest MRE")
         if p:
             figures["worst_cases"] = p
-    p = _training_curves(out, list(evaluations), figdir / "training_curves.png")
+    p = _training_curves(out, list(evaluations), figdir / "training_curves.png", pretrain)
     if p:
         figures["training_curves"] = p
     p = _histograms(rows_test, figdir / "error_histograms.png")
@@ -422,6 +428,9 @@ def write_report(
     labelled = next((ft.labelled for ft in finetunes.values()), None)
     test_count = next((int(m.get("count", 0)) for m in metrics.values()), None)
     verdict = ssl_verdict(metrics, labelled, test_count) + _ssl_context(out, pretrain, finetunes)
+    if not any(s.stage == "stage2" for s in pretrain):
+        verdict += (" These data have no unlabelled sequences, so there was no screening and no stage 2: "
+                    "the SSL variants start from the stage-1 encoder.")
     lines: list[str] = [
         "# IUGC Angle of Progression: pipeline report",
         "",
@@ -467,24 +476,25 @@ def write_report(
         per = v.get("per_landmark_px", {}) or {}
         lines.append(f"| `{name}` | {_fmt(v.get('mre_px'))} | {_fmt(per.get('PS1'))} | {_fmt(per.get('PS2'))} | "
                      f"{_fmt(per.get('FH1'))} | {_fmt(v.get('aop_mae_deg'))} |")
-    if "ssl_unet" in metrics:
-        m = metrics["ssl_unet"]
-        lines += ["", "## The challenge submission", ""]
-        if m.get("source") == "submission":
+    exported = [n for n, m in metrics.items() if m.get("source") == "submission"]
+    if exported:
+        lines += [
+            "", "## The challenge submissions", "",
+            "Every variant's checkpoint is exported as a challenge folder (`submissions/<variant>/`) and "
+            "its Testing metrics above are those of the folder evaluated through the challenge interface "
+            "(`model().load(dir)`, then `predict(PIL RGB image)` per image). The library predictor on the "
+            "same checkpoint gives:", "",
+            "| variant | submission MRE px | library MRE px | largest coordinate difference px | agree within 1e-4 px |",
+            "|---|---|---|---|---|",
+        ]
+        for n in exported:
+            m = metrics[n]
             lib = m["library_predictor"]
-            lines += [
-                f"`ssl_unet`'s Testing metrics above are those of `{m.get('submission_dir')}` evaluated "
-                "through the challenge interface (`model().load(dir)`, then `predict(PIL RGB image)` per "
-                "image): MRE "
-                f"{_fmt(m['mre_px'], 4)} px, AoP MAE {_fmt(m['aop_mae_deg'], 4)}°. The library predictor on "
-                f"the same checkpoint gives MRE {_fmt(lib.get('mre_px'), 4)} px, AoP MAE "
-                f"{_fmt(lib.get('aop_mae_deg'), 4)}° — difference {m['mre_difference_px']:.2e} px "
-                f"(largest coordinate difference {m['max_coordinate_difference_px']:.2e} px); "
-                f"{'they agree within 1e-4 px' if m['agrees_within_1e-4_px'] else 'they differ by more than 1e-4 px'}.",
-            ]
-        else:
-            lines.append("The challenge folder was not exported; `ssl_unet`'s numbers come from the library "
-                         "predictor.")
+            lines.append(f"| `{n}` | {_fmt(m['mre_px'], 4)} | {_fmt(lib.get('mre_px'), 4)} | "
+                         f"{m['max_coordinate_difference_px']:.2e} | {'yes' if m['agrees_within_1e-4_px'] else 'no'} |")
+        if recommended is not None:
+            lines += ["", f"`submission/` holds the recommended variant, `{recommended}` (chosen by the "
+                      f"profile `{profile.name}`, not by these Testing figures)."]
     lines += ["", "## Stages", ""]
     if selection is not None:
         pr = ""

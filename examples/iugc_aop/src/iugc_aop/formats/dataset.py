@@ -69,7 +69,7 @@ class DuplicateGroup:
 
 @dataclass
 class IUGCDataset:
-    """What :func:`read_iugc` found.
+    """What :func:`read_iugc` (or :func:`~iugc_aop.formats.psfhs.read_psfhs`) found.
 
     Attributes:
         root: The data set's root folder.
@@ -79,6 +79,10 @@ class IUGCDataset:
         sequences: Unlabelled videos: name (path relative to ``Unlabeled cases``, ``/``-separated)
             → frames sorted naturally by file name.
         references: ``ExampleN.jpg`` standard-plane reference images, sorted naturally.
+        unlabelled: Unlabelled images without temporal order, e.g. the PSFHS images of the
+            training groups (:func:`~iugc_aop.formats.psfhs.read_psfhs`); with no order they feed
+            stage 1 (pre-training) only, never a temporal stage. Never an image of a validation
+            or testing group. Empty for IUGC data, whose unlabelled frames are ``sequences``.
         problems: Everything odd that was found.
         duplicates: Groups of labelled images with identical content.
         report: Counts (images per split, image formats, sizes, ...).
@@ -99,6 +103,7 @@ class IUGCDataset:
     testing: list[KeypointRecord] = field(default_factory=list)
     sequences: dict[str, list[Path]] = field(default_factory=dict)
     references: list[Path] = field(default_factory=list)
+    unlabelled: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     duplicates: list[DuplicateGroup] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
@@ -116,7 +121,9 @@ class IUGCDataset:
 
     def summary(self) -> str:
         """A short human-readable report of what was found and every problem."""
-        lines = [f"IUGC data at {self.root}"]
+        layout = self.report.get("layout", "")
+        name = "PSFHS" if str(layout).startswith("psfhs") else "IUGC"
+        lines = [f"{name} data at {self.root}" + (f" ({layout})" if name == "PSFHS" else "")]
         for split in ("train", "validation", "testing"):
             recs = self.split(split)
             if not recs:
@@ -127,11 +134,19 @@ class IUGCDataset:
                      if aop.size else "no AoP labels")
             lines.append(f"  {split:<11} {len(recs)} labelled images, {stats}")
         lens = [len(v) for v in self.sequences.values()]
-        lines.append(
-            f"  unlabelled  {len(self.sequences)} sequences, {sum(lens)} frames"
-            + (f" ({min(lens)}–{max(lens)} per sequence)" if lens else "")
-            + f", {len(self.references)} reference images"
-        )
+        if self.sequences or self.references or not self.unlabelled:
+            lines.append(
+                f"  unlabelled  {len(self.sequences)} sequences, {sum(lens)} frames"
+                + (f" ({min(lens)}–{max(lens)} per sequence)" if lens else "")
+                + f", {len(self.references)} reference images"
+            )
+        if self.unlabelled:
+            lines.append(f"  unlabelled  {len(self.unlabelled)} unordered images "
+                         "(no temporal order: stage 1 only)")
+        groups = self.report.get("groups_per_split")
+        if groups:
+            lines.append("  groups      " + ", ".join(f"{k}: {v}" for k, v in groups.items())
+                         + " (split by similarity group)")
         fmt = self.report.get("formats")
         if fmt:
             lines.append("  formats     " + ", ".join(f"{k}: {v}" for k, v in sorted(fmt.items())))

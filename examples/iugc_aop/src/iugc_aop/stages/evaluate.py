@@ -17,7 +17,7 @@ import torch
 from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import STAGE_FILE, StageCache
-from iugc_aop.stages.common import PathLike, load_dataset, say
+from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say
 from iugc_aop.variants import Variant, get_variant
 from sslkeypoint.data import KeypointRecord, file_digest, read_image, records_fingerprint
 from sslkeypoint.heatmaps import keypoints_to_input
@@ -188,7 +188,7 @@ def stage_evaluate(
         FileNotFoundError: If the variant has not been fine-tuned.
     """
     v = get_variant(variant)
-    profile = get_profile(profile)
+    profile = get_profile(profile, real=data_is_real(data_root))
     run = Path(run_dir)
     label = name or v.name
     if checkpoint is None:

@@ -5,23 +5,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
 
+from iugc_aop.formats import IUGCDataset
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import StageCache
-from iugc_aop.stages.common import PathLike, load_dataset, repeatable, say
+from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, repeatable, say
 from iugc_aop.variants import Variant, finetune_config, get_variant, make_codec
 from sslkeypoint.configs import TrainerConfig
-from sslkeypoint.data import file_digest, records_fingerprint
+from sslkeypoint.data import KeypointRecord, file_digest, records_fingerprint, split_records
 from sslkeypoint.heatmaps import codec_to_dict
 from sslkeypoint.recipes import run_finetuning
 
-__all__ = ["FinetuneStageResult", "labelled_subset", "stage_finetune"]
+__all__ = ["FinetuneStageResult", "holdout_split", "labelled_subset", "ssl_encoder_path", "stage_finetune"]
 
 T = TypeVar("T")
 
@@ -79,6 +80,39 @@ def labelled_subset(records: Sequence[T], budget: int | None, seed: int = 0) -> 
     return [items[i] for i in sorted(order.tolist())]
 
 
+def ssl_encoder_path(run_dir: PathLike, dataset: IUGCDataset) -> Path:
+    """The pre-trained encoder of the SSL variants: stage 2's, or stage 1's for data without sequences.
+
+    Data without unlabelled sequences (PSFHS: single images) have no stage 2.
+    """
+    stage = "stage2" if dataset.sequences else "stage1"
+    return Path(run_dir) / stage / "encoder.safetensors"
+
+
+def _group_key(record: KeypointRecord) -> Hashable:
+    group = record.meta.get("group")
+    return ("group", group) if group is not None else ("file", str(record.path))
+
+
+def holdout_split(
+    records: Sequence[KeypointRecord], val_fraction: float, seed: int
+) -> tuple[list[KeypointRecord], list[KeypointRecord]]:
+    """The fine-tuning hold-out split of the labelled records, by similarity group.
+
+    :func:`sslkeypoint.data.split_records` with ``group``: records sharing ``meta["group"]``
+    (PSFHS similarity groups) stay on one side; a record without one is its own group, so IUGC
+    data is split record by record as before.
+
+    Examples:
+        >>> import numpy as np
+        >>> recs = [KeypointRecord(f"{i}.png", np.zeros((3, 2)), meta={"group": i // 2}) for i in range(10)]
+        >>> train, val = holdout_split(recs, 0.2, seed=0)
+        >>> sorted({r.meta["group"] for r in train} & {r.meta["group"] for r in val})
+        []
+    """
+    return split_records(list(records), val_fraction=val_fraction, seed=seed, group=_group_key)
+
+
 def stage_finetune(
     variant: str | Variant,
     data_root: PathLike,
@@ -93,7 +127,7 @@ def stage_finetune(
     progress: bool = True,
     trainer: TrainerConfig | None = None,
 ) -> FinetuneStageResult:
-    """Stage 3: fine-tune one variant on the labelled training images (8:2 hold-out split).
+    """Stage 3: fine-tune one variant on the labelled training images (8:2 hold-out split by group).
 
     Args:
         variant: A :data:`~iugc_aop.variants.VARIANTS` name (or :class:`~iugc_aop.variants.Variant`).
@@ -103,8 +137,9 @@ def stage_finetune(
         label_budget: Labelled images used (``"profile"``: the profile's; ``None``: all); the
             subset is :func:`labelled_subset` with the run's seed.
         seed: Seed of the subset, the split and the training (default: the profile's).
-        init_encoder: Encoder weights for an SSL variant (default
-            ``run_dir/stage2/encoder.safetensors``); ignored by the other variants.
+        init_encoder: Encoder weights for an SSL variant (default :func:`ssl_encoder_path`:
+            ``run_dir/stage2/encoder.safetensors``, or stage 1's for data without sequences);
+            ignored by the other variants.
         name: Sub-folder name (default: the variant's name).
         force: Re-run even if done.
         progress: Progress bars.
@@ -118,19 +153,21 @@ def stage_finetune(
     """
     start = time.perf_counter()
     v = get_variant(variant)
-    profile = get_profile(profile)
+    profile = get_profile(profile, real=data_is_real(data_root))
     seed = profile.seed if seed is None else seed
     budget = profile.label_budget if label_budget == "profile" else label_budget
     run = Path(run_dir)
     out = run / "finetune" / (name or v.name)
+    ds = load_dataset(data_root, ("train", "unlabeled"))
     init: Path | None = None
     if v.ssl:
-        init = Path(init_encoder) if init_encoder is not None else run / "stage2" / "encoder.safetensors"
+        init = Path(init_encoder) if init_encoder is not None else ssl_encoder_path(run, ds)
         if not init.is_file():
-            raise FileNotFoundError(f"SSL encoder {init} not found: run 'pretrain-temporal' first")
-    ds = load_dataset(data_root, ("train",))
+            stage = "'pretrain-temporal'" if ds.sequences else "'pretrain'"
+            raise FileNotFoundError(f"SSL encoder {init} not found: run {stage} first")
     records = labelled_subset(ds.train, budget, seed)
     config = finetune_config(v, profile, init, seed)
+    split = holdout_split(records, config.val_fraction, seed)
     codec = make_codec(v, config)
     init_key = file_digest(init) if init is not None else None
     key = {"config": {**config.to_dict(), "init_encoder": None}, "init": init_key, "codec": codec_to_dict(codec),
@@ -143,7 +180,7 @@ def stage_finetune(
                                    time.perf_counter() - start, skipped=True)
     cache.start()
     say(f"stage 3: fine-tuning {v.name} ({v.title}) on {len(records)} labelled images -> {out}")
-    res = run_finetuning(config, records, out, trainer=repeatable(trainer or profile.trainer), codec=codec,
+    res = run_finetuning(config, split, out, trainer=repeatable(trainer or profile.trainer), codec=codec,
                          resume=True, progress=progress)
     ckpt = res.best_checkpoint or res.last_checkpoint
     if ckpt is None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import StageCache
-from iugc_aop.stages.common import PathLike, load_dataset, say
+from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
 from sslkeypoint.data import data_fingerprint, file_digest
 from sslkeypoint.recipes import run_pretraining
@@ -97,7 +97,10 @@ def stage_pretrain(
     progress: bool = True,
     trainer: TrainerConfig | None = None,
 ) -> PretrainStageResult:
-    """Stage 1: MoCo v2 on every unlabelled frame and the labelled training images (labels unused).
+    """Stage 1: MoCo v2 on every unlabelled image and the labelled training images (labels unused).
+
+    The images are the training cases, the frames of every sequence and the unordered unlabelled
+    images (:attr:`~iugc_aop.formats.IUGCDataset.unlabelled`, e.g. PSFHS), each file once.
 
     Args:
         data_root: IUGC folder (``Training/`` is read).
@@ -116,13 +119,16 @@ def stage_pretrain(
     Raises:
         iugc_aop.formats.IUGCLayoutError: If ``Training/`` is incomplete.
     """
-    profile = get_profile(profile)
+    profile = get_profile(profile, real=data_is_real(data_root))
     seed = profile.seed if seed is None else seed
     ds = load_dataset(data_root, ("train", "unlabeled"))
-    images = [Path(r.path) for r in ds.train] + [p for frames in ds.sequences.values() for p in frames]
+    listed = [Path(r.path) for r in ds.train] + list(ds.unlabelled)
+    listed += [p for frames in ds.sequences.values() for p in frames]
+    images = list(dict.fromkeys(listed))  # PSFHS lists its training images twice (labelled and unlabelled)
     config = dataclasses.replace(profile.pretrain, seed=seed)
     say(f"stage 1: MoCo v2 on {len(images)} images ({len(ds.train)} labelled training images "
-        f"without labels + {ds.num_frames} frames) -> {Path(run_dir) / name}")
+        f"without labels + {ds.num_frames} frames + {len(ds.unlabelled)} unordered images, each image "
+        f"once) -> {Path(run_dir) / name}")
     return _run(config, name, Path(run_dir), profile, data_fingerprint(images), force, progress,
                 trainer or profile.trainer, images=images)
 
@@ -162,7 +168,7 @@ def stage_pretrain_temporal(
     Raises:
         FileNotFoundError: If stage 1 or the selection is missing.
     """
-    profile = get_profile(profile)
+    profile = get_profile(profile, real=data_is_real(data_root))
     seed = profile.seed if seed is None else seed
     run = Path(run_dir)
     init = Path(init_from) if init_from is not None else run / "stage1" / "checkpoints" / "last.ckpt"

@@ -11,7 +11,7 @@ import torch
 
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import StageCache
-from iugc_aop.stages.common import PathLike, load_dataset, say
+from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say
 from sslkeypoint.data import data_fingerprint, file_digest
 from sslkeypoint.encoders import create_encoder
 from sslkeypoint.ssl.selection import ScreeningResult, plot_scores, screen_sequences
@@ -107,7 +107,7 @@ def stage_select(
         ValueError: If the data has no reference images or no sequences.
     """
     start = time.perf_counter()
-    profile = get_profile(profile)
+    profile = get_profile(profile, real=data_is_real(data_root))
     run = Path(run_dir)
     out = run / "select"
     weights = Path(encoder_path) if encoder_path is not None else run / "stage1" / "encoder.safetensors"
