@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sslkeypoint.encoders import UNetEncoder
-from sslkeypoint.ssl.moco import MoCoV2, cap_queue_size
+from sslkeypoint.ssl.moco import MoCoV2, auto_momentum, cap_queue_size
 
 QUEUE = "criterion.memory_bank._extra_state"  # torch's key for GroupMemoryBank.get_extra_state()
 
@@ -237,3 +237,14 @@ def _ddp_worker(rank: int, world: int, port: int) -> None:
 
 def test_two_process_ddp_gathers_keys_of_both_ranks() -> None:
     mp.spawn(_ddp_worker, args=(2, _free_port()), nprocs=2, join=True)
+
+
+def test_auto_momentum_follows_the_run_length() -> None:
+    # m = 1 - 20 / steps, within [0.99, 0.999]: a key-encoder time constant of at most 1/20 of the run.
+    assert auto_momentum(100) == 0.99 and auto_momentum(2000) == 0.99
+    assert auto_momentum(4000) == pytest.approx(0.995)
+    assert auto_momentum(20_000) == pytest.approx(0.999) and auto_momentum(10**9) == 0.999
+    values = [auto_momentum(n) for n in range(1, 50_000, 97)]
+    assert values == sorted(values)
+    with pytest.raises(ValueError, match="total_steps"):
+        auto_momentum(0)

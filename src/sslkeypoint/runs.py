@@ -52,7 +52,8 @@ __all__ = [
 #: The identity file of every run folder.
 RUN_FILE = "run.json"
 #: Everything a run writes into its folder: the only names ``resume=False`` removes.
-RUN_OUTPUTS = (RUN_FILE, "config.json", "summary.json", "encoder_init.txt", "encoder.safetensors", "checkpoints",
+RUN_OUTPUTS = (RUN_FILE, "config.json", "summary.json", "encoder_init.txt", "encoder.safetensors",
+               "unet.safetensors", "checkpoints",
                "logs")
 
 

@@ -19,6 +19,7 @@ from sslkeypoint.configs import PretrainConfig, TrainerConfig
 from sslkeypoint.data import data_fingerprint, list_sequences
 from sslkeypoint.lightning import MoCoPretrainModule
 from sslkeypoint.recipes import run_pretraining
+from sslkeypoint.ssl import auto_momentum
 from sslkeypoint.weights import load_state_dict_file
 
 TINY: dict[str, Any] = {"widths": (8, 16), "bottleneck_width": 32}
@@ -108,7 +109,8 @@ def test_data_fingerprint_tracks_names_and_content_not_location(tmp_path: Path, 
 def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, images: Path) -> None:
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="capped to 8"):
-        result = run_pretraining(trainer=TRAINER, config=tiny_config(lr=3e-3), images=images, out_dir=out, max_steps=150, progress=False)
+        result = run_pretraining(trainer=TRAINER, config=tiny_config(lr=3e-3, momentum=0.99, momentum_end=1.0),
+                                 images=images, out_dir=out, max_steps=150, progress=False)
     assert result.global_step == 150 and result.queue_size == 8
     losses = step_losses(out)
     assert len(losses) == 150
@@ -271,3 +273,16 @@ def test_batch_without_a_readable_file_is_skipped() -> None:
                                "dropped": [("a.png", "missing file", "")]})
     assert filled is not None and filled["index"].tolist() == [4, 9, 4]
     assert torch.equal(filled["image"][2], images[0]) and module.drops.dropped == 3
+
+
+def test_default_momentum_is_constant_and_chosen_from_the_run_length(tmp_path: Path, images: Path) -> None:
+    # MoCo v2's 0.999 would leave the key encoder near its random start in a short run; the
+    # default momentum follows the run length (auto_momentum) and stays constant.
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="capped"):
+        run_pretraining(trainer=TRAINER, config=tiny_config(), images=images, out_dir=out, max_steps=12,
+                        progress=False)
+    momenta = logged_momenta(out)
+    assert len(momenta) == 12
+    assert list(momenta.values()) == pytest.approx([auto_momentum(12)] * 12)
+    assert auto_momentum(12) == pytest.approx(0.99)

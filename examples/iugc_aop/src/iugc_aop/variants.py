@@ -8,7 +8,10 @@
 * ``unet`` — the U-Net without SSL, exact codec (:class:`~sslkeypoint.heatmaps.HeatmapCodec`,
   DARK decoding);
 * ``ssl_unet`` — the U-Net initialised from the stage-2 encoder, exact codec;
-* ``ssl_unet_starter_codec`` — ``ssl_unet``'s recipe with the starter's codec.
+* ``ssl_unet_starter_codec`` — ``ssl_unet``'s recipe with the starter's codec;
+* ``semi_unet`` — the U-Net without SSL, fine-tuned as a mean teacher
+  (:mod:`sslkeypoint.lightning.semi`) on the labelled images and every unlabelled training image;
+* ``ssl_semi_unet`` — both: the SSL encoder, fine-tuned as a mean teacher.
 
 A variant is a small change of the profile's :class:`~sslkeypoint.configs.FinetuneConfig`
 (:func:`finetune_config`) plus its codec (:func:`make_codec`); the codec is stored in every
@@ -41,6 +44,8 @@ class Variant:
         ssl: Initialise the encoder from the stage-2 encoder.
         codec: ``"exact"`` (:class:`~sslkeypoint.heatmaps.HeatmapCodec`, DARK) or ``"starter"``
             (:class:`iugc_aop.starter_codec.StarterCodec`).
+        semi: Fine-tune as a mean teacher on the unlabelled training images too
+            (``FinetuneConfig(semi="mean_teacher")``).
     """
 
     name: str
@@ -48,6 +53,7 @@ class Variant:
     encoder: Literal["unet", "resnet"]
     ssl: bool
     codec: Literal["exact", "starter"]
+    semi: bool = False
 
 
 #: The report's variants, in table order.
@@ -59,6 +65,10 @@ VARIANTS: dict[str, Variant] = {
         Variant("unet", "U-Net, no SSL, exact codec", "unet", False, "exact"),
         Variant("ssl_unet", "U-Net with two-stage SSL, exact codec", "unet", True, "exact"),
         Variant("ssl_unet_starter_codec", "U-Net with two-stage SSL, IUGC starter codec", "unet", True, "starter"),
+        Variant("semi_unet", "U-Net, no SSL, mean teacher on the unlabelled images, exact codec", "unet", False,
+                "exact", semi=True),
+        Variant("ssl_semi_unet", "U-Net with SSL, mean teacher on the unlabelled images, exact codec", "unet", True,
+                "exact", semi=True),
     )
 }
 
@@ -95,6 +105,8 @@ def finetune_config(variant: Variant, profile: Profile, init_encoder: Path | Non
         changes.update(encoder=profile.resnet, encoder_kwargs={})
     if init_encoder is not None:
         changes["init_encoder"] = str(init_encoder)
+    if variant.semi:
+        changes["semi"] = "mean_teacher"
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 

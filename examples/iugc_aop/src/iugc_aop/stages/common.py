@@ -23,6 +23,7 @@ __all__ = [
     "psfhs_cache_dir",
     "repeatable",
     "say",
+    "unlabelled_pool",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -75,6 +76,18 @@ def data_is_real(data_root: PathLike) -> bool:
     """Whether a data folder holds real images: PSFHS, or IUGC data not written by :mod:`iugc_aop.synth`."""
     root = Path(data_root)
     return is_psfhs(root) or not (root / "synthetic_truth.json").is_file()
+
+
+def unlabelled_pool(dataset: IUGCDataset) -> list[Path]:
+    """The unlabelled images of the mean-teacher variants: every training image, each once.
+
+    The labelled training cases (without their labels: the teacher's predictions supervise the
+    network on every one of them), the unordered unlabelled images and the frames of every
+    sequence. Validation and Testing images are never part of it.
+    """
+    listed = [Path(r.path) for r in dataset.train] + list(dataset.unlabelled)
+    listed += [p for frames in dataset.sequences.values() for p in frames]
+    return list(dict.fromkeys(listed))
 
 
 def repeatable(trainer: TrainerConfig) -> TrainerConfig:

@@ -15,10 +15,23 @@ import numpy as np
 from iugc_aop.formats import IUGCDataset
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import StageCache
-from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, repeatable, say
+from iugc_aop.stages.common import (
+    PathLike,
+    data_is_real,
+    load_dataset,
+    repeatable,
+    say,
+    unlabelled_pool,
+)
 from iugc_aop.variants import Variant, finetune_config, get_variant, make_codec
 from sslkeypoint.configs import TrainerConfig
-from sslkeypoint.data import KeypointRecord, file_digest, records_fingerprint, split_records
+from sslkeypoint.data import (
+    KeypointRecord,
+    data_fingerprint,
+    file_digest,
+    records_fingerprint,
+    split_records,
+)
 from sslkeypoint.heatmaps import codec_to_dict
 from sslkeypoint.recipes import run_finetuning
 
@@ -168,10 +181,12 @@ def stage_finetune(
     records = labelled_subset(ds.train, budget, seed)
     config = finetune_config(v, profile, init, seed)
     split = holdout_split(records, config.val_fraction, seed)
+    unlabelled = unlabelled_pool(ds) if v.semi else None
     codec = make_codec(v, config)
     init_key = file_digest(init) if init is not None else None
     key = {"config": {**config.to_dict(), "init_encoder": None}, "init": init_key, "codec": codec_to_dict(codec),
-           "data": {"labelled": len(records), "content": records_fingerprint(records)}}
+           "data": {"labelled": len(records), "content": records_fingerprint(records),
+                    **({"unlabelled": data_fingerprint(unlabelled)} if unlabelled is not None else {})}}
     cache = StageCache(out, key, profile.name)
     saved = cache.load(force)
     if saved is not None and cache.path(saved.get("checkpoint", "")).is_file():
@@ -179,9 +194,10 @@ def stage_finetune(
                                    saved.get("best_epoch"), int(saved.get("epochs", 0)), len(records),
                                    time.perf_counter() - start, skipped=True)
     cache.start()
-    say(f"stage 3: fine-tuning {v.name} ({v.title}) on {len(records)} labelled images -> {out}")
+    pool = f" and {len(unlabelled)} unlabelled images" if unlabelled is not None else ""
+    say(f"stage 3: fine-tuning {v.name} ({v.title}) on {len(records)} labelled images{pool} -> {out}")
     res = run_finetuning(config, split, out, trainer=repeatable(trainer or profile.trainer), codec=codec,
-                         resume=True, progress=progress)
+                         resume=True, progress=progress, unlabelled=unlabelled)
     ckpt = res.best_checkpoint or res.last_checkpoint
     if ckpt is None:
         raise RuntimeError(f"fine-tuning {v.name} wrote no checkpoint under {out}")

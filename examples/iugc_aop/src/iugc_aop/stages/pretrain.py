@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import StageCache
-from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say
+from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say, unlabelled_pool
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
 from sslkeypoint.data import data_fingerprint, file_digest
 from sslkeypoint.recipes import run_pretraining
@@ -122,9 +122,7 @@ def stage_pretrain(
     profile = get_profile(profile, real=data_is_real(data_root))
     seed = profile.seed if seed is None else seed
     ds = load_dataset(data_root, ("train", "unlabeled"))
-    listed = [Path(r.path) for r in ds.train] + list(ds.unlabelled)
-    listed += [p for frames in ds.sequences.values() for p in frames]
-    images = list(dict.fromkeys(listed))  # PSFHS lists its training images twice (labelled and unlabelled)
+    images = unlabelled_pool(ds)
     config = dataclasses.replace(profile.pretrain, seed=seed)
     say(f"stage 1: MoCo v2 on {len(images)} images ({len(ds.train)} labelled training images "
         f"without labels + {ds.num_frames} frames + {len(ds.unlabelled)} unordered images, each image "

@@ -1,0 +1,221 @@
+"""Label efficiency on real images: PSFHS, landmark error against the number of labelled cases.
+
+The question the library exists to answer: with few labelled images and many unlabelled ones,
+which recipe gives the best landmarks, and how many labels does it save? On the PSFHS images
+(``../shared/data/psfhs``: 1,058 real transperineal ultrasound frames; PS1, PS2, FH1 derived from
+the expert masks with the 2023 challenge's rule, see :mod:`iugc_aop.formats.psfhs`):
+
+* a fixed testing split of about 20 % of the similarity groups
+  (:func:`iugc_aop.stages.load_dataset`: group split with seed 0) — near-duplicate frames never
+  straddle training and testing;
+* pre-training once on every image of the training groups, masks unused: MoCo v2 (the example's
+  stage 1 with the real-image ``quick`` profile: 128-px input, U-Net widths 16–128, momentum
+  chosen from the run length, no horizontal flip), and optionally DenseCL (``--methods dense``);
+* for every seed and label budget: ``N`` labelled cases drawn from the training groups
+  (:func:`iugc_aop.stages.labelled_subset`, nested across budgets for one seed), split 8:2 by
+  group for validation (early stopping, best checkpoint), and fine-tuned by each method with the
+  example's variants (:func:`iugc_aop.stages.stage_finetune`):
+
+  ============  ===============================================================
+  ``scratch``   ``unet``: random initialisation
+  ``moco``      ``ssl_unet``: the MoCo v2 encoder
+  ``dense``     ``ssl_unet`` from the DenseCL encoder (``dense_weight=0.5``)
+  ``semi``      ``semi_unet``: mean teacher on every training image
+  ``moco_semi`` ``ssl_semi_unet``: the MoCo v2 encoder and the mean teacher
+  ============  ===============================================================
+
+* each run's best checkpoint is evaluated on the testing split through the library predictor
+  (:func:`iugc_aop.stages.evaluate_records`): MRE and per-landmark error in the 256×256 images'
+  pixels, AoP MAE in degrees, and the spread ratio of every landmark (collapse check).
+
+Results: a table (mean ± sd over seeds), ``benchmarks/results/label_efficiency.json`` (every
+run's figures) and a plot of error against labels (log x, seed spread drawn). The budget ``all``
+uses every training case. Runs already done are reused (the example's stage cache), so an
+interrupted benchmark continues where it stopped.
+
+Usage::
+
+    python benchmarks/bench_label_efficiency.py                       # the full grid (many hours on 2 cores)
+    python benchmarks/bench_label_efficiency.py --budgets 50 200 --methods scratch moco semi moco_semi
+    python benchmarks/bench_label_efficiency.py --data ../shared/data/psfhs --work runs/label_eff --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import cpu_model
+
+METHODS = {"scratch": "unet", "moco": "ssl_unet", "dense": "ssl_unet", "semi": "semi_unet",
+           "moco_semi": "ssl_semi_unet"}
+DEFAULT_BUDGETS = ("25", "50", "100", "200", "all")
+RESULTS = Path(__file__).parent / "results"
+
+
+def _pretrain(root: Path, work: Path, profile: Any, dense: bool, progress: bool) -> Path:
+    """The stage-1 encoder (MoCo v2, or DenseCL with ``dense``), trained once."""
+    from iugc_aop.stages import stage_pretrain
+
+    if dense:
+        profile = profile.with_overrides(pretrain=dataclasses.replace(profile.pretrain, dense_weight=0.5))
+    name = "stage1_dense" if dense else "stage1"
+    res = stage_pretrain(root, work, profile, name=name, progress=progress)
+    print(f"{name}: {res.global_step} steps, final InfoNCE {res.final_loss}, chance "
+          f"ln({res.queue_size}+1) = {math.log(res.queue_size + 1):.2f}, {res.seconds:.0f} s", flush=True)
+    return res.encoder_path
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from iugc_aop.profiles import get_profile
+    from iugc_aop.stages import evaluate_records, load_dataset, stage_finetune
+    from sslkeypoint.inference import KeypointPredictor
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    root, work = Path(args.data), Path(args.work)
+    profile = get_profile(args.profile, real=True)
+    ds = load_dataset(root)
+    testing = ds.testing
+    print(f"{len(ds.train)} training cases, {len(testing)} testing cases "
+          f"({ds.report.get('groups', {})})", flush=True)
+    encoders: dict[str, Path] = {}
+    t0 = time.perf_counter()
+    if any(m in ("moco", "moco_semi") for m in args.methods):
+        encoders["moco"] = _pretrain(root, work, profile, False, args.progress)
+    if "dense" in args.methods:
+        encoders["dense"] = _pretrain(root, work, profile, True, args.progress)
+    pretrain_seconds = time.perf_counter() - t0
+    runs: list[dict[str, Any]] = []
+    for seed in range(args.seeds):
+        for budget_text in args.budgets:
+            budget = None if budget_text == "all" else int(budget_text)
+            for method in args.methods:
+                variant = METHODS[method]
+                init = encoders.get("dense" if method == "dense" else "moco") if variant.startswith("ssl") else None
+                name = f"{method}_n{budget_text}_s{seed}"
+                t = time.perf_counter()
+                ft = stage_finetune(variant, root, work, profile, label_budget=budget, seed=seed, init_encoder=init,
+                                    name=name, progress=args.progress)
+                predictor = KeypointPredictor.from_checkpoint(ft.checkpoint)
+                metrics, _ = evaluate_records(predictor, testing, progress=False)
+                entry = {
+                    "method": method, "variant": variant, "budget": budget_text, "labelled": ft.labelled,
+                    "seed": seed, "mre_px": metrics["mre_px"], "aop_mae_deg": metrics["aop_mae_deg"],
+                    "per_landmark_px": metrics["per_landmark_px"], "spread_ratio": metrics["spread_ratio"],
+                    "best_epoch": ft.best_epoch, "epochs": ft.epochs, "seconds": round(ft.seconds, 1),
+                    "wall_seconds": round(time.perf_counter() - t, 1), "reused": ft.skipped,
+                }
+                runs.append(entry)
+                per = entry["per_landmark_px"]
+                print(f"{name:<22} MRE {entry['mre_px']:6.2f} px  AoP {entry['aop_mae_deg']:6.2f}°  "
+                      f"PS1/PS2/FH1 {per['PS1']:.1f}/{per['PS2']:.1f}/{per['FH1']:.1f}  "
+                      f"({entry['seconds']:.0f} s{', reused' if ft.skipped else ''})", flush=True)
+    return {"runs": runs, "pretrain_seconds": round(pretrain_seconds, 1), "profile": profile.to_dict(),
+            "training_cases": len(ds.train), "testing_cases": len(testing)}
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± sd over seeds for every (method, budget)."""
+    table: list[dict[str, Any]] = []
+    keys = sorted({(r["method"], r["budget"]) for r in runs},
+                  key=lambda k: (list(METHODS).index(k[0]), math.inf if k[1] == "all" else int(k[1])))
+    for method, budget in keys:
+        rs = [r for r in runs if r["method"] == method and r["budget"] == budget]
+
+        def stat(values: list[float]) -> tuple[float, float]:
+            v = np.asarray(values, dtype=float)
+            return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
+
+        row: dict[str, Any] = {"method": method, "budget": budget, "seeds": len(rs),
+                               "labelled": int(np.mean([r["labelled"] for r in rs]))}
+        row["mre_px"], row["mre_sd"] = stat([r["mre_px"] for r in rs])
+        row["aop_mae_deg"], row["aop_sd"] = stat([r["aop_mae_deg"] for r in rs])
+        for name in ("PS1", "PS2", "FH1"):
+            row[f"{name}_px"], row[f"{name}_sd"] = stat([r["per_landmark_px"][name] for r in rs])
+        row["min_spread_ratio"] = float(min(min(r["spread_ratio"].values()) for r in rs))
+        table.append(row)
+    return table
+
+
+def markdown(table: list[dict[str, Any]]) -> str:
+    lines = ["| method | labels | seeds | MRE px | AoP MAE ° | PS1 px | PS2 px | FH1 px | lowest spread ratio |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    def pm(r: dict[str, Any], key: str, sd: str) -> str:
+        return f"{r[key]:.2f} ± {r[sd]:.2f}" if math.isfinite(r[sd]) else f"{r[key]:.2f}"
+
+    for r in table:
+        lines.append(f"| {r['method']} | {r['budget']} ({r['labelled']}) | {r['seeds']} | {pm(r, 'mre_px', 'mre_sd')} | "
+                     f"{pm(r, 'aop_mae_deg', 'aop_sd')} | {pm(r, 'PS1_px', 'PS1_sd')} | {pm(r, 'PS2_px', 'PS2_sd')} | "
+                     f"{pm(r, 'FH1_px', 'FH1_sd')} | {r['min_spread_ratio']:.2f} |")
+    return "\n".join(lines)
+
+
+def plot(table: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for method in METHODS:
+        rows = [r for r in table if r["method"] == method]
+        if not rows:
+            continue
+        xs = [r["labelled"] for r in rows]
+        for ax, key, sd in ((axes[0], "mre_px", "mre_sd"), (axes[1], "aop_mae_deg", "aop_sd")):
+            ys = np.array([r[key] for r in rows])
+            es = np.nan_to_num(np.array([r[sd] for r in rows]))
+            ax.plot(xs, ys, marker="o", label=method)
+            ax.fill_between(xs, ys - es, ys + es, alpha=0.2)
+    axes[0].set(xscale="log", xlabel="labelled cases", ylabel="MRE (px, 256×256)", title="landmark error")
+    axes[1].set(xscale="log", xlabel="labelled cases", ylabel="AoP MAE (°)", title="Angle of Progression error")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("PSFHS testing split (mean ± sd over seeds)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "psfhs")
+    p.add_argument("--work", type=Path, default=Path("runs/label_efficiency"))
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--budgets", nargs="+", default=list(DEFAULT_BUDGETS))
+    p.add_argument("--methods", nargs="+", default=["scratch", "moco", "dense", "semi", "moco_semi"],
+                   choices=list(METHODS))
+    p.add_argument("--json", type=Path, default=RESULTS / "label_efficiency.json")
+    p.add_argument("--figure", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "_static"
+                   / "label_efficiency.png")
+    p.add_argument("--progress", action="store_true")
+    args = p.parse_args()
+    t0 = time.perf_counter()
+    result = run(args)
+    table = summarise(result["runs"])
+    seconds = time.perf_counter() - t0
+    print()
+    print(markdown(table))
+    print(f"\n{seconds / 60:.1f} min on {cpu_model()} ({os.cpu_count()} cores)")
+    plot(table, args.figure)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({**result, "table": table, "seconds": round(seconds, 1), "cpu": cpu_model(),
+                                     "cores": os.cpu_count(), "seeds": args.seeds, "budgets": args.budgets,
+                                     "methods": args.methods, "load_end": os.getloadavg()}, indent=2))
+    print(f"wrote {args.json} and {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
