@@ -559,14 +559,16 @@ def run_pretraining(
 
     checkpoint = RunCheckpoint(
         dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor="train_loss_epoch", mode="min", save_top_k=1,
-        save_last=True,
     )
+    # ``last.ckpt`` after every epoch: with a monitor, Lightning refreshes its ``save_last`` file only
+    # when the monitored loss improves, and a stopped run would resume from an older epoch.
+    latest = RunCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     fit = pl.Trainer(
         **{**run.trainer_kwargs(), "strategy": _pretrain_strategy(run)},
         max_epochs=config.max_epochs,
         max_steps=-1 if max_steps is None else max_steps,
         logger=CSVLogger(out, name="logs"),
-        callbacks=[checkpoint, DropReport(verbose=progress)],
+        callbacks=[checkpoint, latest, DropReport(verbose=progress)],
         enable_progress_bar=progress,
         enable_model_summary=False,
         default_root_dir=out,

@@ -286,3 +286,16 @@ def test_default_momentum_is_constant_and_chosen_from_the_run_length(tmp_path: P
     assert len(momenta) == 12
     assert list(momenta.values()) == pytest.approx([auto_momentum(12)] * 12)
     assert auto_momentum(12) == pytest.approx(0.99)
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_the_loss_rose(tmp_path: Path, images: Path) -> None:
+    # A loss that rises after the first epoch: the best checkpoint stays at epoch 0, and last.ckpt
+    # must still hold the end of the run (a stopped run resumes from there, not from epoch 0).
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="capped"):
+        result = run_pretraining(trainer=TRAINER, config=tiny_config(max_epochs=5, lr=3e-2), images=images,
+                                 out_dir=out, progress=False)
+    assert result.best_checkpoint is not None and result.best_checkpoint.name == "best-epoch=000.ckpt"
+    assert result.last_checkpoint is not None
+    saved = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
+    assert saved["global_step"] == result.global_step and saved["epoch"] == 5
