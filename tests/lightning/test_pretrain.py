@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from sslkeypoint.configs import PretrainConfig, TrainerConfig
 from sslkeypoint.data import data_fingerprint, list_sequences
 from sslkeypoint.lightning import MoCoPretrainModule
 from sslkeypoint.recipes import run_pretraining
+from sslkeypoint.runs import RunInterrupted
 from sslkeypoint.ssl import auto_momentum
 from sslkeypoint.weights import load_state_dict_file
 
@@ -288,14 +291,20 @@ def test_default_momentum_is_constant_and_chosen_from_the_run_length(tmp_path: P
     assert auto_momentum(12) == pytest.approx(0.99)
 
 
-def test_last_checkpoint_is_the_last_epoch_even_when_the_loss_rose(tmp_path: Path, images: Path) -> None:
-    # A loss that rises after the first epoch: the best checkpoint stays at epoch 0, and last.ckpt
-    # must still hold the end of the run (a stopped run resumes from there, not from epoch 0).
+def test_a_stopped_run_keeps_its_last_epoch_even_when_the_loss_rose(
+    tmp_path: Path, images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loss rises after epoch 0 (lr 3e-2), so the best checkpoint stays at epoch 0. A SIGTERM
+    # during epoch 4 must leave last.ckpt at the end of epoch 3, not at the best epoch.
+    def stop_in_epoch_4(self: MoCoPretrainModule, batch: object, batch_idx: int) -> None:
+        if self.current_epoch == 4 and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(MoCoPretrainModule, "on_train_batch_start", stop_in_epoch_4, raising=False)
     out = tmp_path / "run"
-    with pytest.warns(UserWarning, match="capped"):
-        result = run_pretraining(trainer=TRAINER, config=tiny_config(max_epochs=5, lr=3e-2), images=images,
-                                 out_dir=out, progress=False)
-    assert result.best_checkpoint is not None and result.best_checkpoint.name == "best-epoch=000.ckpt"
-    assert result.last_checkpoint is not None
-    saved = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
-    assert saved["global_step"] == result.global_step and saved["epoch"] == 5
+    with pytest.warns(UserWarning, match="capped"), pytest.raises(RunInterrupted):
+        run_pretraining(trainer=TRAINER, config=tiny_config(max_epochs=8, lr=3e-2), images=images, out_dir=out,
+                        progress=False)
+    assert sorted(p.name for p in (out / "checkpoints").glob("best-*.ckpt")) == ["best-epoch=000.ckpt"]
+    saved = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["epoch"] == 3 and saved["global_step"] == 8  # 4 epochs of 2 steps (16 images, batch 8)
