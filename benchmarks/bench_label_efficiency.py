@@ -19,6 +19,7 @@ the expert masks with the 2023 challenge's rule, see :mod:`iugc_aop.formats.psfh
   ============  ===============================================================
   ``scratch``   ``unet``: random initialisation
   ``moco``      ``ssl_unet``: the MoCo v2 encoder
+  ``moco_flip`` ``ssl_unet`` from MoCo v2 pre-trained with horizontal flips (``hflip_p=0.5``)
   ``dense``     ``ssl_unet`` from the DenseCL encoder (``dense_weight=0.5``)
   ``semi``      ``semi_unet``: mean teacher on every training image
   ``moco_semi`` ``ssl_semi_unet``: the MoCo v2 encoder and the mean teacher
@@ -54,19 +55,25 @@ from typing import Any
 import numpy as np
 from _common import cpu_model
 
-METHODS = {"scratch": "unet", "moco": "ssl_unet", "dense": "ssl_unet", "semi": "semi_unet",
-           "moco_semi": "ssl_semi_unet"}
+METHODS = {"scratch": "unet", "moco": "ssl_unet", "moco_flip": "ssl_unet", "dense": "ssl_unet",
+           "semi": "semi_unet", "moco_semi": "ssl_semi_unet"}
+#: The pre-training each method starts from (``None``: random initialisation).
+PRETRAINING = {"moco": "moco", "moco_flip": "moco_flip", "dense": "dense", "moco_semi": "moco"}
 DEFAULT_BUDGETS = ("25", "50", "100", "200", "all")
 RESULTS = Path(__file__).parent / "results"
 
 
-def _pretrain(root: Path, work: Path, profile: Any, dense: bool, progress: bool) -> Path:
-    """The stage-1 encoder (MoCo v2, or DenseCL with ``dense``), trained once."""
+def _pretrain(root: Path, work: Path, profile: Any, kind: str, progress: bool) -> Path:
+    """The stage-1 encoder of ``kind`` (``"moco"``, ``"moco_flip"``, ``"dense"``), trained once."""
     from iugc_aop.stages import stage_pretrain
 
-    if dense:
-        profile = profile.with_overrides(pretrain=dataclasses.replace(profile.pretrain, dense_weight=0.5))
-    name = "stage1_dense" if dense else "stage1"
+    changes: dict[str, Any] = {}
+    if kind == "dense":
+        changes["dense_weight"] = 0.5
+    if kind == "moco_flip":
+        changes["augment"] = {**profile.pretrain.augment, "hflip_p": 0.5}
+    profile = profile.with_overrides(pretrain=dataclasses.replace(profile.pretrain, **changes))
+    name = "stage1" if kind == "moco" else f"stage1_{kind}"
     res = stage_pretrain(root, work, profile, name=name, progress=progress)
     print(f"{name}: {res.global_step} steps, final InfoNCE {res.final_loss}, chance "
           f"ln({res.queue_size}+1) = {math.log(res.queue_size + 1):.2f}, {res.seconds:.0f} s", flush=True)
@@ -89,18 +96,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           f"({ds.report.get('groups', {})})", flush=True)
     encoders: dict[str, Path] = {}
     t0 = time.perf_counter()
-    if any(m in ("moco", "moco_semi") for m in args.methods):
-        encoders["moco"] = _pretrain(root, work, profile, False, args.progress)
-    if "dense" in args.methods:
-        encoders["dense"] = _pretrain(root, work, profile, True, args.progress)
+    for kind in dict.fromkeys(PRETRAINING[m] for m in args.methods if m in PRETRAINING):
+        encoders[kind] = _pretrain(root, work, profile, kind, args.progress)
     pretrain_seconds = time.perf_counter() - t0
     runs: list[dict[str, Any]] = []
-    for seed in range(args.seeds):
-        for budget_text in args.budgets:
-            budget = None if budget_text == "all" else int(budget_text)
+    for budget_text in args.budgets:  # budget by budget: an interrupted run has whole rows
+        budget = None if budget_text == "all" else int(budget_text)
+        for seed in range(args.seeds):
             for method in args.methods:
                 variant = METHODS[method]
-                init = encoders.get("dense" if method == "dense" else "moco") if variant.startswith("ssl") else None
+                init = encoders[PRETRAINING[method]] if method in PRETRAINING else None
                 name = f"{method}_n{budget_text}_s{seed}"
                 t = time.perf_counter()
                 ft = stage_finetune(variant, root, work, profile, label_budget=budget, seed=seed, init_encoder=init,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import Tensor, nn
 
 from sslkeypoint.encoders import TimmEncoder, UNetEncoder
-from sslkeypoint.models import DecoderStage, HeatmapUNet
+from sslkeypoint.models import HEAD_PRIOR, DecoderStage, HeatmapUNet
 
 SMALL = {"widths": (4, 8, 16, 32), "bottleneck_width": 64}
 
@@ -149,3 +151,14 @@ def test_state_dict_names_are_readable():
     assert names[0] == "encoder.blocks.0.conv1.weight"
     assert "decoder.0.up.weight" in names and "decoder.1.block.conv2.weight" in names
     assert names[-2:] == ["head.weight", "head.bias"]
+
+
+def test_heatmaps_start_near_the_head_prior() -> None:
+    # Targets are ~0 almost everywhere: a head that starts at 0.5 gets pushed down hard by the
+    # first MSE steps, and with Adam a channel can end deep in the sigmoid's flat tail, where the
+    # gradient vanishes and its landmark collapses. The head's bias starts at logit(HEAD_PRIOR).
+    torch.manual_seed(0)
+    model = HeatmapUNet(UNetEncoder(in_chans=1, widths=(4, 8), bottleneck_width=8), num_keypoints=3)
+    assert torch.allclose(model.head.bias, torch.full((3,), math.log(HEAD_PRIOR / (1 - HEAD_PRIOR))))
+    out = model(torch.rand(2, 1, 32, 32))
+    assert HEAD_PRIOR / 3 < float(out.median()) < HEAD_PRIOR * 3

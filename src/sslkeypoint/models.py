@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,7 +13,10 @@ from sslkeypoint.encoders import create_encoder
 from sslkeypoint.encoders.base import validate_encoder
 from sslkeypoint.encoders.unet import ConvBlock
 
-__all__ = ["DecoderStage", "HeatmapUNet", "build_heatmap_model"]
+__all__ = ["HEAD_PRIOR", "DecoderStage", "HeatmapUNet", "build_heatmap_model"]
+
+#: The heatmap value every pixel starts at: the head's bias is initialised to ``logit(HEAD_PRIOR)``.
+HEAD_PRIOR = 0.01
 
 
 class DecoderStage(nn.Module):
@@ -75,6 +79,12 @@ class HeatmapUNet(nn.Module):
 
     Input sizes must be multiples of the encoder's deepest reduction (16 for the default U-Net);
     other sizes raise a ValueError (resize or pad the images first).
+
+    The head's bias starts at ``logit(HEAD_PRIOR)`` (heatmaps near 0.01 everywhere, as the targets
+    are almost everywhere): started at 0.5, the first steps of a heatmap MSE push every logit down
+    hard, and with Adam a channel can be driven deep into the sigmoid's flat tail, where the MSE
+    gradient vanishes — its landmark then stays at one image-independent place (a collapsed
+    landmark, see :class:`~sslkeypoint.lightning.CollapseWarning`).
 
     Args:
         encoder: An encoder (see :mod:`sslkeypoint.encoders`).
@@ -179,6 +189,7 @@ class HeatmapUNet(nn.Module):
             prev = out
         self.decoder = nn.ModuleList(stages)
         self.head = nn.Conv2d(prev, self.num_keypoints, 1)
+        nn.init.constant_(self.head.bias, math.log(HEAD_PRIOR / (1.0 - HEAD_PRIOR)))
 
     def _check_input(self, x: Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_chans:

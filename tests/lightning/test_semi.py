@@ -221,8 +221,9 @@ def test_ema_update_golden_values_for_parameters_and_batchnorm() -> None:
     teacher.update(student, decay=0.75)
     for p in teacher.network.parameters():
         torch.testing.assert_close(p, torch.full_like(p, 0.75 * 1.0 + 0.25 * 5.0))
-    torch.testing.assert_close(teacher.network[1].running_mean, torch.full((2,), 0.25 * 2.0))  # from 0
-    torch.testing.assert_close(teacher.network[1].running_var, torch.ones(2))  # 1 and 1
+    # BatchNorm statistics are the network's, not averaged (they must match the weights they scale).
+    torch.testing.assert_close(teacher.network[1].running_mean, torch.full((2,), 2.0))
+    torch.testing.assert_close(teacher.network[1].running_var, torch.ones(2))
     assert int(teacher.network[1].num_batches_tracked) == 7
     assert not any(p.requires_grad for p in teacher.parameters())
     # The teacher predicts in eval mode without touching its statistics, in any module mode.

@@ -123,8 +123,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """``--data``, ``--synthetic-dir``, ``--synthetic-size``, ``--seed`` for data-reading commands."""
     g = parser.add_argument_group("data")
     g.add_argument("--data", type=Path, default=None, metavar="DIR",
-                   help="IUGC 2025 root folder (Training/, Validation/, Testing/); "
-                   "default: synthetic data in the same layout")
+                   help="IUGC 2025 root folder (Training/, Validation/, Testing/) or PSFHS folder "
+                   "(images/ + masks/, or image_mha/ + label_mha/); default: synthetic IUGC-format data")
     g.add_argument("--synthetic-dir", type=Path, default=Path("iugc_synthetic"), metavar="DIR",
                    help="where synthetic data is written when --data is not given "
                    "(reused when already there; a folder holding other files is refused; "
@@ -234,7 +234,7 @@ register(Command("synth", "write synthetic data in the IUGC 2025 layout", _confi
 
 
 def _configure_inspect(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", type=Path, metavar="DIR", help="IUGC 2025 root folder")
+    p.add_argument("data", type=Path, metavar="DIR", help="IUGC 2025 or PSFHS root folder")
     p.add_argument("--parts", nargs="+", default=None,
                    choices=("train", "unlabeled", "validation", "testing"),
                    help="parts to read (default: all)")
@@ -252,11 +252,16 @@ def _configure_inspect(p: argparse.ArgumentParser) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from iugc_aop.formats import PARTS, read_iugc
+    from iugc_aop.formats import PARTS, is_psfhs, read_iugc
 
-    ds = read_iugc(args.data, parts=args.parts or PARTS, check_images=not args.no_image_check,
-                   check_frames=args.decode_frames or (args.strict and not args.no_image_check),
-                   progress=not args.no_progress)
+    if is_psfhs(args.data):  # the example's split of PSFHS: every mask measured, groups, testing cases
+        from iugc_aop.stages.common import load_dataset
+
+        ds = load_dataset(args.data, progress=not args.no_progress)
+    else:
+        ds = read_iugc(args.data, parts=args.parts or PARTS, check_images=not args.no_image_check,
+                       check_frames=args.decode_frames or (args.strict and not args.no_image_check),
+                       progress=not args.no_progress)
     print(ds.summary())
     if args.contact_sheet is not None:
         from iugc_aop.plotting import contact_sheet

@@ -18,14 +18,20 @@ codec mapping its predictions back (see :mod:`iugc_aop.variants`).
 from __future__ import annotations
 
 from iugc_aop.stages.cache import StageCache
-from iugc_aop.stages.common import load_dataset
+from iugc_aop.stages.common import data_is_real, load_dataset, unlabelled_pool
 from iugc_aop.stages.evaluate import (
     EvaluationResult,
     evaluate_records,
     stage_evaluate,
     time_predictor,
 )
-from iugc_aop.stages.finetune import FinetuneStageResult, labelled_subset, stage_finetune
+from iugc_aop.stages.finetune import (
+    FinetuneStageResult,
+    holdout_split,
+    labelled_subset,
+    ssl_encoder_path,
+    stage_finetune,
+)
 from iugc_aop.stages.pretrain import PretrainStageResult, stage_pretrain, stage_pretrain_temporal
 from iugc_aop.stages.screen import SelectionResult, stage_select
 
@@ -35,13 +41,17 @@ __all__ = [
     "PretrainStageResult",
     "SelectionResult",
     "StageCache",
+    "data_is_real",
     "evaluate_records",
+    "holdout_split",
     "labelled_subset",
     "load_dataset",
+    "ssl_encoder_path",
     "stage_evaluate",
     "stage_finetune",
     "stage_pretrain",
     "stage_pretrain_temporal",
     "stage_select",
     "time_predictor",
+    "unlabelled_pool",
 ]
