@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from PIL import Image
 
@@ -233,3 +234,26 @@ def test_module_skips_empty_batches() -> None:
 
 
 
+
+
+class _FreezeChannel(pl.Callback):
+    """Make keypoint 0's heatmap image-independent: its head weights zero and frozen."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        head = pl_module.model.head
+        with torch.no_grad():
+            head.weight[0].zero_()
+            head.bias[0] = 0.0
+        head.weight.register_hook(lambda g: g * torch.tensor([0.0, 1.0], dtype=g.dtype)[:, None, None, None])
+        head.bias.register_hook(lambda g: g * torch.tensor([0.0, 1.0], dtype=g.dtype))
+
+
+def test_a_landmark_predicted_at_one_place_is_reported(tmp_path, blobs) -> None:
+    # Keypoint A's heatmap is the same for every image, so it is decoded at one place: the run
+    # warns about it by name and lists it in the result; B is not listed.
+    with pytest.warns(UserWarning, match="landmark A is predicted at nearly the same place"):
+        result = run_finetuning(tiny_config(max_epochs=3), blobs, tmp_path / "run", trainer=TRAINER,
+                                progress=False, callbacks=[_FreezeChannel()])
+    assert list(result.collapsed_landmarks) == ["A"]
+    assert result.collapsed_landmarks["A"] < 0.1
+    assert result.best_metrics["val/B_spread_ratio"] > 0.1
