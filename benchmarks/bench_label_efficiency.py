@@ -39,6 +39,7 @@ Usage::
     python benchmarks/bench_label_efficiency.py                       # the full grid (many hours on 2 cores)
     python benchmarks/bench_label_efficiency.py --budgets 50 200 --methods scratch moco semi moco_semi
     python benchmarks/bench_label_efficiency.py --data ../shared/data/psfhs --work runs/label_eff --seeds 3
+    python benchmarks/bench_label_efficiency.py --merge part1.json part2.json   # one table from several runs
 """
 
 from __future__ import annotations
@@ -206,11 +207,20 @@ def main() -> None:
     p.add_argument("--figure", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "_static"
                    / "label_efficiency.png")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
+                   help="only combine the runs of earlier result files (no training) into one table")
     args = p.parse_args()
     t0 = time.perf_counter()
-    result = run(args)
+    if args.merge:
+        parts = [json.loads(f.read_text()) for f in args.merge]
+        result = {**parts[0], "runs": [r for part in parts for r in part["runs"]],
+                  "pretrain_seconds": sum(part.get("pretrain_seconds", 0.0) for part in parts),
+                  "merged_from": [str(f) for f in args.merge]}
+        seconds = sum(part.get("seconds", 0.0) for part in parts)
+    else:
+        result = run(args)
+        seconds = time.perf_counter() - t0
     table = summarise(result["runs"])
-    seconds = time.perf_counter() - t0
     print()
     print(markdown(table))
     print(f"\n{seconds / 60:.1f} min on {cpu_model()} ({os.cpu_count()} cores)")
