@@ -37,7 +37,12 @@ def test_demo_smoke_end_to_end(demo: dict, capsys: pytest.CaptureFixture[str]) -
     assert list(metrics) == list(VARIANTS)
     for name, m in metrics.items():
         assert math.isfinite(m["mre_px"]) and m["mre_px"] >= 0, name
-        assert math.isfinite(m["aop_mae_deg"]) and 0 <= m["aop_mae_deg"] <= 180, name
+        # Two smoke epochs may leave a variant's heatmaps at their flat start, every landmark at one
+        # pixel: then no predicted AoP is defined, and each image is counted as failed.
+        if math.isfinite(m["aop_mae_deg"]):
+            assert 0 <= m["aop_mae_deg"] <= 180, name
+        else:
+            assert m["aop_count"] == 0 and m["aop_failed"] == m["count"], name
         assert m["count"] == 13  # smoke testing split: 12 images + 1 duplicate
         assert set(m["per_landmark_px"]) == {"PS1", "PS2", "FH1"}
         assert m["heatmap_mse"] >= 0 and m["heatmap_mae"] >= 0
