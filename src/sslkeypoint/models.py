@@ -189,6 +189,7 @@ class HeatmapUNet(nn.Module):
             prev = out
         self.decoder = nn.ModuleList(stages)
         self.head = nn.Conv2d(prev, self.num_keypoints, 1)
+        assert self.head.bias is not None
         nn.init.constant_(self.head.bias, math.log(HEAD_PRIOR / (1.0 - HEAD_PRIOR)))
 
     def _check_input(self, x: Tensor) -> None:

@@ -142,21 +142,18 @@ def warp_heatmaps(
 
 
 class HeatmapView(NamedTuple):
-    """An augmented view of images with their heatmaps mapped along (see :func:`augment_with_heatmaps`).
+    """An augmented view of images with their heatmaps mapped along (see :func:`augment_with_heatmaps`)."""
 
-    Attributes:
-        images: ``(B, C, H, W)`` augmented images.
-        heatmaps: ``(B, K, h, w)`` heatmaps moved by the view's geometric transform.
-        valid: ``(B, 1, h, w)`` bool: where the moved heatmaps are known.
-        permutation: ``(B, K)`` long: output channel ``k`` is input channel ``permutation[b, k]``
-            (flip pairs swapped in mirrored samples).
-        matrix: ``(B, 3, 3)`` the transform in input pixels.
-    """
-
+    #: ``(B, C, H, W)`` augmented images.
     images: Tensor
+    #: ``(B, K, h, w)`` heatmaps moved by the view's geometric transform.
     heatmaps: Tensor
+    #: ``(B, 1, h, w)`` bool: where the moved heatmaps are known.
     valid: Tensor
+    #: ``(B, K)`` long: output channel ``k`` is input channel ``permutation[b, k]`` (flip pairs
+    #: swapped in mirrored samples).
     permutation: Tensor
+    #: ``(B, 3, 3)`` the transform in input pixels.
     matrix: Tensor
 
 
