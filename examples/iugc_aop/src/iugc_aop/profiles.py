@@ -28,7 +28,7 @@ resolution and capacity than the synthetic scenes: :func:`get_profile` with ``re
 the :data:`REAL_PROFILES` profile of the same name when there is one. The real ``quick`` takes
 128-px input, 32×32 heatmaps, U-Net widths 16–128 + 256, ten stage-1 epochs without horizontal
 flips, and fine-tuning with keypoint augmentation for up to 40 epochs (Adam 1e-3); with 50
-labelled PSFHS cases the whole demo takes 7–8 minutes on 2 idle CPU cores. Its recommended
+labelled PSFHS cases the whole demo takes about 7 minutes on 2 idle CPU cores. Its recommended
 variant, exported to the demo's ``submission/``, is ``unet``: on the PSFHS benchmark neither
 MoCo v2 pre-training nor the mean teacher lowered the landmark error at 50 labels.
 
