@@ -16,7 +16,7 @@ provided:
   8–64, five epochs per pre-training stage, 60 labelled images, 20 fine-tuning epochs (the best
   hold-out epoch is kept). Fine-tuning uses Adam 3e-3 instead of 1e-5: with about 150 optimiser
   steps instead of tens of thousands, 1e-5 barely moves a randomly initialised decoder, and every
-  variant would be compared at "not trained yet". The demo takes about 1.5 minutes on an idle
+  variant would be compared at "not trained yet". The demo takes about 2 minutes on an idle
   2-core machine. The spare time is deliberately not spent on longer pre-training: a
   Validation-split scan (``benchmarks/bench_ssl_scan.py``) found that 30 or 60 stage-1 epochs
   leave the InfoNCE loss at chance and do not make ``ssl_unet`` better, and that a 128-px input
