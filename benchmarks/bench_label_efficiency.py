@@ -218,7 +218,7 @@ def main() -> None:
         parts = [json.loads(f.read_text()) for f in args.merge]
         result = {**parts[0], "runs": [r for part in parts for r in part["runs"]],
                   "pretrain_seconds": sum(part.get("pretrain_seconds", 0.0) for part in parts),
-                  "merged_from": [str(f) for f in args.merge]}
+                  "merged_from": [f.name for f in args.merge]}
         seconds = sum(part.get("seconds", 0.0) for part in parts)
     else:
         result = run(args)

@@ -122,6 +122,7 @@ def main(out: Path, data_file: Path) -> None:
     from sslkeypoint import recipes
     from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
     from sslkeypoint.data import KeypointRecord
+    from sslkeypoint.recipes import pretrain as pretrain_recipe
 
     rank = int(os.environ.get("LOCAL_RANK", "0"))  # one node: local rank = global rank
     data = json.loads(data_file.read_text())
@@ -144,7 +145,7 @@ def main(out: Path, data_file: Path) -> None:
             augment_rng.append(_checksum(torch.random.get_rng_state()))
             return self.augment(x)
 
-    class RecordingMoCo(recipes.MoCoPretrainModule):
+    class RecordingMoCo(pretrain_recipe.MoCoPretrainModule):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.augment = RecordRandomState(self.augment)  # type: ignore[assignment]
@@ -157,7 +158,7 @@ def main(out: Path, data_file: Path) -> None:
             super().on_fit_end()
             pt_record.on_fit_end(self.trainer, self)
 
-    recipes.MoCoPretrainModule = RecordingMoCo  # type: ignore[misc]
+    pretrain_recipe.MoCoPretrainModule = RecordingMoCo  # type: ignore[misc]
     pt_config = PretrainConfig.stage1(
         image_size=(32, 32), encoder_kwargs=tiny, batch_size=2, max_epochs=2, projection_dim=8,
         hidden_dim=8, queue_size=8, momentum=0.9, augment={"blur_p": 0.0},

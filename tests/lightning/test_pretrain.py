@@ -240,7 +240,7 @@ def test_unreadable_images_are_skipped_counted_and_batches_filled(tmp_path: Path
             seen.append(int(batch["image"].shape[0]))
             return super()._views(batch)
 
-    import sslkeypoint.recipes as recipes
+    import sslkeypoint.recipes.pretrain as recipes
 
     original = recipes.MoCoPretrainModule
     recipes.MoCoPretrainModule = Recording  # type: ignore[misc]

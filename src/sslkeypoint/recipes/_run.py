@@ -1,0 +1,85 @@
+"""What both recipes share: run files, the run-folder check, stopping on a signal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from sslkeypoint._utils import plain
+from sslkeypoint.data import (
+    file_digest,
+)
+from sslkeypoint.runs import RunFolder, RunInterrupted, open_run_folder
+
+__all__: list[str] = []
+
+
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(plain(data), indent=2, default=str))
+
+
+def _weights_identity(path: str | PathLike[str] | None) -> dict[str, str] | None:
+    """A weight file as its name and content digest: a run is tied to the weights, not to their place."""
+    if path is None:
+        return None
+    return {"file": Path(path).name, "digest": file_digest(path)}
+
+
+def _open(out: Path, kind: str, settings: dict[str, Any], data: str, legacy: dict[str, Any], resume: bool,
+          fit: pl.Trainer) -> RunFolder:
+    """Check the run folder (every process), then record it (process 0)."""
+    run = open_run_folder(out, kind, settings, data, resume=resume, legacy_settings=legacy,
+                          writer=fit.is_global_zero)
+    if fit.is_global_zero:
+        for note in run.notes:  # rare and worth seeing: a copied, moved, adopted or restarted folder
+            print(note, file=sys.stderr, flush=True)
+        run.write()
+    return run
+
+
+def _saved_checkpoint(path: Path) -> str | None:
+    """``"checkpoints/last.ckpt (after epoch E, step S)"`` for a readable checkpoint, else ``None``."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return f"{path.parent.name}/{path.name} (unreadable)"
+    return f"{path.parent.name}/{path.name} (after epoch {state.get('epoch')}, step {state.get('global_step')})"
+
+
+@contextlib.contextmanager
+def _stops_on_signal(fit: pl.Trainer, out: Path, saved: Callable[[], list[str]],
+                     on_stop: Callable[[int], None]) -> Iterator[None]:
+    """Turn Lightning's exit on ``SIGTERM`` (status 0) or ``SIGINT`` (status 1) into :class:`RunInterrupted`.
+
+    ``on_stop(signum)`` records the partial result first; the message says what was saved.
+    """
+    try:
+        yield
+    except SystemExit as exc:
+        if isinstance(exc, RunInterrupted):
+            raise
+        if isinstance(exc, SIGTERMException):
+            signum = signal.SIGTERM
+        elif isinstance(exc.__context__, KeyboardInterrupt):
+            signum = signal.SIGINT
+        else:
+            raise
+        on_stop(signum)
+        stop = RunInterrupted(signum, out, saved() if fit.is_global_zero else [])
+        if fit.is_global_zero:
+            print(stop, file=sys.stderr, flush=True)
+        raise stop from None
