@@ -21,6 +21,8 @@ the expert masks with the 2023 challenge's rule, see :mod:`iugc_aop.formats.psfh
   ``moco``      ``ssl_unet``: the MoCo v2 encoder
   ``moco_flip`` ``ssl_unet`` from MoCo v2 pre-trained with horizontal flips (``hflip_p=0.5``)
   ``dense``     ``ssl_unet`` from the DenseCL encoder (``dense_weight=0.5``)
+  ``dense_dec`` ``ssl_unet`` from DenseCL at the decoder level: encoder *and* decoder pre-trained
+                (``dense_level="decoder"``), both loaded (``init_decoder=True``)
   ``semi``      ``semi_unet``: mean teacher on every training image
   ``moco_semi`` ``ssl_semi_unet``: the MoCo v2 encoder and the mean teacher
   ============  ===============================================================
@@ -57,20 +59,28 @@ import numpy as np
 from _common import cpu_model
 
 METHODS = {"scratch": "unet", "moco": "ssl_unet", "moco_flip": "ssl_unet", "dense": "ssl_unet",
-           "semi": "semi_unet", "moco_semi": "ssl_semi_unet"}
+           "dense_dec": "ssl_unet", "semi": "semi_unet", "moco_semi": "ssl_semi_unet"}
 #: The pre-training each method starts from (``None``: random initialisation).
-PRETRAINING = {"moco": "moco", "moco_flip": "moco_flip", "dense": "dense", "moco_semi": "moco"}
+PRETRAINING = {"moco": "moco", "moco_flip": "moco_flip", "dense": "dense", "dense_dec": "dense_dec",
+               "moco_semi": "moco"}
+#: Methods that load the pre-trained decoder too (``FinetuneConfig.init_decoder``).
+INIT_DECODER = {"dense_dec"}
 DEFAULT_BUDGETS = ("25", "50", "100", "200", "all")
 RESULTS = Path(__file__).parent / "results"
 
 
 def _pretrain(root: Path, work: Path, profile: Any, kind: str, progress: bool) -> Path:
-    """The stage-1 encoder of ``kind`` (``"moco"``, ``"moco_flip"``, ``"dense"``), trained once."""
+    """The stage-1 weights of ``kind`` (``"moco"``, ``"moco_flip"``, ``"dense"``, ``"dense_dec"``), trained once.
+
+    The encoder file, or for ``"dense_dec"`` the ``unet.safetensors`` holding encoder and decoder.
+    """
     from iugc_aop.stages import stage_pretrain
 
     changes: dict[str, Any] = {}
-    if kind == "dense":
+    if kind in ("dense", "dense_dec"):
         changes["dense_weight"] = 0.5
+    if kind == "dense_dec":
+        changes["dense_level"] = "decoder"
     if kind == "moco_flip":
         changes["augment"] = {**profile.pretrain.augment, "hflip_p": 0.5}
     profile = profile.with_overrides(pretrain=dataclasses.replace(profile.pretrain, **changes))
@@ -78,7 +88,7 @@ def _pretrain(root: Path, work: Path, profile: Any, kind: str, progress: bool) -
     res = stage_pretrain(root, work, profile, name=name, progress=progress)
     print(f"{name}: {res.global_step} steps, final InfoNCE {res.final_loss}, chance "
           f"ln({res.queue_size}+1) = {math.log(res.queue_size + 1):.2f}, {res.seconds:.0f} s", flush=True)
-    return res.encoder_path
+    return res.out_dir / "unet.safetensors" if kind == "dense_dec" else res.encoder_path
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -107,9 +117,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for method in args.methods:
                 variant = METHODS[method]
                 init = encoders[PRETRAINING[method]] if method in PRETRAINING else None
+                tuned = profile
+                if method in INIT_DECODER:
+                    tuned = profile.with_overrides(finetune=dataclasses.replace(profile.finetune, init_decoder=True))
                 name = f"{method}_n{budget_text}_s{seed}"
                 t = time.perf_counter()
-                ft = stage_finetune(variant, root, work, profile, label_budget=budget, seed=seed, init_encoder=init,
+                ft = stage_finetune(variant, root, work, tuned, label_budget=budget, seed=seed, init_encoder=init,
                                     name=name, progress=args.progress)
                 predictor = KeypointPredictor.from_checkpoint(ft.checkpoint)
                 metrics, _ = evaluate_records(predictor, testing, progress=False)

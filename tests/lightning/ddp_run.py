@@ -3,15 +3,18 @@
 Usage: ``python tests/lightning/ddp_run.py OUT DATA_JSON``, where ``DATA_JSON`` lists the
 fine-tuning records (``{"train": [[path, [[x, y], ...]], ...], "val": [...], "images": [...]}``).
 ``strategy="ddp"`` on the CPU re-launches this script for process 1 (Lightning's subprocess
-launcher), so every process runs the same two recipes: first :func:`run_pretraining` (stage 1)
-into ``OUT/pretrain``, then :func:`run_finetuning` from its encoder into ``OUT/finetune``. Each process
-writes ``OUT/rank{r}.json`` (per-epoch validation figures, learning rates, losses, the files it
-opened for writing) and its final weights ``OUT/{finetune,pretrain}_state{r}.pt``;
+launcher), so every process runs the same three recipe calls: first :func:`run_pretraining`
+(stage 1) into ``OUT/pretrain``, then :func:`run_finetuning` from its encoder into
+``OUT/finetune``, then a mean-teacher fine-tuning (``semi="mean_teacher"``, every image as the
+unlabelled pool) into ``OUT/semi``. Each process writes ``OUT/rank{r}.json`` (per-epoch validation
+figures, learning rates, losses, the unlabelled images of every batch, the files it opened for
+writing) and its final weights ``OUT/{finetune,pretrain,semi}_state{r}.pt``;
 tests/lightning/test_ddp.py compares them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -111,6 +114,21 @@ class Record(pl.Callback):
         torch.save(pl_module.state_dict(), self.state_path)
 
 
+class UnlabelledSeen(pl.Callback):
+    """The checksum of every unlabelled image of every training batch, per epoch, in order."""
+
+    def __init__(self) -> None:
+        self.epochs: list[list[str]] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epochs.append([])
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+    ) -> None:
+        self.epochs[-1].extend(_checksum(image) for image in batch["unlabelled"])
+
+
 def _checksum(t: torch.Tensor) -> str:
     return hashlib.sha256(t.cpu().numpy().tobytes()).hexdigest()[:16]
 
@@ -183,6 +201,19 @@ def main(out: Path, data_file: Path) -> None:
 
     # What any process finds right after the recipe returned (the next step of a script reads it).
     seen = {name: _read_json(out / "finetune" / name) for name in ("config.json", "summary.json")}
+
+    # Mean teacher from random weights, with every image as the unlabelled pool (14 images: 7 per
+    # process, 3 per batch).
+    semi_config = dataclasses.replace(
+        ft_config, init_encoder=None, semi="mean_teacher", semi_rampup_steps=1, unlabelled_batch_size=3,
+        ema_decay=0.5, max_epochs=2,
+    )
+    semi_record = Record("train/loss_epoch", out / f"semi_state{rank}.pt")
+    unlabelled_seen = UnlabelledSeen()
+    semi = recipes.run_finetuning(
+        semi_config, (train, val), out / "semi", trainer=trainer, progress=False,
+        callbacks=[semi_record, unlabelled_seen], unlabelled=data["images"],
+    )
     dump = {
         "rank": rank,
         "finetune": {
@@ -191,6 +222,12 @@ def main(out: Path, data_file: Path) -> None:
             "best_epoch": ft.best_epoch,
             "result": ft.to_dict(),
             "seen": seen,
+        },
+        "semi": {
+            "val_history": semi.val_history,
+            "epochs": semi_record.epochs,
+            "unlabelled": unlabelled_seen.epochs,
+            "result": semi.to_dict(),
         },
         "pretrain": {
             "epochs": pt_record.epochs,

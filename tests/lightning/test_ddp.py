@@ -209,6 +209,39 @@ def test_finetuning_needs_a_validation_record_per_process(tmp_path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+# ---------------------------------------------------------------------------------- mean teacher
+
+
+def test_mean_teacher_processes_end_with_identical_student_and_teacher(ddp_run) -> None:
+    first, second = (d["semi"] for d in ddp_run["dumps"])
+    a, b = _states(ddp_run, "semi")
+    assert any(key.startswith("teacher.") for key in a), sorted(a)[:5]  # the teacher is in the state
+    _assert_same_state(a, b)
+    assert first["val_history"] == second["val_history"] and len(first["val_history"]) == 2
+    assert [e["loss"] for e in first["epochs"]] == [e["loss"] for e in second["epochs"]]
+    # The teacher moved away from its start (the student's random weights) and is not the student.
+    teacher = {"model." + k.removeprefix("teacher.network."): v for k, v in a.items() if k.startswith("teacher.")}
+    assert teacher.keys() <= a.keys(), sorted(teacher.keys() - a.keys())[:5]
+    differs = [k for k, v in teacher.items() if v.is_floating_point() and not torch.equal(v, a[k])]
+    assert differs, "the teacher equals the student"
+    summary = json.loads((ddp_run["out"] / "semi" / "summary.json").read_text())
+    assert summary == first["result"] == second["result"]
+
+
+def test_mean_teacher_processes_draw_disjoint_shares_of_the_unlabelled_pool(ddp_run) -> None:
+    first, second = (d["semi"]["unlabelled"] for d in ddp_run["dumps"])
+    # 9 labelled images: 5 per process (padded), batches of 2 -> 3 batches of 3 unlabelled images.
+    assert [len(e) for e in first] == [len(e) for e in second] == [9, 9]
+    for epoch in range(2):
+        # Each process's first round is its 7 images of the epoch's permutation of the 14: no image
+        # twice within it, none shared by the two processes, all 14 between them.
+        share = [first[epoch][:7], second[epoch][:7]]
+        assert all(len(set(s)) == 7 for s in share), share
+        assert not set(share[0]) & set(share[1])
+        assert len(set(share[0]) | set(share[1])) == NUM_PRETRAIN
+    assert first[0] != first[1]  # a new permutation every epoch
+
+
 # ---------------------------------------------------------------------------------- pre-training
 
 
