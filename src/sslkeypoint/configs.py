@@ -18,7 +18,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from sslkeypoint._utils import plain, size_pair
 from sslkeypoint.heatmaps import HeatmapCodec
@@ -317,8 +317,10 @@ class FinetuneConfig(_DictForm):
         semi_rampup_steps: Optimiser steps over which the weight rises from about
             ``0.007 * semi_weight`` to ``semi_weight`` along ``exp(-5 (1 - t)^2)`` (0: no ramp).
         ema_decay: Teacher update after every optimiser step:
-            ``teacher = ema_decay * teacher + (1 - ema_decay) * network`` (parameters and
-            BatchNorm statistics).
+            ``teacher = ema_decay * teacher + (1 - ema_decay) * network`` (parameters; BatchNorm
+            statistics are copied). ``None`` (default): chosen from the run's planned length,
+            :func:`~sslkeypoint.lightning.semi.auto_ema_decay` (a time constant of a twentieth of
+            the run, 0.9 for runs of up to 200 steps, at most 0.999).
         semi_confidence: Confidence filter of the pseudo-labels: an unlabelled image's heatmap
             channel whose teacher peak (maximum, in ``[0, 1]``) is below this is left out of the
             loss (0: every channel counts).
@@ -370,7 +372,7 @@ class FinetuneConfig(_DictForm):
     semi: str | None = None
     semi_weight: float = 1.0
     semi_rampup_steps: int = 200
-    ema_decay: float = 0.99
+    ema_decay: float | None = None
     semi_confidence: float = 0.0
     unlabelled_batch_size: int | None = None
     semi_eval_teacher: bool = True
@@ -430,7 +432,7 @@ class FinetuneConfig(_DictForm):
             raise ValueError(f"semi_weight must be a finite number >= 0; got {self.semi_weight}")
         if self.semi_rampup_steps < 0:
             raise ValueError(f"semi_rampup_steps must be >= 0; got {self.semi_rampup_steps}")
-        if not 0.0 <= self.ema_decay <= 1.0:
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay <= 1.0:
             raise ValueError(f"ema_decay must be in [0, 1]; got {self.ema_decay}")
         if not 0.0 <= self.semi_confidence <= 1.0:
             raise ValueError(
@@ -470,3 +472,29 @@ class FinetuneConfig(_DictForm):
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["measures"] = measures_to_dict(self.measures)
         return plain(data)
+
+    #: Fields that change nothing while :attr:`semi` is ``None``.
+    SEMI_FIELDS: ClassVar[tuple[str, ...]] = (
+        "semi", "semi_weight", "semi_rampup_steps", "ema_decay", "semi_confidence", "unlabelled_batch_size",
+        "semi_eval_teacher",
+    )
+
+    def run_settings(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields that change nothing in this run: the settings a run
+        folder (or a cached stage) is identified by.
+
+        The semi-supervised fields (:attr:`SEMI_FIELDS`) are left out while :attr:`semi` is
+        ``None``, so a supervised run is not refused, nor redone, over a default of the mean
+        teacher.
+
+        Examples:
+            >>> "ema_decay" in FinetuneConfig().run_settings()
+            False
+            >>> "ema_decay" in FinetuneConfig(semi="mean_teacher").run_settings()
+            True
+        """
+        settings = self.to_dict()
+        if self.semi is None:
+            for name in self.SEMI_FIELDS:
+                settings.pop(name, None)
+        return settings

@@ -368,28 +368,44 @@ def test_datamodule_batches_carry_unlabelled_images_and_count_drops(data) -> Non
 # ---------------------------------------------------------------------------------- training runs
 
 
-def test_one_step_updates_the_teacher_by_the_ema_rule(data) -> None:
-    """A real Lightning step: teacher = d * initial + (1 - d) * network after the step."""
+class _StopAfterOneStep(pl.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        trainer.should_stop = True
+
+
+@pytest.mark.parametrize(
+    ("ema_decay", "max_steps", "expected"),
+    [(0.8, 1, 0.8), (None, 800, 1 - 20 / 800), (None, 50, 0.9)],
+    ids=["given", "auto-800-steps", "auto-short-run"],
+)
+def test_one_step_updates_the_teacher_by_the_ema_rule(data, ema_decay, max_steps, expected) -> None:
+    """A real Lightning step: teacher = d * initial + (1 - d) * network after the step.
+
+    ``ema_decay=None`` chooses ``d`` from the run's planned length (``max_steps``; the run is
+    stopped after its first step): 0.975 for 800 steps, the 0.9 floor for 50.
+    """
     records, pool, _ = data
-    cfg = semi_config(ema_decay=0.8)
+    cfg = semi_config(ema_decay=ema_decay)
     pl.seed_everything(0, verbose=False)
     module = HeatmapFinetuneModule(cfg)
     initial = {k: v.clone() for k, v in module.model.state_dict().items()}
     dm = KeypointDataModule(records[:8], records[8:], input_size=(32, 32), num_keypoints=2, batch_size=4,
                             unlabelled=pool, unlabelled_batch_size=3)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         limit_val_batches=0, use_distributed_sampler=False)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=max_steps, max_epochs=-1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, limit_val_batches=0, use_distributed_sampler=False,
+                         callbacks=[_StopAfterOneStep()])
     trainer.fit(module, datamodule=dm)
     assert trainer.global_step == 1
+    assert module.teacher_decay == pytest.approx(expected)
+    d = expected
     student = module.model.state_dict()
     teacher = module.teacher.network.state_dict()
     changed = 0
     params = {name for name, _ in module.model.named_parameters()}
     for key, value in teacher.items():
         if key in params:
-            expected = 0.8 * initial[key] + 0.2 * student[key]
-            torch.testing.assert_close(value, expected, atol=1e-6, rtol=0)
+            torch.testing.assert_close(value, d * initial[key] + (1 - d) * student[key], atol=1e-6, rtol=0)
             changed += int(not torch.equal(student[key], initial[key]))
         else:
             assert torch.equal(value, student[key])

@@ -46,11 +46,13 @@ from sslkeypoint.heatmaps import (
 from sslkeypoint.inference import SPEC_KEY, predictor_spec
 from sslkeypoint.lightning.semi import (
     EMATeacher,
+    auto_ema_decay,
     mean_teacher_loss,
     sigmoid_rampup,
     teacher_as_model,
     teacher_from_model,
 )
+from sslkeypoint.lightning.steps import planned_steps
 from sslkeypoint.losses import heatmap_mse_loss, masked_heatmap_mse_loss
 from sslkeypoint.metrics import KeypointMetrics
 from sslkeypoint.models import build_heatmap_model
@@ -385,16 +387,31 @@ class HeatmapFinetuneModule(pl.LightningModule):
         except RuntimeError:  # Lightning raises when no trainer is attached
             return False
 
+    @property
+    def teacher_decay(self) -> float:
+        """The teacher's decay per optimiser step: ``config.ema_decay``, or when it is ``None``
+        :func:`~sslkeypoint.lightning.semi.auto_ema_decay` of the run's planned length
+        (:func:`~sslkeypoint.lightning.steps.planned_steps`).
+
+        Examples:
+            >>> HeatmapFinetuneModule(FinetuneConfig(input_size=(32, 32), heatmap_size=(16, 16),
+            ...     encoder_kwargs={"widths": [8, 16]}, ema_decay=0.95)).teacher_decay
+            0.95
+        """
+        if self.config.ema_decay is not None:
+            return float(self.config.ema_decay)
+        return auto_ema_decay(planned_steps(self))
+
     def on_train_start(self) -> None:
         """Start the teacher as a copy of the network (weights loaded after construction included)."""
         if self.teacher is not None and self.global_step == 0:
             self.teacher.reset(self.model)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        """Lightning's optimiser step, then the teacher's update towards the network."""
+        """Lightning's optimiser step, then the teacher's update towards the network (:attr:`teacher_decay`)."""
         super().optimizer_step(*args, **kwargs)
         if self.teacher is not None:
-            self.teacher.update(self.model, self.config.ema_decay)
+            self.teacher.update(self.model, self.teacher_decay)
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         """Lightning's stepping hook: the plateau schedule is stepped in :meth:`on_validation_epoch_end`."""

@@ -40,6 +40,7 @@ from sslkeypoint.configs import PretrainConfig
 from sslkeypoint.data.invalid import DropCounts, without_drops
 from sslkeypoint.encoders import create_encoder
 from sslkeypoint.losses import GroupMemoryBank
+from sslkeypoint.lightning.steps import planned_steps
 from sslkeypoint.ssl import auto_momentum
 from sslkeypoint.ssl.densecl import DenseCL
 from sslkeypoint.ssl.moco import MoCoV2
@@ -187,13 +188,7 @@ class MoCoPretrainModule(pl.LightningModule):
             >>> MoCoPretrainModule(cfg).momentum_at(0)  # no Trainer: a one-step run
             0.99
         """
-        total = 1
-        try:
-            trainer = self.trainer
-        except RuntimeError:  # LightningModule.trainer raises while no Trainer is attached
-            trainer = None
-        if trainer is not None:
-            total = max(1, int(min(trainer.estimated_stepping_batches, 2**62)))
+        total = planned_steps(self)
         start = self.config.momentum if self.config.momentum is not None else auto_momentum(total)
         if self.config.momentum_end is None:
             return float(start)

@@ -109,20 +109,6 @@ def _best_entry(history: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     return dict(min(scored, key=lambda h: float(h[MONITOR])))
 
 
-#: Fields of :class:`FinetuneConfig` that change nothing while ``semi`` is ``None``.
-_SEMI_FIELDS = ("semi", "semi_weight", "semi_rampup_steps", "ema_decay", "semi_confidence",
-                "unlabelled_batch_size", "semi_eval_teacher")
-
-
-def _finetune_settings(config: FinetuneConfig) -> dict[str, Any]:
-    """``config.to_dict()`` without the semi-supervised fields when ``semi`` is off (they change nothing)."""
-    settings = config.to_dict()
-    if config.semi is None:
-        for name in _SEMI_FIELDS:
-            settings.pop(name, None)
-    return settings
-
-
 def _unlabelled_files(config: FinetuneConfig,
                       unlabelled: str | PathLike[str] | Sequence[str | PathLike[str]] | None) -> list[Path] | None:
     """The unlabelled pool as files (a folder is listed), checked against ``config.semi``."""
@@ -263,14 +249,14 @@ def run_finetuning(
             f"the validation split has {len(val)} records, fewer than the {processes} processes: "
             "every process needs at least one (give more validation records or fewer devices)"
         )
-    settings = {**_finetune_settings(config), "init_encoder": _weights_identity(config.init_encoder),
+    settings = {**config.run_settings(), "init_encoder": _weights_identity(config.init_encoder),
                 "codec": codec_to_dict(module.codec)}
     data_id = f"{records_fingerprint(train)}/{records_fingerprint(val)}"
     if pool is not None:
         data_id += f"/unlabelled:{data_fingerprint(pool)}"
     data_key = hashlib.sha256(data_id.encode()).hexdigest()
     folder = _open(out, "finetune", settings, data_key,
-                   {**_finetune_settings(config), "init_encoder": config.init_encoder}, resume, fit)
+                   {**config.run_settings(), "init_encoder": config.init_encoder}, resume, fit)
     last = ckpt_dir / "last.ckpt"
     ckpt_path = last if not folder.fresh and last.is_file() else None
     if ckpt_path is not None:

@@ -184,7 +184,7 @@ def stage_finetune(
     unlabelled = unlabelled_pool(ds) if v.semi else None
     codec = make_codec(v, config)
     init_key = file_digest(init) if init is not None else None
-    key = {"config": {**config.to_dict(), "init_encoder": None}, "init": init_key, "codec": codec_to_dict(codec),
+    key = {"config": {**config.run_settings(), "init_encoder": None}, "init": init_key, "codec": codec_to_dict(codec),
            "data": {"labelled": len(records), "content": records_fingerprint(records),
                     **({"unlabelled": data_fingerprint(unlabelled)} if unlabelled is not None else {})}}
     cache = StageCache(out, key, profile.name)
