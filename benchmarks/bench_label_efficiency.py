@@ -31,7 +31,9 @@ the expert masks with the 2023 challenge's rule, see :mod:`iugc_aop.formats.psfh
   (:func:`iugc_aop.stages.evaluate_records`): MRE and per-landmark error in the 256×256 images'
   pixels, AoP MAE in degrees, and the spread ratio of every landmark (collapse check).
 
-Results: a table (mean ± sd over seeds), ``benchmarks/results/label_efficiency.json`` (every
+Results: a table (mean ± sd over seeds, and each method's paired difference to ``scratch`` on the
+same labels: mean ± sd over seeds, and the seeds where it is better in both MRE and AoP error),
+``benchmarks/results/label_efficiency.json`` (every
 run's figures) and a plot of error against labels (log x, seed spread drawn). The budget ``all``
 uses every training case. Runs already done are reused (the example's stage cache), so an
 interrupted benchmark continues where it stopped.
@@ -119,7 +121,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 init = encoders[PRETRAINING[method]] if method in PRETRAINING else None
                 tuned = profile
                 if method in INIT_DECODER:
-                    tuned = profile.with_overrides(finetune=dataclasses.replace(profile.finetune, init_decoder=True))
+                    tuned = profile.with_overrides(
+                        finetune=dataclasses.replace(profile.finetune, init_encoder=str(init), init_decoder=True))
                 name = f"{method}_n{budget_text}_s{seed}"
                 t = time.perf_counter()
                 ft = stage_finetune(variant, root, work, tuned, label_budget=budget, seed=seed, init_encoder=init,
@@ -161,20 +164,47 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for name in ("PS1", "PS2", "FH1"):
             row[f"{name}_px"], row[f"{name}_sd"] = stat([r["per_landmark_px"][name] for r in rs])
         row["min_spread_ratio"] = float(min(min(r["spread_ratio"].values()) for r in rs))
+        row.update(_paired_to_scratch(runs, method, budget))
         table.append(row)
     return table
 
 
+def _paired_to_scratch(runs: list[dict[str, Any]], method: str, budget: str) -> dict[str, Any]:
+    """Differences to ``scratch`` on the same labels (same budget and seed), negative = better.
+
+    ``d_mre_px`` / ``d_aop_deg`` (mean and sd over the paired seeds), and ``wins``: the seeds
+    where both the MRE and the AoP error are lower than from scratch, out of ``paired``.
+    """
+    if method == "scratch":
+        return {}
+    scratch = {r["seed"]: r for r in runs if r["method"] == "scratch" and r["budget"] == budget}
+    pairs = [(r, scratch[r["seed"]]) for r in runs
+             if r["method"] == method and r["budget"] == budget and r["seed"] in scratch]
+    if not pairs:
+        return {}
+    d_mre = np.array([r["mre_px"] - s["mre_px"] for r, s in pairs])
+    d_aop = np.array([r["aop_mae_deg"] - s["aop_mae_deg"] for r, s in pairs])
+
+    def sd(v: np.ndarray) -> float:
+        return float(v.std(ddof=1)) if len(v) > 1 else math.nan
+
+    return {"d_mre_px": float(d_mre.mean()), "d_mre_sd": sd(d_mre), "d_aop_deg": float(d_aop.mean()),
+            "d_aop_sd": sd(d_aop), "wins": int(((d_mre < 0) & (d_aop < 0)).sum()), "paired": len(pairs)}
+
+
 def markdown(table: list[dict[str, Any]]) -> str:
-    lines = ["| method | labels | seeds | MRE px | AoP MAE ° | PS1 px | PS2 px | FH1 px | lowest spread ratio |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | labels | seeds | MRE px | AoP MAE ° | PS1 px | PS2 px | FH1 px | lowest spread ratio "
+             "| Δ MRE px vs scratch | Δ AoP ° vs scratch | wins |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     def pm(r: dict[str, Any], key: str, sd: str) -> str:
         return f"{r[key]:.2f} ± {r[sd]:.2f}" if math.isfinite(r[sd]) else f"{r[key]:.2f}"
 
     for r in table:
         lines.append(f"| {r['method']} | {r['budget']} ({r['labelled']}) | {r['seeds']} | {pm(r, 'mre_px', 'mre_sd')} | "
                      f"{pm(r, 'aop_mae_deg', 'aop_sd')} | {pm(r, 'PS1_px', 'PS1_sd')} | {pm(r, 'PS2_px', 'PS2_sd')} | "
-                     f"{pm(r, 'FH1_px', 'FH1_sd')} | {r['min_spread_ratio']:.2f} |")
+                     f"{pm(r, 'FH1_px', 'FH1_sd')} | {r['min_spread_ratio']:.2f} | "
+                     + (f"{pm(r, 'd_mre_px', 'd_mre_sd')} | {pm(r, 'd_aop_deg', 'd_aop_sd')} | {r['wins']}/{r['paired']} |"
+                        if "paired" in r else "– | – | – |"))
     return "\n".join(lines)
 
 
