@@ -18,13 +18,13 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from sslkeypoint._utils import plain, size_pair
 from sslkeypoint.heatmaps import HeatmapCodec
 from sslkeypoint.measures import Measure, measures_from_dict, measures_to_dict, validate_measures
 
-__all__ = ["STAGE2_AUGMENT", "FinetuneConfig", "PretrainConfig", "TrainerConfig"]
+__all__ = ["SEMI_FIELDS", "STAGE2_AUGMENT", "FinetuneConfig", "PretrainConfig", "TrainerConfig"]
 
 C = TypeVar("C")
 
@@ -252,6 +252,12 @@ class PretrainConfig(_DictForm):
         return cls(**{**defaults, **overrides})
 
 
+#: The fields of :class:`FinetuneConfig` that change nothing while its ``semi`` is ``None``
+#: (left out of :meth:`FinetuneConfig.run_settings` then).
+SEMI_FIELDS = ("semi", "semi_weight", "semi_rampup_steps", "ema_decay", "semi_confidence", "unlabelled_batch_size",
+               "semi_eval_teacher")
+
+
 @dataclass
 class FinetuneConfig(_DictForm):
     """Heatmap fine-tuning; the defaults are the paper's stage 3.
@@ -473,17 +479,11 @@ class FinetuneConfig(_DictForm):
         data["measures"] = measures_to_dict(self.measures)
         return plain(data)
 
-    #: Fields that change nothing while :attr:`semi` is ``None``.
-    SEMI_FIELDS: ClassVar[tuple[str, ...]] = (
-        "semi", "semi_weight", "semi_rampup_steps", "ema_decay", "semi_confidence", "unlabelled_batch_size",
-        "semi_eval_teacher",
-    )
-
     def run_settings(self) -> dict[str, Any]:
         """:meth:`to_dict` without the fields that change nothing in this run: the settings a run
         folder (or a cached stage) is identified by.
 
-        The semi-supervised fields (:attr:`SEMI_FIELDS`) are left out while :attr:`semi` is
+        The semi-supervised fields (:data:`SEMI_FIELDS`) are left out while :attr:`semi` is
         ``None``, so a supervised run is not refused, nor redone, over a default of the mean
         teacher.
 
@@ -495,6 +495,6 @@ class FinetuneConfig(_DictForm):
         """
         settings = self.to_dict()
         if self.semi is None:
-            for name in self.SEMI_FIELDS:
+            for name in SEMI_FIELDS:
                 settings.pop(name, None)
         return settings
