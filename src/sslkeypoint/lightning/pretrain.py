@@ -39,8 +39,8 @@ from sslkeypoint.augment import moco_v2_augmentation
 from sslkeypoint.configs import PretrainConfig
 from sslkeypoint.data.invalid import DropCounts, without_drops
 from sslkeypoint.encoders import create_encoder
-from sslkeypoint.losses import GroupMemoryBank
 from sslkeypoint.lightning.steps import planned_steps
+from sslkeypoint.losses import GroupMemoryBank
 from sslkeypoint.ssl import auto_momentum
 from sslkeypoint.ssl.densecl import DenseCL
 from sslkeypoint.ssl.moco import MoCoV2
