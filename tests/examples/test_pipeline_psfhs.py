@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from iugc_aop.cli import main
-from iugc_aop.stages import holdout_split, load_dataset, unlabelled_pool
+from iugc_aop.stages import holdout_split, labelled_subset, load_dataset, similarity_group, unlabelled_pool
 from iugc_aop.stages.common import data_is_real
 from tests.examples.test_psfhs import _psfhs
 
@@ -64,6 +64,22 @@ def test_psfhs_demo_uses_the_label_budget_and_group_splits(psfhs_demo: dict) -> 
     # The mean teacher's pool is every training image, never a testing one.
     pool = {str(p) for p in unlabelled_pool(ds)}
     assert len(pool) == len(ds.train) and pool.isdisjoint({str(r.path) for r in ds.testing})
+
+
+def test_the_mean_teacher_never_trains_on_the_validation_groups(psfhs_demo: dict) -> None:
+    ds = load_dataset(psfhs_demo["data"])
+    variant = json.loads((psfhs_demo["out"] / "finetune" / "semi_unet" / "variant.json").read_text())
+    # The stage's own hold-out split, made again from its seed.
+    _, val = holdout_split(labelled_subset(ds.train, variant["budget"], variant["seed"]), 0.2, variant["seed"])
+    held_out = {similarity_group(r) for r in val}
+    pool = unlabelled_pool(ds, leave_out=val)
+    kept = [r for r in ds.train if similarity_group(r) not in held_out]
+    assert val and {str(p) for p in pool} == {str(r.path) for r in kept}
+    # Near-duplicates of validation cases (same group, not validation cases themselves) are left out too.
+    val_paths = {str(r.path) for r in val}
+    partners = [r for r in ds.train if similarity_group(r) in held_out and str(r.path) not in val_paths]
+    assert partners and not {str(r.path) for r in partners} & {str(p) for p in pool}
+    assert variant["unlabelled"] == len(pool)
 
 
 def test_holdout_split_keeps_groups_together() -> None:

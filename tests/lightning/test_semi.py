@@ -495,3 +495,24 @@ def test_the_unlabelled_pool_is_part_of_the_run_identity(tmp_path, data, full_ru
         empty = tmp_path / "empty"
         empty.mkdir()
         run_finetuning(semi_config(), records, tmp_path / "c", unlabelled=empty, progress=False, trainer=TRAINER)
+
+
+def test_validation_images_are_left_out_of_the_unlabelled_pool(tmp_path, data) -> None:
+    records, pool, _ = data
+    train, val = records[:8], records[8:]
+    seen: list[set[str]] = []
+
+    class PoolSpy(pl.Callback):
+        def on_fit_start(self, trainer, pl_module) -> None:
+            seen.append({str(p) for p in trainer.datamodule.unlabelled_dataset.paths})
+
+    # The validation images given a second time, as unlabelled images (one through another spelling).
+    doubled = [*[r.path for r in val[:3]], Path(val[3].path).parent / ".." / "labelled" / Path(val[3].path).name,
+               *pool]
+    result = run_finetuning(semi_config(max_epochs=1), (train, val), tmp_path / "run", unlabelled=doubled,
+                            progress=False, trainer=TRAINER, callbacks=[PoolSpy()])
+    assert result.unlabelled_left_out == 4
+    assert seen == [{str(p) for p in pool}]
+    with pytest.raises(ValueError, match="all 4 unlabelled images are validation images"):
+        run_finetuning(semi_config(), (train, val), tmp_path / "only_val", unlabelled=[r.path for r in val],
+                       progress=False, trainer=TRAINER)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class FinetuneResult:
         collapsed_landmarks: Landmarks predicted at nearly the same place on every validation
             image at the best epoch (name → spread ratio; see
             :class:`~sslkeypoint.lightning.CollapseWarning`); empty when none.
+        unlabelled_left_out: Files of the unlabelled pool left out because they are validation
+            images (``0`` without a pool).
     """
 
     out_dir: Path
@@ -82,6 +85,7 @@ class FinetuneResult:
     encoder_init: str | None = None
     interrupted: str | None = None
     collapsed_landmarks: dict[str, float] = dataclasses.field(default_factory=dict)
+    unlabelled_left_out: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -130,6 +134,25 @@ def _unlabelled_files(config: FinetuneConfig,
     return paths
 
 
+def _without_validation(pool: list[Path] | None, val: Sequence[KeypointRecord]) -> tuple[list[Path] | None, int]:
+    """The unlabelled pool without the validation images (same file), and how many were left out.
+
+    The mean teacher learns from every pool image; a validation image among them would be
+    trained on (its own predictions as targets), and the validation figures that pick the best
+    checkpoint would no longer be those of unseen images.
+    """
+    if pool is None:
+        return None, 0
+    validation = {os.path.realpath(os.fspath(r.path)) for r in val}
+    kept = [p for p in pool if os.path.realpath(os.fspath(p)) not in validation]
+    if not kept:
+        raise ValueError(
+            f"all {len(pool)} unlabelled images are validation images, which are left out of the pool: "
+            "give unlabelled images that are not in the validation split"
+        )
+    return kept, len(pool) - len(kept)
+
+
 def run_finetuning(
     config: FinetuneConfig,
     records: Records,
@@ -167,13 +190,15 @@ def run_finetuning(
     training batch also holds ``config.unlabelled_batch_size`` images of ``unlabelled``, read and
     resized as the labelled ones (unreadable ones dropped and counted with the training drops);
     the pool is part of the run's data identity, so a folder trained with another pool is refused.
+    Pool files that are validation images are left out (counted in
+    :attr:`FinetuneResult.unlabelled_left_out`): validation stays a measure on unseen images.
 
     Args:
         config: What to learn.
         records: Labelled records, or an explicit ``(train_records, val_records)`` pair.
         out_dir: Run folder (created).
         unlabelled: Unlabelled images (a folder, searched recursively, or a list of files); needed
-            exactly when ``config.semi`` is set.
+            exactly when ``config.semi`` is set. Validation images among them are left out.
         trainer: Where to run; default ``TrainerConfig(deterministic=True)`` (repeatable on a CPU).
         codec: The heatmap codec; default ``config.codec()``. Stored in every checkpoint.
         resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists; ``False`` starts
@@ -189,7 +214,8 @@ def run_finetuning(
 
     Raises:
         ValueError: On an empty split, fewer validation records than processes, ``config.semi``
-            without unlabelled images or unlabelled images without ``config.semi``. Records
+            without unlabelled images, unlabelled images without ``config.semi``, or an
+            unlabelled pool made only of validation images. Records
             with another keypoint count than ``config.num_keypoints`` are dropped as invalid
             (and reported), like unreadable files.
         sslkeypoint.runs.RunFolderError: If ``out_dir`` holds a run with other settings or data
@@ -204,6 +230,7 @@ def run_finetuning(
     pool = _unlabelled_files(config, unlabelled)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     train, val = _split(records, config)
+    pool, left_out = _without_validation(pool, val)
     data = KeypointDataModule(
         train,
         val,
@@ -272,6 +299,8 @@ def run_finetuning(
         init_text = (out / "encoder_init.txt").read_text().strip()
     if fit.is_global_zero:
         _write_json(out / "config.json", config.to_dict())
+        if left_out and progress:
+            print(f"{left_out} unlabelled images are validation images: left out of the pool", flush=True)
         if ckpt_path is None and init_text is not None:
             print(init_text, flush=True)
             (out / "encoder_init.txt").write_text(init_text + "\n")
@@ -298,6 +327,7 @@ def run_finetuning(
             encoder_init=init_text,
             interrupted=interrupted,
             collapsed_landmarks=guard.check(best_metrics),
+            unlabelled_left_out=left_out,
         )
 
     def on_stop(signum: int) -> None:

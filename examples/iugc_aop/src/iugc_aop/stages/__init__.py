@@ -18,7 +18,7 @@ codec mapping its predictions back (see :mod:`iugc_aop.variants`).
 from __future__ import annotations
 
 from iugc_aop.stages.cache import StageCache
-from iugc_aop.stages.common import data_is_real, load_dataset, unlabelled_pool
+from iugc_aop.stages.common import data_is_real, load_dataset, similarity_group, unlabelled_pool
 from iugc_aop.stages.evaluate import (
     EvaluationResult,
     evaluate_records,
@@ -46,6 +46,7 @@ __all__ = [
     "holdout_split",
     "labelled_subset",
     "load_dataset",
+    "similarity_group",
     "ssl_encoder_path",
     "stage_evaluate",
     "stage_finetune",

@@ -6,13 +6,14 @@ import dataclasses
 import hashlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import torch
 
 from iugc_aop.formats import IUGCDataset, is_psfhs, read_iugc, read_psfhs
 from sslkeypoint.configs import TrainerConfig
+from sslkeypoint.data import KeypointRecord
 
 __all__ = [
     "PSFHS_SPLIT_SEED",
@@ -23,6 +24,7 @@ __all__ = [
     "psfhs_cache_dir",
     "repeatable",
     "say",
+    "similarity_group",
     "unlabelled_pool",
 ]
 
@@ -78,16 +80,38 @@ def data_is_real(data_root: PathLike) -> bool:
     return is_psfhs(root) or not (root / "synthetic_truth.json").is_file()
 
 
-def unlabelled_pool(dataset: IUGCDataset) -> list[Path]:
-    """The unlabelled images of the mean-teacher variants: every training image, each once.
+def similarity_group(record: KeypointRecord) -> Hashable:
+    """The similarity group of a case: ``meta["group"]`` (PSFHS), else the case's own file.
+
+    Examples:
+        >>> import numpy as np
+        >>> similarity_group(KeypointRecord("a.png", np.zeros((3, 2)), meta={"group": 7}))
+        ('group', 7)
+        >>> similarity_group(KeypointRecord("a.png", np.zeros((3, 2))))
+        ('file', 'a.png')
+    """
+    group = record.meta.get("group")
+    return ("group", group) if group is not None else ("file", str(record.path))
+
+
+def unlabelled_pool(dataset: IUGCDataset, leave_out: Sequence[KeypointRecord] = ()) -> list[Path]:
+    """The unlabelled images of the mean-teacher variants and of pre-training: every training image, each once.
 
     The labelled training cases (without their labels: the teacher's predictions supervise the
     network on every one of them), the unordered unlabelled images and the frames of every
     sequence. Validation and Testing images are never part of it.
+
+    Args:
+        dataset: The data.
+        leave_out: Cases whose similarity groups stay out of the pool: the fine-tuning hold-out
+            cases, so that neither they nor their near-duplicate frames are trained on and the
+            validation figures that pick the best checkpoint are those of unseen images.
     """
+    held_out = {similarity_group(r) for r in leave_out}
+    excluded = {Path(r.path) for r in dataset.train if similarity_group(r) in held_out}
     listed = [Path(r.path) for r in dataset.train] + list(dataset.unlabelled)
     listed += [p for frames in dataset.sequences.values() for p in frames]
-    return list(dict.fromkeys(listed))
+    return [p for p in dict.fromkeys(listed) if p not in excluded]
 
 
 def repeatable(trainer: TrainerConfig) -> TrainerConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -21,6 +21,7 @@ from iugc_aop.stages.common import (
     load_dataset,
     repeatable,
     say,
+    similarity_group,
     unlabelled_pool,
 )
 from iugc_aop.variants import Variant, finetune_config, get_variant, make_codec
@@ -102,11 +103,6 @@ def ssl_encoder_path(run_dir: PathLike, dataset: IUGCDataset) -> Path:
     return Path(run_dir) / stage / "encoder.safetensors"
 
 
-def _group_key(record: KeypointRecord) -> Hashable:
-    group = record.meta.get("group")
-    return ("group", group) if group is not None else ("file", str(record.path))
-
-
 def holdout_split(
     records: Sequence[KeypointRecord], val_fraction: float, seed: int
 ) -> tuple[list[KeypointRecord], list[KeypointRecord]]:
@@ -123,7 +119,7 @@ def holdout_split(
         >>> sorted({r.meta["group"] for r in train} & {r.meta["group"] for r in val})
         []
     """
-    return split_records(list(records), val_fraction=val_fraction, seed=seed, group=_group_key)
+    return split_records(list(records), val_fraction=val_fraction, seed=seed, group=similarity_group)
 
 
 def stage_finetune(
@@ -181,7 +177,7 @@ def stage_finetune(
     records = labelled_subset(ds.train, budget, seed)
     config = finetune_config(v, profile, init, seed)
     split = holdout_split(records, config.val_fraction, seed)
-    unlabelled = unlabelled_pool(ds) if v.semi else None
+    unlabelled = unlabelled_pool(ds, leave_out=split[1]) if v.semi else None
     codec = make_codec(v, config)
     init_key = file_digest(init) if init is not None else None
     key = {"config": {**config.run_settings(), "init_encoder": None}, "init": init_key, "codec": codec_to_dict(codec),
@@ -203,7 +199,8 @@ def stage_finetune(
         raise RuntimeError(f"fine-tuning {v.name} wrote no checkpoint under {out}")
     seconds = time.perf_counter() - start
     (out / "variant.json").write_text(json.dumps({**dataclasses.asdict(v), "labelled": len(records), "seed": seed,
-                                                  "budget": budget}, indent=2))
+                                                  "budget": budget,
+                                                  "unlabelled": len(unlabelled) if unlabelled else 0}, indent=2))
     cache.finish({"checkpoint": cache.stored(ckpt), "best_metrics": res.best_metrics, "best_epoch": res.best_epoch,
                   "epochs": res.epochs, "seconds": seconds})
     return FinetuneStageResult(v.name, out, Path(ckpt), dict(res.best_metrics), res.best_epoch, res.epochs,
