@@ -44,6 +44,7 @@ Usage::
     python benchmarks/bench_label_efficiency.py --budgets 50 200 --methods scratch moco semi moco_semi
     python benchmarks/bench_label_efficiency.py --data ../shared/data/psfhs --work runs/label_eff --seeds 3
     python benchmarks/bench_label_efficiency.py --merge part1.json part2.json   # one table from several runs
+    python benchmarks/bench_label_efficiency.py --budgets all --methods scratch --input-size 256   # 256 -> 64 px
 """
 
 from __future__ import annotations
@@ -93,6 +94,31 @@ def _pretrain(root: Path, work: Path, profile: Any, kind: str, progress: bool) -
     return res.out_dir / "unet.safetensors" if kind == "dense_dec" else res.encoder_path
 
 
+def _sized(profile: Any, input_size: int | None, heatmap_size: int | None, workers: int | None) -> Any:
+    """``profile`` with another square network input and heatmap size (every stage) and loader workers."""
+    if input_size is not None:
+        size = (input_size, input_size)
+        heatmap = heatmap_size or input_size // 4
+        profile = profile.with_overrides(
+            pretrain=dataclasses.replace(profile.pretrain, image_size=size),
+            pretrain_temporal=dataclasses.replace(profile.pretrain_temporal, image_size=size),
+            finetune=dataclasses.replace(profile.finetune, input_size=size, heatmap_size=(heatmap, heatmap)))
+    elif heatmap_size is not None:
+        raise SystemExit("--heatmap-size needs --input-size")
+    if workers is not None:
+        profile = profile.with_overrides(trainer=dataclasses.replace(profile.trainer, num_workers=workers))
+    return profile
+
+
+def _device() -> str:
+    """The accelerator the runs use: the GPU's name, or the CPU's model and cores."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"{cpu_model()} ({os.cpu_count()} cores)"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -102,7 +128,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     root, work = Path(args.data), Path(args.work)
-    profile = get_profile(args.profile, real=True)
+    profile = _sized(get_profile(args.profile, real=True), args.input_size, args.heatmap_size, args.workers)
+    if args.epochs is not None:
+        profile = profile.with_overrides(finetune=dataclasses.replace(profile.finetune, max_epochs=args.epochs))
     ds = load_dataset(root)
     testing = ds.testing
     print(f"{len(ds.train)} training cases, {len(testing)} testing cases "
@@ -142,6 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       f"PS1/PS2/FH1 {per['PS1']:.1f}/{per['PS2']:.1f}/{per['FH1']:.1f}  "
                       f"({entry['seconds']:.0f} s{', reused' if ft.skipped else ''})", flush=True)
     return {"runs": runs, "pretrain_seconds": round(pretrain_seconds, 1), "profile": profile.to_dict(),
+            "device": _device(),
             "training_cases": len(ds.train), "testing_cases": len(testing)}
 
 
@@ -252,6 +281,12 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=RESULTS / "label_efficiency.json")
     p.add_argument("--figure", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "_static"
                    / "label_efficiency.png")
+    p.add_argument("--input-size", type=int, default=None, metavar="PX",
+                   help="square network input of every stage (default: the profile's, 128 for quick)")
+    p.add_argument("--heatmap-size", type=int, default=None, metavar="PX",
+                   help="square heatmap size (default with --input-size: a quarter of it)")
+    p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the profile's, 40 for quick)")
+    p.add_argument("--workers", type=int, default=None, help="data-loader workers (default: the profile's)")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
                    help="only combine the runs of earlier result files (no training) into one table")
@@ -269,7 +304,7 @@ def main() -> None:
     table = summarise(result["runs"])
     print()
     print(markdown(table))
-    print(f"\n{seconds / 60:.1f} min on {cpu_model()} ({os.cpu_count()} cores)")
+    print(f"\n{seconds / 60:.1f} min on {result.get('device', f'{cpu_model()} ({os.cpu_count()} cores)')}")
     plot(table, args.figure)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({**result, "table": table, "seconds": round(seconds, 1), "cpu": cpu_model(),
