@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from iugc_aop.cli import main
-from iugc_aop.stages import holdout_split, labelled_subset, load_dataset, similarity_group, unlabelled_pool
+from iugc_aop.stages import (
+    holdout_split,
+    labelled_subset,
+    load_dataset,
+    similarity_group,
+    unlabelled_pool,
+)
 from iugc_aop.stages.common import data_is_real
 from tests.examples.test_psfhs import _psfhs
 
