@@ -1,7 +1,7 @@
 """Run both recipes under Lightning DDP on 2 CPU processes (gloo) and dump what each process saw.
 
 Usage: ``python tests/lightning/ddp_run.py OUT DATA_JSON``, where ``DATA_JSON`` lists the
-fine-tuning records (``{"train": [[path, [[x, y], ...]], ...], "val": [...], "images": [...]}``).
+fine-tuning records (``{"train": [[path, [[x, y], ...]], ...], "val": [...], "images": [...], "unlabelled": [...]}``).
 ``strategy="ddp"`` on the CPU re-launches this script for process 1 (Lightning's subprocess
 launcher), so every process runs the same three recipe calls: first :func:`run_pretraining`
 (stage 1) into ``OUT/pretrain``, then :func:`run_finetuning` from its encoder into
@@ -202,8 +202,8 @@ def main(out: Path, data_file: Path) -> None:
     # What any process finds right after the recipe returned (the next step of a script reads it).
     seen = {name: _read_json(out / "finetune" / name) for name in ("config.json", "summary.json")}
 
-    # Mean teacher from random weights, with every image as the unlabelled pool (14 images: 7 per
-    # process, 3 per batch).
+    # Mean teacher from random weights; the unlabelled pool holds every image and 5 more, of which
+    # the 5 validation images are left out (14 images: 7 per process, 3 per batch).
     semi_config = dataclasses.replace(
         ft_config, init_encoder=None, semi="mean_teacher", semi_rampup_steps=1, unlabelled_batch_size=3,
         ema_decay=0.5, max_epochs=2,
@@ -212,7 +212,7 @@ def main(out: Path, data_file: Path) -> None:
     unlabelled_seen = UnlabelledSeen()
     semi = recipes.run_finetuning(
         semi_config, (train, val), out / "semi", trainer=trainer, progress=False,
-        callbacks=[semi_record, unlabelled_seen], unlabelled=data["images"],
+        callbacks=[semi_record, unlabelled_seen], unlabelled=data["unlabelled"],
     )
     dump = {
         "rank": rank,

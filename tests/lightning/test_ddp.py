@@ -68,10 +68,16 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         path = root / "images" / f"extra{i:02d}.png"
         Image.fromarray(_blob_image(rng.uniform(6, SIZE - 7, size=(2, 2)))).save(path)
         extra.append(str(path))
+    pool_only = []  # unlabelled images in place of the validation ones, which the pool leaves out
+    for i in range(NUM_VAL):
+        path = root / "images" / f"pool{i:02d}.png"
+        Image.fromarray(_blob_image(rng.uniform(6, SIZE - 7, size=(2, 2)))).save(path)
+        pool_only.append(str(path))
     data = {
         "train": records[:NUM_TRAIN],
         "val": records[NUM_TRAIN:],
         "images": [r[0] for r in records] + extra,
+        "unlabelled": [r[0] for r in records] + extra + pool_only,
     }
     data_file = root / "data.json"
     data_file.write_text(json.dumps(data))
@@ -230,6 +236,8 @@ def test_mean_teacher_processes_end_with_identical_student_and_teacher(ddp_run) 
 
 def test_mean_teacher_processes_draw_disjoint_shares_of_the_unlabelled_pool(ddp_run) -> None:
     first, second = (d["semi"]["unlabelled"] for d in ddp_run["dumps"])
+    # The validation images given in the pool are left out on both processes: 14 images remain.
+    assert [d["semi"]["result"]["unlabelled_left_out"] for d in ddp_run["dumps"]] == [NUM_VAL, NUM_VAL]
     # 9 labelled images: 5 per process (padded), batches of 2 -> 3 batches of 3 unlabelled images.
     assert [len(e) for e in first] == [len(e) for e in second] == [9, 9]
     for epoch in range(2):
