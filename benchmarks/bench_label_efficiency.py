@@ -94,8 +94,10 @@ def _pretrain(root: Path, work: Path, profile: Any, kind: str, progress: bool) -
     return res.out_dir / "unet.safetensors" if kind == "dense_dec" else res.encoder_path
 
 
-def _sized(profile: Any, input_size: int | None, heatmap_size: int | None, workers: int | None) -> Any:
-    """``profile`` with another square network input and heatmap size (every stage) and loader workers."""
+def _overridden(profile: Any, input_size: int | None, heatmap_size: int | None, epochs: int | None,
+                workers: int | None) -> Any:
+    """``profile`` with the command line's changes: square network input and heatmap size (every
+    stage), fine-tuning epochs, loader workers (``None``: the profile's)."""
     if input_size is not None:
         size = (input_size, input_size)
         heatmap = heatmap_size or input_size // 4
@@ -105,6 +107,8 @@ def _sized(profile: Any, input_size: int | None, heatmap_size: int | None, worke
             finetune=dataclasses.replace(profile.finetune, input_size=size, heatmap_size=(heatmap, heatmap)))
     elif heatmap_size is not None:
         raise SystemExit("--heatmap-size needs --input-size")
+    if epochs is not None:
+        profile = profile.with_overrides(finetune=dataclasses.replace(profile.finetune, max_epochs=epochs))
     if workers is not None:
         profile = profile.with_overrides(trainer=dataclasses.replace(profile.trainer, num_workers=workers))
     return profile
@@ -114,8 +118,11 @@ def _device() -> str:
     """The accelerator the runs use: the GPU's name, or the CPU's model and cores."""
     import torch
 
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else _cpu()
+
+
+def _cpu() -> str:
+    """This machine's processor model and cores."""
     return f"{cpu_model()} ({os.cpu_count()} cores)"
 
 
@@ -128,9 +135,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     root, work = Path(args.data), Path(args.work)
-    profile = _sized(get_profile(args.profile, real=True), args.input_size, args.heatmap_size, args.workers)
-    if args.epochs is not None:
-        profile = profile.with_overrides(finetune=dataclasses.replace(profile.finetune, max_epochs=args.epochs))
+    profile = _overridden(get_profile(args.profile, real=True), args.input_size, args.heatmap_size, args.epochs,
+                          args.workers)
     ds = load_dataset(root)
     testing = ds.testing
     print(f"{len(ds.train)} training cases, {len(testing)} testing cases "
@@ -304,7 +310,7 @@ def main() -> None:
     table = summarise(result["runs"])
     print()
     print(markdown(table))
-    print(f"\n{seconds / 60:.1f} min on {result.get('device', f'{cpu_model()} ({os.cpu_count()} cores)')}")
+    print(f"\n{seconds / 60:.1f} min on {result.get('device', _cpu())}")
     plot(table, args.figure)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({**result, "table": table, "seconds": round(seconds, 1), "cpu": cpu_model(),
