@@ -19,7 +19,7 @@ PACKAGES = {"sslkeypoint": ROOT / "src" / "sslkeypoint", "iugc_aop": ROOT / "exa
 FLOORS: list[tuple[str, ...]] = [
     ("_utils", "_version"),
     ("heatmaps", "geometry", "masks", "measures", "encoders", "weights", "augment", "data"),
-    ("models", "metrics", "losses", "ssl", "configs", "runs"),
+    ("models", "_predictor_files", "metrics", "losses", "ssl", "configs", "runs"),
     ("inference", "export", "lightning", "recipes", "cli", "visualize", "__init__", "__main__"),
 ]
 

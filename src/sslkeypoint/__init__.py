@@ -61,7 +61,7 @@ from sslkeypoint.metrics import (
     radial_error,
     success_detection_rate,
 )
-from sslkeypoint.models import HeatmapUNet, build_heatmap_model
+from sslkeypoint.models import HeatmapEnsemble, HeatmapUNet, build_heatmap_model
 from sslkeypoint.recipes import FinetuneResult, PretrainResult, run_finetuning, run_pretraining
 from sslkeypoint.runs import RunFolderError, RunInterrupted
 from sslkeypoint.ssl import (
@@ -93,6 +93,7 @@ __all__ = [
     "FinetuneConfig",
     "FinetuneResult",
     "HeatmapCodec",
+    "HeatmapEnsemble",
     "HeatmapFinetuneModule",
     "HeatmapMSELoss",
     "HeatmapUNet",

@@ -33,17 +33,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sslkeypoint.data.images import read_image, resize_image
-from sslkeypoint.heatmaps import HeatmapCodec, KeypointCodec, codec_from_dict, codec_to_dict
-from sslkeypoint.measures import (
-    AngleMeasure,
-    Measure,
-    compute_measures,
-    measures_from_dict,
-    measures_to_dict,
-    validate_measures,
+from sslkeypoint._predictor_files import (
+    SPEC_KEY,
+    SPEC_VERSION,
+    checkpoint_contents,
+    not_a_predictor_folder,
+    predictor_spec,
+    spec_parts,
 )
-from sslkeypoint.models import build_heatmap_model
+from sslkeypoint.data.images import read_image, resize_image
+from sslkeypoint.heatmaps import KeypointCodec
+from sslkeypoint.measures import Measure, compute_measures, measures_to_dict, validate_measures
+from sslkeypoint.models import HeatmapEnsemble, build_heatmap_model
 from sslkeypoint.weights import (
     WeightFileError,
     load_state_dict_file,
@@ -60,114 +61,6 @@ __all__ = [
     "predictor_spec",
 ]
 
-#: Format version of the ``sslkeypoint`` entry in checkpoints and of ``predictor.json``.
-SPEC_VERSION = 2
-#: Key of that entry in fine-tuning checkpoints.
-SPEC_KEY = "sslkeypoint"
-
-
-def predictor_spec(
-    model_spec: Mapping[str, Any],
-    codec: KeypointCodec,
-    keypoint_names: Sequence[str] | None = None,
-    measures: Mapping[str, Measure] | None = None,
-) -> dict[str, Any]:
-    """The plain description a predictor is rebuilt from (no weights): model, codec, names, measures.
-
-    Args:
-        model_spec: :func:`~sslkeypoint.models.build_heatmap_model` description.
-        codec: The codec the network was trained with.
-        keypoint_names: Optional landmark names.
-        measures: Optional named measures.
-
-    Returns:
-        A JSON-ready dict (also safe for ``torch.load(weights_only=True)``).
-
-    Examples:
-        >>> spec = predictor_spec({"encoder": "unet", "in_chans": 1, "num_keypoints": 2},
-        ...                       HeatmapCodec((32, 32), (8, 8)))
-        >>> spec["version"], spec["codec"]["class"]
-        (2, 'sslkeypoint.heatmaps.HeatmapCodec')
-    """
-    return {
-        "version": SPEC_VERSION,
-        "model": dict(model_spec),
-        "codec": codec_to_dict(codec),
-        "keypoint_names": list(keypoint_names) if keypoint_names is not None else None,
-        "measures": measures_to_dict(measures or {}),
-    }
-
-
-def _spec_parts(spec: Mapping[str, Any]) -> tuple[KeypointCodec, dict[str, Measure]]:
-    """The codec and measures of a spec (version 1 specs: codec sizes, ``refine``, ``aop_indices``)."""
-    version = int(spec.get("version", 1))
-    if version >= 2:
-        return codec_from_dict(spec["codec"]), measures_from_dict(spec.get("measures"))
-    c = spec["codec"]
-    codec = HeatmapCodec(tuple(c["input_size"]), tuple(c["heatmap_size"]), float(c["sigma"]), spec.get("refine", "dark"))
-    aop = spec.get("aop_indices")
-    return codec, ({"aop": AngleMeasure(*aop)} if aop else {})
-
-
-_INIT_HINT = (
-    "To start fine-tuning from its weights, pass it as the encoder initialisation: "
-    "FinetuneConfig(init_encoder='{path}')"
-)
-
-
-def _count(n: int) -> str:
-    return f"{n} tensor" if n == 1 else f"{n} tensors"
-
-
-def _checkpoint_contents(path: Path, ckpt: Any) -> str:
-    """What a checkpoint that holds no fine-tuned sslkeypoint model holds instead (for an error)."""
-    if not isinstance(ckpt, Mapping):
-        return (
-            f"holds a {type(ckpt).__name__}, not a checkpoint: it was not written by sslkeypoint "
-            "fine-tuning (a .ckpt file from run_finetuning, or a folder from KeypointPredictor.save)"
-        )
-    entry = ckpt.get(SPEC_KEY)
-    if isinstance(entry, Mapping) and "stage" in entry:
-        return (
-            f"is a pre-training checkpoint (MoCo, stage {entry['stage']}): it holds an encoder and its "
-            "projection heads but no heatmap head, so it cannot predict keypoints. Use its encoder to "
-            f"initialise fine-tuning: FinetuneConfig(init_encoder='{path}') (or the run's "
-            "encoder.safetensors), then load the fine-tuning checkpoint here"
-        )
-    if isinstance(entry, Mapping) and "model" in entry:
-        return (
-            f"has a '{SPEC_KEY}' model description but no 'state_dict' of weights: the checkpoint is "
-            "incomplete"
-        )
-    tensors = sum(isinstance(v, Tensor) for v in ckpt.values())
-    inner = next((ckpt[k] for k in ("state_dict", "model_state_dict", "model") if isinstance(ckpt.get(k), Mapping)), None)
-    if inner is not None:
-        tensors = sum(isinstance(v, Tensor) for v in inner.values())
-    if "pytorch-lightning_version" in ckpt or "lightning_version" in ckpt:
-        kind = f"is a Lightning checkpoint ({_count(tensors)}) without a '{SPEC_KEY}' model description"
-    else:
-        kind = f"holds weights only ({_count(tensors)}) and no model description"
-    return (
-        f"{kind}: it was not written by sslkeypoint fine-tuning (a .ckpt file from run_finetuning, or a "
-        f"folder from KeypointPredictor.save). {_INIT_HINT.format(path=path)}"
-    )
-
-
-def _not_a_predictor_folder(path: Path, folder: Path, load: Any) -> str:
-    """Why ``path`` (a folder, or a safetensors file in one) is not a predictor folder (for an error)."""
-    if path.is_dir():
-        checkpoints = sorted(folder.glob("*.ckpt")) + sorted(folder.glob("checkpoints/*.ckpt"))
-        hint = f"; it holds checkpoints: give one of them, e.g. {checkpoints[0]}" if checkpoints else ""
-        return f"is a folder without predictor.json: not a folder written by KeypointPredictor.save{hint}"
-    tensors = load(path)  # a damaged file is reported as such
-    return (
-        f"holds weights only ({_count(len(tensors))}) and no predictor.json lies beside it, so nothing "
-        "says which model, codec and landmarks they belong to (a folder from KeypointPredictor.save "
-        f"holds both). An encoder weight file such as pre-training's encoder.safetensors cannot "
-        f"predict keypoints. {_INIT_HINT.format(path=path)}"
-    )
-
-
 class KeypointDecoder(nn.Module):
     """A heatmap network followed by its codec's decode: images in, input-pixel keypoints out.
 
@@ -179,6 +72,7 @@ class KeypointDecoder(nn.Module):
 
     Examples:
         >>> import torch
+        >>> from sslkeypoint.heatmaps import HeatmapCodec
         >>> codec = HeatmapCodec((16, 16), (8, 8), sigma=1.0)
         >>> net = torch.nn.Sequential(torch.nn.AvgPool2d(2), torch.nn.Conv2d(1, 2, 1))
         >>> kp, scores = KeypointDecoder(net, codec)(torch.rand(3, 1, 16, 16))
@@ -270,6 +164,7 @@ class KeypointPredictor:
     Examples:
         >>> import torch
         >>> from sslkeypoint.measures import AngleMeasure
+        >>> from sslkeypoint.heatmaps import HeatmapCodec
         >>> codec = HeatmapCodec((32, 32), (8, 8), sigma=1.0)
         >>> net = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Conv2d(1, 3, 1), torch.nn.Sigmoid())
         >>> pred = KeypointPredictor(net, codec, measures={"aop": AngleMeasure(0, 1, 2)}, in_chans=1)
@@ -355,7 +250,7 @@ class KeypointPredictor:
         cls, spec: Mapping[str, Any], model: nn.Module, refine: str | None, overrides: Mapping[str, Any]
     ) -> KeypointPredictor:
         """The predictor of a built ``model`` and the codec, measures and names of ``spec``."""
-        codec, measures = _spec_parts(spec)
+        codec, measures = spec_parts(spec)
         if refine is not None:
             if not dataclasses.is_dataclass(codec) or "refine" not in {f.name for f in dataclasses.fields(codec)}:
                 raise ValueError(f"{type(codec).__name__} has no 'refine' setting to override")
@@ -368,6 +263,72 @@ class KeypointPredictor:
         }
         kwargs.update(overrides)
         return cls(model, **kwargs)
+
+    @classmethod
+    def ensemble(cls, predictors: Sequence[KeypointPredictor], **overrides: Any) -> KeypointPredictor:
+        """One predictor whose network is the :class:`~sslkeypoint.models.HeatmapEnsemble` of several.
+
+        The members' heatmaps are averaged and decoded once, with the codec, measures and landmark
+        names they share; a prediction costs one forward pass per member. Members that were built
+        by :func:`~sslkeypoint.models.build_heatmap_model` or loaded from checkpoints keep their
+        descriptions, so the ensemble saves (:meth:`save`) and loads back (:meth:`from_checkpoint`)
+        as one predictor folder.
+
+        Args:
+            predictors: The predictors to combine (at least one), e.g. the
+                :meth:`from_checkpoint` of several fine-tuning runs.
+            **overrides: Constructor arguments to override (``device``, ``batch_size``); by
+                default the first predictor's.
+
+        Returns:
+            The ensemble's predictor.
+
+        Raises:
+            ValueError: With no predictor, or predictors whose codecs, measures, landmark names or
+                input channels differ (the message names the first that differs).
+
+        Examples:
+            >>> import torch
+            >>> from sslkeypoint.heatmaps import HeatmapCodec
+            >>> codec = HeatmapCodec((32, 32), (8, 8), sigma=1.0)
+            >>> nets = [torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Conv2d(1, 3, 1)) for _ in range(2)]
+            >>> both = KeypointPredictor.ensemble([KeypointPredictor(n, codec, in_chans=1) for n in nets])
+            >>> type(both.model).__name__, both.predict(torch.rand(1, 40, 40)).keypoints.shape
+            ('HeatmapEnsemble', torch.Size([1, 3, 2]))
+        """
+        members = list(predictors)
+        if not members:
+            raise ValueError("an ensemble needs at least one predictor")
+        first = members[0]
+        reference = {
+            "codec": first.codec,
+            "measures": measures_to_dict(first.measures),
+            "keypoint names": first.keypoint_names,
+            "input channels": first.in_chans,
+        }
+        for i, other in enumerate(members[1:], start=1):
+            theirs = {
+                "codec": other.codec,
+                "measures": measures_to_dict(other.measures),
+                "keypoint names": other.keypoint_names,
+                "input channels": other.in_chans,
+            }
+            for what, value in reference.items():
+                if theirs[what] != value:
+                    raise ValueError(
+                        f"predictor {i} of the ensemble has other {what} than predictor 0 "
+                        f"({theirs[what]!r} vs {value!r}); only predictors of one task and codec can be averaged"
+                    )
+        kwargs: dict[str, Any] = {
+            "codec": first.codec,
+            "measures": first.measures,
+            "keypoint_names": first.keypoint_names,
+            "in_chans": first.in_chans,
+            "device": first.device,
+            "batch_size": first.batch_size,
+        }
+        kwargs.update(overrides)
+        return cls(HeatmapEnsemble([p.model for p in members]), **kwargs)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **overrides: Any) -> KeypointPredictor:
@@ -415,7 +376,7 @@ class KeypointPredictor:
             spec_file = folder / "predictor.json"
             weights = folder / "model.safetensors" if p.is_dir() else p
             if not spec_file.is_file():
-                raise WeightFileError(p, _not_a_predictor_folder(p, folder, load_state_dict_file))
+                raise WeightFileError(p, not_a_predictor_folder(p, folder, load_state_dict_file))
             if not weights.is_file():
                 raise FileNotFoundError(f"{weights} not found: the predictor folder {folder} is incomplete")
             try:
@@ -426,7 +387,7 @@ class KeypointPredictor:
         ckpt = read_weight_file(p, map_location="cpu")
         spec = ckpt.get(SPEC_KEY) if isinstance(ckpt, Mapping) else None
         if not isinstance(spec, Mapping) or "model" not in spec or not isinstance(ckpt.get("state_dict"), Mapping):
-            raise WeightFileError(p, _checkpoint_contents(p, ckpt))
+            raise WeightFileError(p, checkpoint_contents(p, ckpt))
         state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         return cls._build(p, spec, state, overrides)
 

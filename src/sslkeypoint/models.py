@@ -13,7 +13,7 @@ from sslkeypoint.encoders import create_encoder
 from sslkeypoint.encoders.base import validate_encoder
 from sslkeypoint.encoders.unet import ConvBlock
 
-__all__ = ["HEAD_PRIOR", "DecoderStage", "HeatmapUNet", "build_heatmap_model"]
+__all__ = ["HEAD_PRIOR", "DecoderStage", "HeatmapEnsemble", "HeatmapUNet", "build_heatmap_model"]
 
 #: The heatmap value every pixel starts at: the head's bias is initialised to ``logit(HEAD_PRIOR)``.
 HEAD_PRIOR = 0.01
@@ -235,8 +235,76 @@ class HeatmapUNet(nn.Module):
         return self.encoder(x)[-1].mean(dim=(2, 3))
 
 
-def build_heatmap_model(spec: Mapping[str, Any]) -> HeatmapUNet:
+class HeatmapEnsemble(nn.Module):
+    """The mean of the heatmaps of several networks: one heatmap network made of ``N`` members.
+
+    Every member maps the same ``(B, C, H, W)`` images to ``(B, K, h, w)`` heatmaps (same input
+    channels, landmarks and heatmap size, trained with the same codec); the ensemble returns their
+    element-wise mean, which the codec then decodes once. Averaging heatmaps before decoding keeps
+    the sub-pixel decoding of one sharp peak where the members agree, and lowers the weight of a
+    member's stray peak where they do not. It costs ``N`` forward passes per image.
+
+    Built from members with a plain description (as :func:`build_heatmap_model` makes them), the
+    ensemble has one too, so :meth:`~sslkeypoint.inference.KeypointPredictor.save`, checkpoint
+    loading and :mod:`sslkeypoint.export` handle it like a single network.
+
+    Args:
+        members: The networks (at least one).
+
+    Raises:
+        ValueError: With no member, with members of different input channels (their
+            ``in_chans``), or, at call time, when members return heatmaps of different shapes.
+
+    Examples:
+        >>> import torch
+        >>> ones = torch.nn.Conv2d(1, 2, 1)
+        >>> _ = torch.nn.init.zeros_(ones.weight), torch.nn.init.ones_(ones.bias)
+        >>> zeros = torch.nn.Conv2d(1, 2, 1)
+        >>> _ = torch.nn.init.zeros_(zeros.weight), torch.nn.init.zeros_(zeros.bias)
+        >>> HeatmapEnsemble([ones, zeros, zeros, zeros])(torch.rand(1, 1, 4, 4))[0, 0, 0, 0].item()
+        0.25
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        members = list(members)
+        if not members:
+            raise ValueError("a HeatmapEnsemble needs at least one member network")
+        chans = {int(getattr(m, "in_chans", getattr(getattr(m, "encoder", None), "in_chans", 0))) for m in members}
+        chans.discard(0)
+        if len(chans) > 1:
+            raise ValueError(f"ensemble members take different input channels {sorted(chans)}; they must take the same images")
+        self.members = nn.ModuleList(members)
+        self.in_chans = chans.pop() if chans else 1
+        specs = [getattr(m, "sslkeypoint_spec", None) for m in members]
+        if all(isinstance(spec, Mapping) for spec in specs):
+            # Kept on the module so a predictor can write the description back (KeypointPredictor.save).
+            self.sslkeypoint_spec = {
+                "members": [dict(spec) for spec in specs if spec is not None],
+                "in_chans": self.in_chans,
+                "num_keypoints": int(specs[0]["num_keypoints"]),  # type: ignore[index]
+            }
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, H, W)`` images -> ``(B, K, h, w)``, the mean of the members' heatmaps."""
+        total: Tensor | None = None
+        for i, member in enumerate(self.members):
+            heatmaps = member(x)
+            if total is not None and heatmaps.shape != total.shape:
+                raise ValueError(
+                    f"ensemble member {i} returns heatmaps of shape {tuple(heatmaps.shape)}, member 0 "
+                    f"{tuple(total.shape)}: members must predict the same landmarks at the same heatmap size"
+                )
+            total = heatmaps if total is None else total + heatmaps
+        assert total is not None
+        return total / len(self.members)
+
+
+def build_heatmap_model(spec: Mapping[str, Any]) -> HeatmapUNet | HeatmapEnsemble:
     """Build a :class:`HeatmapUNet` from a plain model description (as stored in checkpoints).
+
+    A description with ``members`` (a list of such descriptions, as a
+    :class:`HeatmapEnsemble` stores) builds the ensemble of those networks.
 
     Args:
         spec: Mapping with ``encoder`` (a :func:`~sslkeypoint.encoders.create_encoder` name),
@@ -255,6 +323,11 @@ def build_heatmap_model(spec: Mapping[str, Any]) -> HeatmapUNet:
         >>> build_heatmap_model(spec).sslkeypoint_spec["num_keypoints"]
         2
     """
+    if "members" in spec:
+        members = spec["members"]
+        if not isinstance(members, Sequence) or isinstance(members, str) or not members:
+            raise ValueError(f"an ensemble's model spec needs a non-empty list of member specs; got {members!r}")
+        return HeatmapEnsemble([build_heatmap_model(member) for member in members])
     for key in ("encoder", "in_chans", "num_keypoints"):
         if key not in spec:
             raise ValueError(f"model spec needs the key {key!r}; got keys {sorted(spec)}")
