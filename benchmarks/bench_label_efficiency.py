@@ -126,45 +126,60 @@ def _cpu() -> str:
     return f"{cpu_model()} ({os.cpu_count()} cores)"
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Path], float]:
+    """The profile (with the command line's changes), the data set, and the pre-trained weights
+    every method in ``args.methods`` needs (trained once; reused from ``args.work``), with the
+    seconds pre-training took."""
     import torch
 
     from iugc_aop.profiles import get_profile
-    from iugc_aop.stages import evaluate_records, load_dataset, stage_finetune
-    from sslkeypoint.inference import KeypointPredictor
+    from iugc_aop.stages import load_dataset
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    root, work = Path(args.data), Path(args.work)
     profile = _overridden(get_profile(args.profile, real=True), args.input_size, args.heatmap_size, args.epochs,
                           args.workers)
-    ds = load_dataset(root)
-    testing = ds.testing
-    print(f"{len(ds.train)} training cases, {len(testing)} testing cases "
+    ds = load_dataset(Path(args.data))
+    print(f"{len(ds.train)} training cases, {len(ds.testing)} testing cases "
           f"({ds.report.get('groups', {})})", flush=True)
     encoders: dict[str, Path] = {}
     t0 = time.perf_counter()
     for kind in dict.fromkeys(PRETRAINING[m] for m in args.methods if m in PRETRAINING):
-        encoders[kind] = _pretrain(root, work, profile, kind, args.progress)
-    pretrain_seconds = time.perf_counter() - t0
+        encoders[kind] = _pretrain(Path(args.data), Path(args.work), profile, kind, args.progress)
+    return profile, ds, encoders, time.perf_counter() - t0
+
+
+def finetune(args: argparse.Namespace, profile: Any, encoders: dict[str, Path], method: str, budget_text: str,
+             seed: int) -> Any:
+    """Fine-tune (or reuse) the run ``{method}_n{budget}_s{seed}`` in ``args.work``; its stage result."""
+    from iugc_aop.stages import stage_finetune
+
+    budget = None if budget_text == "all" else int(budget_text)
+    init = encoders[PRETRAINING[method]] if method in PRETRAINING else None
+    tuned = profile
+    if method in INIT_DECODER:
+        tuned = profile.with_overrides(
+            finetune=dataclasses.replace(profile.finetune, init_encoder=str(init), init_decoder=True))
+    return stage_finetune(METHODS[method], Path(args.data), Path(args.work), tuned, label_budget=budget, seed=seed,
+                          init_encoder=init, name=f"{method}_n{budget_text}_s{seed}", progress=args.progress)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from iugc_aop.stages import evaluate_records
+    from sslkeypoint.inference import KeypointPredictor
+
+    profile, ds, encoders, pretrain_seconds = prepare(args)
+    testing = ds.testing
     runs: list[dict[str, Any]] = []
     for budget_text in args.budgets:  # budget by budget: an interrupted run has whole rows
-        budget = None if budget_text == "all" else int(budget_text)
         for seed in range(args.seeds):
             for method in args.methods:
-                variant = METHODS[method]
-                init = encoders[PRETRAINING[method]] if method in PRETRAINING else None
-                tuned = profile
-                if method in INIT_DECODER:
-                    tuned = profile.with_overrides(
-                        finetune=dataclasses.replace(profile.finetune, init_encoder=str(init), init_decoder=True))
                 name = f"{method}_n{budget_text}_s{seed}"
                 t = time.perf_counter()
-                ft = stage_finetune(variant, root, work, tuned, label_budget=budget, seed=seed, init_encoder=init,
-                                    name=name, progress=args.progress)
+                ft = finetune(args, profile, encoders, method, budget_text, seed)
                 predictor = KeypointPredictor.from_checkpoint(ft.checkpoint)
                 metrics, _ = evaluate_records(predictor, testing, progress=False)
                 entry = {
-                    "method": method, "variant": variant, "budget": budget_text, "labelled": ft.labelled,
+                    "method": method, "variant": METHODS[method], "budget": budget_text, "labelled": ft.labelled,
                     "seed": seed, "mre_px": metrics["mre_px"], "aop_mae_deg": metrics["aop_mae_deg"],
                     "per_landmark_px": metrics["per_landmark_px"], "spread_ratio": metrics["spread_ratio"],
                     "best_epoch": ft.best_epoch, "epochs": ft.epochs, "seconds": round(ft.seconds, 1),
@@ -275,18 +290,14 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that say which runs are meant: data, work folder, profile and its changes.
+
+    Shared with ``bench_ensemble.py``, which combines the runs this benchmark leaves in ``--work``.
+    """
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "psfhs")
     p.add_argument("--work", type=Path, default=Path("runs/label_efficiency"))
     p.add_argument("--profile", default="quick")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--budgets", nargs="+", default=list(DEFAULT_BUDGETS))
-    p.add_argument("--methods", nargs="+", default=["scratch", "moco", "dense", "semi", "moco_semi"],
-                   choices=list(METHODS))
-    p.add_argument("--json", type=Path, default=RESULTS / "label_efficiency.json")
-    p.add_argument("--figure", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "_static"
-                   / "label_efficiency.png")
     p.add_argument("--input-size", type=int, default=None, metavar="PX",
                    help="square network input of every stage (default: the profile's, 128 for quick)")
     p.add_argument("--heatmap-size", type=int, default=None, metavar="PX",
@@ -294,6 +305,18 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the profile's, 40 for quick)")
     p.add_argument("--workers", type=int, default=None, help="data-loader workers (default: the profile's)")
     p.add_argument("--progress", action="store_true")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_run_arguments(p)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--budgets", nargs="+", default=list(DEFAULT_BUDGETS))
+    p.add_argument("--methods", nargs="+", default=["scratch", "moco", "dense", "semi", "moco_semi"],
+                   choices=list(METHODS))
+    p.add_argument("--json", type=Path, default=RESULTS / "label_efficiency.json")
+    p.add_argument("--figure", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "_static"
+                   / "label_efficiency.png")
     p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
                    help="only combine the runs of earlier result files (no training) into one table")
     args = p.parse_args()
