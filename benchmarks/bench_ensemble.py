@@ -1,123 +1,118 @@
-"""Heatmap ensembles on real images: the label-efficiency runs with all labels, averaged.
+"""Heatmap ensembles on real images: the label-efficiency runs of several methods, averaged.
 
-Does averaging the heatmaps of several fine-tuned networks lower the landmark error, and by how
-much against the spread of single runs? For each method, the all-label runs of
-``bench_label_efficiency.py`` (seeds ``0 .. n-1``, found in the same ``--work`` folder and trained
-there when missing, with the same options) are combined with
-:meth:`sslkeypoint.inference.KeypointPredictor.ensemble` (:class:`sslkeypoint.models.HeatmapEnsemble`:
-mean heatmap, decoded once) and evaluated on the PSFHS testing split like single runs
-(:func:`iugc_aop.stages.evaluate_records`).
+Does averaging the heatmaps of networks fine-tuned by different methods on the *same* labelled
+cases lower the landmark error? ``bench_label_efficiency.py`` fine-tunes every method on one
+labelled draw per budget and seed, so an ensemble of its runs of one (budget, seed) uses no more
+labels than any of them. For each ensemble (``--ensembles``, methods joined by ``+``), budget and
+seed, the member runs are found in the same ``--work`` folder (and trained there when missing,
+with the same options), combined with :meth:`sslkeypoint.inference.KeypointPredictor.ensemble`
+(:class:`sslkeypoint.models.HeatmapEnsemble`: mean heatmap, decoded once) and evaluated on the
+PSFHS testing split like single runs (:func:`iugc_aop.stages.evaluate_records`). The members are
+evaluated alone too, so the table has each ensemble's paired difference to ``scratch`` (and its
+members' rows to compare with). A prediction costs one forward pass per member.
 
-For every ensemble size ``k`` the table gives the mean ± sd over all ``C(n, k)`` subsets of the
-seeds (``k = 1``: the single runs). Subsets of one seed list share members, so their sd
-understates the spread of independent ensembles; with ``k = n`` there is one subset and no sd.
-
-Only the budget ``all`` is measured: there every seed fine-tunes on the same labelled cases
-(each with its own 8:2 split for validation), so an ensemble uses no more labels than one run. At
-smaller budgets each seed draws other cases, and an ensemble of seeds would see their union.
-
-A prediction costs ``k`` forward passes of the network.
+The default ensembles: ``scratch+semi`` (the example's ``unet`` and ``semi_unet``, no
+pre-training), ``semi+moco_semi`` (the two mean teachers) and every method the grid trains at
+every budget. The table's rows and columns are those of ``bench_label_efficiency.py``; the JSON
+(``benchmarks/results/ensemble.json``) can be merged with its results.
 
 Usage::
 
-    python benchmarks/bench_ensemble.py --data ../shared/data/psfhs --work runs/label_eff --methods semi scratch
+    python benchmarks/bench_ensemble.py --data ../shared/data/psfhs --work runs/label_eff
+    python benchmarks/bench_ensemble.py --work runs/label_eff --ensembles scratch+semi --budgets 50 all
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from _common import cpu_model
-from bench_label_efficiency import METHODS, RESULTS, add_run_arguments, finetune, prepare
+from bench_label_efficiency import (
+    DEFAULT_BUDGETS,
+    METHODS,
+    RESULTS,
+    add_run_arguments,
+    device_name,
+    finetune,
+    markdown,
+    prepare,
+    summarise,
+)
+
+DEFAULT_ENSEMBLES = ("scratch+semi", "semi+moco_semi", "scratch+moco+dense+dense_dec+semi+moco_semi")
 
 
-def _figures(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"mre_px": metrics["mre_px"], "aop_mae_deg": metrics["aop_mae_deg"],
-            "per_landmark_px": metrics["per_landmark_px"]}
+def _members(ensemble: str) -> list[str]:
+    methods = ensemble.split("+")
+    unknown = [m for m in methods if m not in METHODS]
+    if len(methods) < 2 or unknown or len(set(methods)) != len(methods):
+        raise SystemExit(f"--ensembles {ensemble!r}: give two or more different methods joined by '+', "
+                         f"from {', '.join(METHODS)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    return methods
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from iugc_aop.stages import evaluate_records
     from sslkeypoint.inference import KeypointPredictor
 
+    ensembles = {e: _members(e) for e in args.ensembles}
+    args.methods = list(dict.fromkeys(m for members in ensembles.values() for m in members))
     profile, ds, encoders, _ = prepare(args)
     testing = ds.testing
-    rows: list[dict[str, Any]] = []
-    for method in args.methods:
-        predictors = []
+    runs: list[dict[str, Any]] = []
+    for budget_text in args.budgets:
         for seed in range(args.seeds):
-            ft = finetune(args, profile, encoders, method, "all", seed)
-            predictors.append(KeypointPredictor.from_checkpoint(ft.checkpoint))
-        for k in range(1, args.seeds + 1):
-            for members in itertools.combinations(range(args.seeds), k):
+            predictors: dict[str, Any] = {}
+            labelled: dict[str, int] = {}
+            for method in args.methods:
+                ft = finetune(args, profile, encoders, method, budget_text, seed)
+                predictors[method] = KeypointPredictor.from_checkpoint(ft.checkpoint)
+                labelled[method] = ft.labelled
+            combined = {m: [m] for m in args.methods} | ensembles
+            for name, members in combined.items():
+                counts = {labelled[m] for m in members}
+                if len(counts) != 1:
+                    raise SystemExit(f"{name} at {budget_text} labels, seed {seed}: the members were fine-tuned "
+                                     f"on different numbers of labelled cases {sorted(counts)}")
                 t = time.perf_counter()
-                predictor = KeypointPredictor.ensemble([predictors[i] for i in members])
+                predictor = KeypointPredictor.ensemble([predictors[m] for m in members])
                 metrics, _ = evaluate_records(predictor, testing, progress=False)
-                row = {"method": method, "size": k, "seeds": list(members), **_figures(metrics),
-                       "seconds": round(time.perf_counter() - t, 1)}
-                rows.append(row)
-                print(f"{method:<10} seeds {list(members)!s:<10} MRE {row['mre_px']:5.2f} px  "
-                      f"AoP {row['aop_mae_deg']:5.2f}°  ({row['seconds']:.0f} s)", flush=True)
-    return {"rows": rows, "profile": profile.to_dict(), "testing_cases": len(testing)}
-
-
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and sd over the subsets of each method and ensemble size."""
-    table = []
-    for method in dict.fromkeys(r["method"] for r in rows):
-        for k in sorted({r["size"] for r in rows if r["method"] == method}):
-            group = [r for r in rows if r["method"] == method and r["size"] == k]
-            entry: dict[str, Any] = {"method": method, "size": k, "subsets": len(group)}
-            for key, sd in (("mre_px", "mre_sd_px"), ("aop_mae_deg", "aop_sd_deg")):
-                values = np.array([r[key] for r in group])
-                entry[key] = float(values.mean())
-                entry[sd] = float(values.std(ddof=1)) if len(values) > 1 else None
-            for name in group[0]["per_landmark_px"]:
-                entry[f"{name}_px"] = float(np.mean([r["per_landmark_px"][name] for r in group]))
-            table.append(entry)
-    return table
-
-
-def markdown(table: list[dict[str, Any]]) -> str:
-    def pm(mean: float, sd: float | None) -> str:
-        return f"{mean:.2f}" if sd is None else f"{mean:.2f} ± {sd:.2f}"
-
-    lines = ["| method | networks | subsets | MRE px | AoP MAE ° | PS1 px | PS2 px | FH1 px |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in table:
-        lines.append(f"| {r['method']} | {r['size']} | {r['subsets']} | {pm(r['mre_px'], r['mre_sd_px'])} | "
-                     f"{pm(r['aop_mae_deg'], r['aop_sd_deg'])} | {r['PS1_px']:.2f} | {r['PS2_px']:.2f} | "
-                     f"{r['FH1_px']:.2f} |")
-    return "\n".join(lines)
+                entry = {"method": name, "members": members, "budget": budget_text, "labelled": counts.pop(),
+                         "seed": seed, "mre_px": metrics["mre_px"], "aop_mae_deg": metrics["aop_mae_deg"],
+                         "per_landmark_px": metrics["per_landmark_px"], "spread_ratio": metrics["spread_ratio"],
+                         "seconds": round(time.perf_counter() - t, 1)}
+                runs.append(entry)
+                print(f"{name:<44} n{budget_text:<4} s{seed}  MRE {entry['mre_px']:6.2f} px  "
+                      f"AoP {entry['aop_mae_deg']:6.2f}°  ({entry['seconds']:.0f} s)", flush=True)
+    return {"runs": runs, "ensembles": ensembles, "profile": profile.to_dict(), "device": device_name(),
+            "training_cases": len(ds.train), "testing_cases": len(testing)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_run_arguments(p)
-    p.add_argument("--seeds", type=int, default=3, help="all-label runs per method (seeds 0 .. n-1)")
-    p.add_argument("--methods", nargs="+", default=["scratch", "semi"], choices=list(METHODS))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--budgets", nargs="+", default=list(DEFAULT_BUDGETS))
+    p.add_argument("--ensembles", nargs="+", default=list(DEFAULT_ENSEMBLES), metavar="A+B[+C...]",
+                   help="methods whose runs on the same labels are averaged")
     p.add_argument("--json", type=Path, default=RESULTS / "ensemble.json")
     args = p.parse_args()
-    if args.seeds < 2:
-        raise SystemExit("--seeds must be at least 2: an ensemble needs two runs")
     t0 = time.perf_counter()
     result = run(args)
     seconds = time.perf_counter() - t0
-    table = summarise(result["rows"])
+    table = summarise(result["runs"])
     print()
     print(markdown(table))
-    print(f"\n{seconds / 60:.1f} min on {cpu_model()} ({os.cpu_count()} cores)")
+    print(f"\n{seconds / 60:.1f} min on {result['device']}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({**result, "table": table, "seconds": round(seconds, 1), "cpu": cpu_model(),
-                                     "cores": os.cpu_count(), "seeds": args.seeds, "methods": args.methods},
-                                    indent=2))
+                                     "cores": os.cpu_count(), "seeds": args.seeds, "budgets": args.budgets,
+                                     "load_end": os.getloadavg()}, indent=2))
     print(f"wrote {args.json}")
 
 

@@ -114,7 +114,7 @@ def _overridden(profile: Any, input_size: int | None, heatmap_size: int | None, 
     return profile
 
 
-def _device() -> str:
+def device_name() -> str:
     """The accelerator the runs use: the GPU's name, or the CPU's model and cores."""
     import torch
 
@@ -191,15 +191,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       f"PS1/PS2/FH1 {per['PS1']:.1f}/{per['PS2']:.1f}/{per['FH1']:.1f}  "
                       f"({entry['seconds']:.0f} s{', reused' if ft.skipped else ''})", flush=True)
     return {"runs": runs, "pretrain_seconds": round(pretrain_seconds, 1), "profile": profile.to_dict(),
-            "device": _device(),
+            "device": device_name(),
             "training_cases": len(ds.train), "testing_cases": len(testing)}
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean ± sd over seeds for every (method, budget)."""
     table: list[dict[str, Any]] = []
+    # The grid's methods in their order, then any other rows (e.g. ensembles) in order of appearance.
+    order = list(METHODS) + [m for m in dict.fromkeys(r["method"] for r in runs) if m not in METHODS]
     keys = sorted({(r["method"], r["budget"]) for r in runs},
-                  key=lambda k: (list(METHODS).index(k[0]), math.inf if k[1] == "all" else int(k[1])))
+                  key=lambda k: (order.index(k[0]), math.inf if k[1] == "all" else int(k[1])))
     for method, budget in keys:
         rs = [r for r in runs if r["method"] == method and r["budget"] == budget]
 
