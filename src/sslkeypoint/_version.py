@@ -1,3 +1,3 @@
 """Version of the sslkeypoint package."""
 
-__version__ = "0.5.1"
+__version__ = "0.6.0"
