@@ -25,13 +25,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import cpu_model
 from bench_label_efficiency import (
     DEFAULT_BUDGETS,
     METHODS,
@@ -39,9 +36,8 @@ from bench_label_efficiency import (
     add_run_arguments,
     device_name,
     finetune,
-    markdown,
     prepare,
-    summarise,
+    report,
 )
 
 DEFAULT_ENSEMBLES = ("scratch+semi", "semi+moco_semi", "scratch+moco+dense+dense_dec+semi+moco_semi")
@@ -104,15 +100,7 @@ def main() -> None:
     args = p.parse_args()
     t0 = time.perf_counter()
     result = run(args)
-    seconds = time.perf_counter() - t0
-    table = summarise(result["runs"])
-    print()
-    print(markdown(table))
-    print(f"\n{seconds / 60:.1f} min on {result['device']}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({**result, "table": table, "seconds": round(seconds, 1), "cpu": cpu_model(),
-                                     "cores": os.cpu_count(), "seeds": args.seeds, "budgets": args.budgets,
-                                     "load_end": os.getloadavg()}, indent=2))
+    report(result, time.perf_counter() - t0, args.json, seeds=args.seeds, budgets=args.budgets)
     print(f"wrote {args.json}")
 
 

@@ -260,6 +260,19 @@ def markdown(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def report(result: dict[str, Any], seconds: float, path: Path, **settings: Any) -> list[dict[str, Any]]:
+    """Print the table of ``result["runs"]`` and the time taken, and write the JSON to ``path``
+    (the result, its table, the seconds, the machine and the command line's ``settings``)."""
+    table = summarise(result["runs"])
+    print()
+    print(markdown(table))
+    print(f"\n{seconds / 60:.1f} min on {result.get('device', _cpu())}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**result, "table": table, "seconds": round(seconds, 1), "cpu": cpu_model(),
+                                "cores": os.cpu_count(), **settings, "load_end": os.getloadavg()}, indent=2))
+    return table
+
+
 def plot(table: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -332,15 +345,8 @@ def main() -> None:
     else:
         result = run(args)
         seconds = time.perf_counter() - t0
-    table = summarise(result["runs"])
-    print()
-    print(markdown(table))
-    print(f"\n{seconds / 60:.1f} min on {result.get('device', _cpu())}")
+    table = report(result, seconds, args.json, seeds=args.seeds, budgets=args.budgets, methods=args.methods)
     plot(table, args.figure)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({**result, "table": table, "seconds": round(seconds, 1), "cpu": cpu_model(),
-                                     "cores": os.cpu_count(), "seeds": args.seeds, "budgets": args.budgets,
-                                     "methods": args.methods, "load_end": os.getloadavg()}, indent=2))
     print(f"wrote {args.json} and {args.figure}")
 
 

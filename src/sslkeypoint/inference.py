@@ -300,19 +300,19 @@ class KeypointPredictor:
         if not members:
             raise ValueError("an ensemble needs at least one predictor")
         first = members[0]
-        reference = {
-            "codec": first.codec,
-            "measures": measures_to_dict(first.measures),
-            "keypoint names": first.keypoint_names,
-            "input channels": first.in_chans,
-        }
-        for i, other in enumerate(members[1:], start=1):
-            theirs = {
-                "codec": other.codec,
-                "measures": measures_to_dict(other.measures),
-                "keypoint names": other.keypoint_names,
-                "input channels": other.in_chans,
+
+        def task(p: KeypointPredictor) -> dict[str, Any]:
+            """What predictors must share to be averaged."""
+            return {
+                "codec": p.codec,
+                "measures": measures_to_dict(p.measures),
+                "keypoint names": p.keypoint_names,
+                "input channels": p.in_chans,
             }
+
+        reference = task(first)
+        for i, other in enumerate(members[1:], start=1):
+            theirs = task(other)
             for what, value in reference.items():
                 if theirs[what] != value:
                     raise ValueError(
