@@ -30,9 +30,11 @@ def test_every_config_field_is_an_option() -> None:
     for cls in (FinetuneConfig, TrainerConfig):
         for name in cls.__dataclass_fields__:
             assert hasattr(text, name), name
+    method = '{"class": "sslkeypoint.methods.MoCoV2Method", "kwargs": {"cap_queue": false}}'
     pre = build_parser().parse_args(["pretrain", "--images", "i", "--out", "o", "--image-size", "32", "32",
-                                     "--no-cap-queue", "--encoder-kwargs", '{"widths": [4]}', "--devices", "2"])
-    assert pre.image_size == [32, 32] and pre.cap_queue is False and pre.encoder_kwargs == {"widths": [4]}
+                                     "--method", method, "--encoder-kwargs", '{"widths": [4]}', "--devices", "2"])
+    assert pre.image_size == [32, 32] and pre.method["kwargs"] == {"cap_queue": False}
+    assert pre.encoder_kwargs == {"widths": [4]}
     assert pre.devices == 2 and pre.max_epochs is None
     for name in PretrainConfig.__dataclass_fields__:
         assert hasattr(pre, name), name
@@ -75,7 +77,8 @@ def test_pretrain_runs_two_steps(tmp_path: Path) -> None:
     code = main([
         "pretrain", "--images", str(tmp_path), "--out", str(tmp_path / "run"), "--image-size", "32", "32",
         "--encoder-kwargs", '{"widths": [8, 16], "bottleneck_width": 32}', "--batch-size", "4", "--max-steps", "2",
-        "--queue-size", "8", "--accelerator", "cpu", "--devices", "1", "--no-progress",
+        "--method", '{"class": "sslkeypoint.methods.MoCoV2Method", "kwargs": {"queue_size": 8}}',
+        "--accelerator", "cpu", "--devices", "1", "--no-progress",
     ])  # fmt: skip
     assert code == 0
     assert (tmp_path / "run" / "encoder.safetensors").is_file()

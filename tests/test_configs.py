@@ -9,6 +9,7 @@ import pytest
 from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
 from sslkeypoint.heatmaps import HeatmapCodec
 from sslkeypoint.measures import AngleMeasure, DistanceMeasure
+from sslkeypoint.methods import MoCoV2Method
 
 
 def test_config_defaults_are_the_paper() -> None:
@@ -35,13 +36,13 @@ def test_config_round_trip_and_errors() -> None:
 
 def test_config_defaults_are_the_papers() -> None:
     s1, s2 = PretrainConfig.stage1(), PretrainConfig.stage2()
-    assert (s1.lr, s1.weight_decay, s1.batch_size, s1.max_epochs, s1.queue_size) == (1e-3, 1e-3, 64, 200, 65536)
-    assert (s1.image_size, s1.temperature, s1.plateau) == ((256, 256), 0.2, False)
+    assert (s1.lr, s1.weight_decay, s1.batch_size, s1.max_epochs, s1.method.queue_size) == (1e-3, 1e-3, 64, 200, 65536)
+    assert (s1.image_size, s1.method.temperature, s1.plateau) == ((256, 256), 0.2, False)
     # Momentum: chosen from the run length (MoCo v2's 0.999 for the paper's long runs), constant.
-    assert (s1.momentum, s1.momentum_end) == (None, None)
+    assert (s1.method.momentum, s1.method.momentum_end) == (None, None)
     with pytest.raises(ValueError, match="momentum"):
-        PretrainConfig(momentum=0.999, momentum_end=0.99)
-    assert (s2.stage, s2.lr, s2.weight_decay, s2.queue_size, s2.plateau) == (2, 1e-4, 1e-4, 16384, True)
+        MoCoV2Method(momentum=0.999, momentum_end=0.99)
+    assert (s2.stage, s2.lr, s2.weight_decay, s2.method.queue_size, s2.plateau) == (2, 1e-4, 1e-4, 16384, True)
     assert PretrainConfig.from_dict({"stage": 2, "delta": [1, 5]}).delta == (1, 5)
     with pytest.raises(ValueError, match="unknown PretrainConfig fields"):
         PretrainConfig.from_dict({"learning_rate": 1.0})

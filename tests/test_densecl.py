@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +22,11 @@ from torch.nn import functional as F
 from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
 from sslkeypoint.data import KeypointRecord
 from sslkeypoint.encoders import UNetEncoder
-from sslkeypoint.lightning import HeatmapFinetuneModule, MoCoPretrainModule
+from sslkeypoint.lightning import HeatmapFinetuneModule, PretrainModule
+from sslkeypoint.losses import dense_info_nce_loss
+from sslkeypoint.methods import DenseCLMethod, MoCoV2Method
 from sslkeypoint.recipes import run_finetuning, run_pretraining
-from sslkeypoint.ssl import DenseCL, MoCoV2, dense_info_nce_loss
+from sslkeypoint.ssl import DenseCL, MoCoV2
 from sslkeypoint.weights import load_state_dict_file
 
 TINY: dict[str, Any] = {"widths": [8, 16], "bottleneck_width": 32}
@@ -77,26 +80,39 @@ def step_values(out_dir: Path, name: str = "train_loss_step") -> list[float]:
     return values
 
 
-def dense_config(level: str, **kw: Any) -> PretrainConfig:
+DENSE_FIELDS = {f.name for f in dataclasses.fields(DenseCLMethod)}
+
+
+def dense_method(level: str, **kw: Any) -> DenseCLMethod:
     base: dict[str, Any] = {
-        "image_size": (32, 32),
-        "encoder_kwargs": TINY,
-        "batch_size": 8,
         "split_bn": 2,
         "projection_dim": 16,
         "queue_size": 16,
         "cap_queue": False,
         "momentum": 0.99,
         "momentum_end": 0.99,  # constant: the schedule then does not depend on the run's length
+        # Runs on `copies` (one image): image indices as groups would follow the loader's order.
+        "mask_same_source": False,
+        "weight": 0.5,
+        "level": level,
+        "samples": 20,  # fewer than the 64 (encoder) or 256 (decoder) locations: sampled
+        "decoder_stride": 2,
+        **kw,
+    }
+    return DenseCLMethod(**base)
+
+
+def dense_config(level: str, **kw: Any) -> PretrainConfig:
+    """A tiny DenseCL run; keyword arguments that are DenseCL fields go to the method."""
+    method = dense_method(level, **{k: kw.pop(k) for k in list(kw) if k in DENSE_FIELDS})
+    base: dict[str, Any] = {
+        "image_size": (32, 32),
+        "encoder_kwargs": TINY,
+        "batch_size": 8,
+        "method": method,
         "max_epochs": 10,
         "augment": {"scale": (0.6, 1.0), "blur_p": 0.0},
         "seed": 3,
-        # Runs on `copies` (one image): image indices as groups would follow the loader's order.
-        "mask_same_source": False,
-        "dense_weight": 0.5,
-        "dense_level": level,
-        "dense_samples": 20,  # fewer than the 64 (encoder) or 256 (decoder) locations: sampled
-        "dense_decoder_stride": 2,
         **kw,
     }
     return PretrainConfig(**base)
@@ -227,11 +243,10 @@ def test_bad_inputs_are_refused() -> None:
         model(torch.rand(2, 1, 30, 30), torch.rand(2, 1, 30, 30))
     with pytest.raises(ValueError, match="no decoder"):
         DenseCL(UNetEncoder(1, **TINY), queue_size=8).export_unet()
-    for bad, match in (({"dense_weight": -0.1}, "dense_weight"), ({"dense_level": "head"}, "dense_level"),
-                       ({"dense_weight": 0.0, "dense_level": "decoder"}, "dense_weight > 0"),
-                       ({"dense_samples": 0}, "dense_samples")):
+    for level, bad, match in (("encoder", {"weight": -0.1}, "weight"), ("head", {}, "level"),
+                              ("encoder", {"samples": 0}, "samples")):
         with pytest.raises(ValueError, match=match):
-            dense_config("encoder", **bad)
+            dense_method(level, **bad)
     with pytest.raises(ValueError, match="init_encoder"):
         FinetuneConfig(init_decoder=True)
 
@@ -241,19 +256,20 @@ def test_bad_inputs_are_refused() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_dense_weight_zero_is_the_plain_moco_run(tmp_path: Path, images: Path) -> None:
+def test_moco_method_is_the_plain_moco_run(tmp_path: Path, images: Path) -> None:
     cfg = PretrainConfig.stage1(
-        image_size=(32, 32), encoder_kwargs={"widths": (8, 16), "bottleneck_width": 32}, batch_size=8, split_bn=2,
-        projection_dim=32, momentum=0.99, momentum_end=1.0, queue_size=16, cap_queue=False,
+        image_size=(32, 32), encoder_kwargs={"widths": (8, 16), "bottleneck_width": 32}, batch_size=8,
+        method=MoCoV2Method(split_bn=2, projection_dim=32, momentum=0.99, momentum_end=1.0, queue_size=16,
+                            cap_queue=False),
         augment={"scale": (0.6, 1.0), "blur_p": 0.0}, seed=3,
     )
-    assert cfg.dense_weight == 0.0
     result = run_pretraining(cfg, images=images, out_dir=tmp_path / "run", trainer=TRAINER, max_steps=3, progress=False)
     assert type(result.module.model) is MoCoV2 and result.unet_path is None
     assert not any(k.startswith("dense") for k in result.module.model.state_dict())
-    # The step losses of this run before DenseCL existed (same machine, torch 2.14 CPU): adding the
-    # dense fields changed nothing in a dense_weight=0 run.
-    assert step_values(tmp_path / "run") == [0.2527228593826294, 2.145390033721924, 2.7135441303253174]
+    # The step losses of this run before DenseCL existed, and before methods were objects (torch 2.14
+    # CPU; equal up to the float rounding of another CPU): neither changed a plain MoCo v2 run.
+    expected = [0.2527228593826294, 2.145390033721924, 2.7135441303253174]
+    assert step_values(tmp_path / "run") == pytest.approx(expected, rel=1e-5)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -323,7 +339,8 @@ def test_stage2_dense_pretraining(tmp_path: Path) -> None:
 
 def test_stage2_starts_from_either_kind_of_stage1_checkpoint(tmp_path: Path, decoder_run: Any) -> None:
     dense_ckpt = decoder_run.last_checkpoint
-    plain = MoCoPretrainModule(PretrainConfig.stage2(image_size=32, encoder_kwargs=TINY, projection_dim=16, queue_size=16))
+    plain = PretrainModule(PretrainConfig.stage2(image_size=32, encoder_kwargs=TINY,
+                                                 method=MoCoV2Method(projection_dim=16, queue_size=16)))
     loaded = plain.load_initial_weights(dense_ckpt)
     assert not any(k.startswith(("dense", "decoder")) for k in loaded)
     for k, v in decoder_run.module.model.encoder.state_dict().items():
@@ -331,14 +348,14 @@ def test_stage2_starts_from_either_kind_of_stage1_checkpoint(tmp_path: Path, dec
     # A plain checkpoint into DenseCL: the dense parts keep their fresh initialisation.
     plain_ckpt = tmp_path / "plain.ckpt"
     torch.save({"state_dict": {f"model.{k}": v for k, v in plain.model.state_dict().items()}}, plain_ckpt)
-    dense = MoCoPretrainModule(dense_config("decoder", stage=2))
+    dense = PretrainModule(dense_config("decoder", stage=2))
     fresh = copy.deepcopy(dense.model.dense_head.state_dict())
     loaded = dense.load_initial_weights(plain_ckpt)
     assert "encoder.blocks.0.conv1.weight" in loaded and not any(k.startswith("dense") for k in loaded)
     for k, v in fresh.items():
         assert torch.equal(dense.model.dense_head.state_dict()[k], v)
     # A dense checkpoint of the same level: everything but the queues.
-    again = MoCoPretrainModule(dense_config("decoder", stage=2))
+    again = PretrainModule(dense_config("decoder", stage=2))
     loaded = again.load_initial_weights(dense_ckpt)
     assert {"decoder.0.up.weight", "dense_head_momentum.layers.0.weight"} <= set(loaded)
     assert not any("queue" in k or "memory_bank" in k for k in loaded)

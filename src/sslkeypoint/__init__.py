@@ -20,10 +20,8 @@ from sslkeypoint.data import (
     ImageFolderDataset,
     ImageReadError,
     InvalidSample,
-    KeypointDataModule,
     KeypointDataset,
     KeypointRecord,
-    PretrainDataModule,
     TemporalPairDataset,
     filtering_collate,
     list_images,
@@ -44,7 +42,14 @@ from sslkeypoint.heatmaps import (
     rescale_keypoints,
 )
 from sslkeypoint.inference import KeypointPrediction, KeypointPredictor
-from sslkeypoint.lightning import HeatmapFinetuneModule, MoCoPretrainModule, overfit_one_batch
+from sslkeypoint.lightning import (
+    HeatmapFinetuneModule,
+    KeypointDataModule,
+    MoCoPretrainModule,
+    PretrainDataModule,
+    PretrainModule,
+    overfit_one_batch,
+)
 from sslkeypoint.losses import (
     HeatmapMSELoss,
     MaskedHeatmapMSELoss,
@@ -53,6 +58,14 @@ from sslkeypoint.losses import (
 )
 from sslkeypoint.masks import aop_from_masks, landmarks_from_masks
 from sslkeypoint.measures import AngleMeasure, DistanceMeasure, Measure
+from sslkeypoint.methods import (
+    DenseCLMethod,
+    MeanTeacherMethod,
+    MoCoV2Method,
+    PseudoLabelMethod,
+    ReconstructionMethod,
+    SupervisedMethod,
+)
 from sslkeypoint.metrics import (
     KeypointMetrics,
     aop_absolute_error,
@@ -66,6 +79,7 @@ from sslkeypoint.recipes import FinetuneResult, PretrainResult, run_finetuning, 
 from sslkeypoint.runs import RunFolderError, RunInterrupted
 from sslkeypoint.ssl import (
     DenseCL,
+    MaskedReconstruction,
     MoCoV2,
     ScreeningResult,
     cap_queue_size,
@@ -86,6 +100,7 @@ from sslkeypoint.weights import (
 __all__ = [
     "AngleMeasure",
     "DenseCL",
+    "DenseCLMethod",
     "DistanceMeasure",
     "DropCounts",
     "Ellipse",
@@ -110,16 +125,23 @@ __all__ = [
     "KeypointRecord",
     "LoadReport",
     "MaskedHeatmapMSELoss",
+    "MaskedReconstruction",
+    "MeanTeacherMethod",
     "Measure",
     "MoCoPretrainModule",
     "MoCoV2",
     "MoCoV2Augmentation",
+    "MoCoV2Method",
     "PretrainConfig",
     "PretrainDataModule",
+    "PretrainModule",
     "PretrainResult",
+    "PseudoLabelMethod",
+    "ReconstructionMethod",
     "RunFolderError",
     "RunInterrupted",
     "ScreeningResult",
+    "SupervisedMethod",
     "TemporalPairDataset",
     "TimmEncoder",
     "TrainerConfig",

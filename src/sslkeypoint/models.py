@@ -13,7 +13,7 @@ from sslkeypoint.encoders import create_encoder
 from sslkeypoint.encoders.base import validate_encoder
 from sslkeypoint.encoders.unet import ConvBlock
 
-__all__ = ["HEAD_PRIOR", "DecoderStage", "HeatmapEnsemble", "HeatmapUNet", "build_heatmap_model"]
+__all__ = ["HEAD_PRIOR", "DecoderStage", "HeatmapEnsemble", "HeatmapUNet", "build_heatmap_model", "run_decoder"]
 
 #: The heatmap value every pixel starts at: the head's bias is initialised to ``logit(HEAD_PRIOR)``.
 HEAD_PRIOR = 0.01
@@ -65,6 +65,33 @@ class DecoderStage(nn.Module):
                 )
             x = torch.cat([skip, x], dim=1)
         return self.block(x)
+
+
+def run_decoder(decoder: nn.ModuleList | Sequence[nn.Module], features: Sequence[Tensor]) -> Tensor:
+    """The output map of a U-Net decoder (:attr:`HeatmapUNet.decoder`) on an encoder's features.
+
+    Starts from the deepest feature; every :class:`DecoderStage` takes the feature of its
+    ``skip_index`` (or none) as its skip.
+
+    Args:
+        decoder: The stages, coarse to fine.
+        features: The encoder's feature maps, finest first.
+
+    Returns:
+        The last stage's output ``(B, C, h, w)``.
+
+    Examples:
+        >>> import torch
+        >>> from sslkeypoint.encoders import UNetEncoder
+        >>> model = HeatmapUNet(UNetEncoder(in_chans=1, widths=(4, 8), bottleneck_width=16), 2, heatmap_stride=2)
+        >>> run_decoder(model.decoder, model.encoder(torch.rand(1, 1, 16, 16))).shape
+        torch.Size([1, 8, 8, 8])
+    """
+    y = features[-1]
+    for stage in decoder:
+        index: int | None = stage.skip_index  # type: ignore[assignment]
+        y = stage(y, features[index] if index is not None else None)
+    return y
 
 
 class HeatmapUNet(nn.Module):
@@ -215,12 +242,7 @@ class HeatmapUNet(nn.Module):
             ``(B, K, H / heatmap_stride, W / heatmap_stride)`` heatmaps in ``[0, 1]``.
         """
         self._check_input(x)
-        features = self.encoder(x)
-        y = features[-1]
-        for stage in self.decoder:
-            skip = features[stage.skip_index] if stage.skip_index is not None else None
-            y = stage(y, skip)
-        return torch.sigmoid(self.head(y))
+        return torch.sigmoid(self.head(run_decoder(self.decoder, self.encoder(x))))
 
     def embed(self, x: Tensor) -> Tensor:
         """Global-average-pooled deepest encoder feature, the input of self-supervised heads.

@@ -31,7 +31,7 @@ import json
 import shutil
 import signal
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -185,6 +185,7 @@ def open_run_folder(
     resumable: Collection[str] = ("max_epochs",),
     legacy_settings: Mapping[str, Any] | None = None,
     writer: bool = True,
+    upgrade: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
 ) -> RunFolder:
     """Check a run folder against the run asked for, before anything is written to it.
 
@@ -199,6 +200,8 @@ def open_run_folder(
         legacy_settings: Settings to compare with the ``config.json`` of a folder written
             without ``run.json`` (default: ``settings``).
         writer: Whether this process may remove and write files (process 0).
+        upgrade: Reads the settings a folder of an earlier version recorded in this version's form
+            (e.g. training methods that were flat fields), before they are compared.
 
     Returns:
         A :class:`RunFolder`; call :meth:`RunFolder.write` on process 0 to record it.
@@ -259,7 +262,15 @@ def open_run_folder(
         what = "other settings"
         notes.append(f"{path} had no {RUN_FILE} (made by an older version): it is adopted as it is")
     else:
-        diff = settings_difference(saved.get("settings", {}), settings, ignore=resumable)
+        recorded = saved.get("settings", {})
+        if upgrade is not None:
+            try:
+                recorded = upgrade(recorded)
+            except ValueError as exc:
+                raise RunFolderError(f"{run_file} records settings this version cannot read ({exc}); nothing was "
+                                     "changed: use another folder, or start this one over (resume=False, "
+                                     "--no-resume)") from exc
+        diff = settings_difference(recorded, settings, ignore=resumable)
         what = "other settings" if diff else ""
         if saved.get("data") != data:
             what = "other settings and other data" if diff else "other data"

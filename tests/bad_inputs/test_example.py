@@ -28,7 +28,8 @@ from iugc_aop.submission import export_submission, load_submission, submission_t
 from iugc_aop.submission.export import SubmissionFolderError
 from iugc_aop.synth import SynthConfig, SyntheticFolderError, labels, write_synthetic_iugc
 from iugc_aop.synth.write import WRITING_NAME
-from sslkeypoint.data import KeypointDataset, PretrainDataModule, read_image
+from sslkeypoint.data import KeypointDataset, read_image
+from sslkeypoint.lightning import PretrainDataModule
 from tests.bad_inputs.cases import Case, ids, run_case
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
@@ -308,6 +309,7 @@ def reports_unreadable_labelled(ds: Any, tmp: Path) -> None:
 
 def pretrain_with_truncated_frame(tmp: Path) -> Any:
     from sslkeypoint.configs import PretrainConfig, TrainerConfig
+    from sslkeypoint.methods import MoCoV2Method
     from sslkeypoint.recipes import run_pretraining
 
     folder = tmp / "frames"
@@ -316,7 +318,7 @@ def pretrain_with_truncated_frame(tmp: Path) -> Any:
         Image.fromarray(_gray(60 + 30 * i, size=32, seed=i)).save(folder / f"f{i}.jpg", "JPEG")
     _truncate(folder / "f2.jpg")
     config = PretrainConfig.stage1(image_size=(32, 32), encoder_kwargs={"widths": (4, 8), "bottleneck_width": 8},
-                                   batch_size=2, projection_dim=8, hidden_dim=8, queue_size=2, max_epochs=1)
+                                   batch_size=2, method=MoCoV2Method(projection_dim=8, hidden_dim=8, queue_size=2), max_epochs=1)
     with pytest.warns(UserWarning, match=r"pre-training skips .*f2\.jpg: unreadable image"):
         return run_pretraining(config, images=folder, out_dir=tmp / "run", progress=False,
                                trainer=TrainerConfig(accelerator="cpu", devices=1, log_every_n_steps=1))

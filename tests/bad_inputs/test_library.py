@@ -25,7 +25,7 @@ from sslkeypoint.data import KeypointDataset, KeypointRecord, read_records
 from sslkeypoint.geometry import angle_between, angle_of_progression, contour_tangent_point
 from sslkeypoint.heatmaps import HeatmapCodec, render_gaussian_heatmaps
 from sslkeypoint.inference import KeypointPredictor
-from sslkeypoint.lightning import HeatmapFinetuneModule, MoCoPretrainModule
+from sslkeypoint.lightning import HeatmapFinetuneModule, PretrainModule
 from sslkeypoint.measures import AngleMeasure
 from sslkeypoint.weights import (
     UnsafeCheckpointError,
@@ -66,7 +66,7 @@ def lightning_checkpoint(module: pl.LightningModule, path: Path) -> Path:
 
 def pretraining_run(tmp: Path) -> Path:
     """A stage-1 run folder: ``checkpoints/last.ckpt`` and ``encoder.safetensors``."""
-    module = MoCoPretrainModule(pretrain_config())
+    module = PretrainModule(pretrain_config())
     lightning_checkpoint(module, tmp / "pretrain" / "checkpoints" / "last.ckpt")
     save_state_dict(module.model.encoder, tmp / "pretrain" / "encoder.safetensors")
     return tmp / "pretrain"

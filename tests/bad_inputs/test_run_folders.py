@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
 from sslkeypoint.data import KeypointRecord
+from sslkeypoint.methods import MoCoV2Method
 from sslkeypoint.recipes import FinetuneResult, run_finetuning, run_pretraining
 from sslkeypoint.runs import RUN_FILE, RunFolderError, RunInterrupted
 from tests.bad_inputs.cases import Case, ids, run_case
@@ -148,9 +149,10 @@ def check_started_over(result: tuple[FinetuneResult, Path], tmp: Path) -> None:
 
 
 def pretrain_config(**kw: Any) -> PretrainConfig:
+    moco: dict[str, Any] = dict(projection_dim=8, hidden_dim=16, queue_size=16, cap_queue=False, split_bn=1)
+    moco.update(kw.pop("method", {}))
     base: dict[str, Any] = dict(image_size=32, encoder_kwargs={"widths": (8, 16), "bottleneck_width": 16},
-                                projection_dim=8, hidden_dim=16, queue_size=16, cap_queue=False, batch_size=4,
-                                max_epochs=1, split_bn=1)
+                                batch_size=4, max_epochs=1, method=MoCoV2Method(**moco))
     base.update(kw)
     return PretrainConfig.stage1(**base)
 
@@ -171,7 +173,7 @@ def pretrain_other_images(tmp: Path) -> None:
 
 def pretrain_other_temperature(tmp: Path) -> None:
     out, images = pretrained(tmp)
-    run_pretraining(pretrain_config(temperature=0.1), images=images, out_dir=out, trainer=TRAINER, max_steps=3,
+    run_pretraining(pretrain_config(method={"temperature": 0.1}), images=images, out_dir=out, trainer=TRAINER, max_steps=3,
                     progress=False)
 
 

@@ -15,7 +15,7 @@ from iugc_aop.landmarks import AOP
 from iugc_aop.profiles import PROFILES, Profile, get_profile
 from iugc_aop.report import ssl_verdict
 from iugc_aop.stages import labelled_subset, stage_pretrain, stage_select
-from iugc_aop.variants import VARIANTS
+from iugc_aop.variants import DEMO_VARIANTS as VARIANTS
 
 PIPELINE_COMMANDS = ("pretrain", "select", "pretrain-temporal", "finetune", "evaluate", "demo")
 
@@ -142,7 +142,7 @@ def test_profiles() -> None:
         (256, 256), (64, 64), {"widths": [64, 128, 256, 512], "bottleneck_width": 1024})
     s1, s2, ft = paper.pretrain, paper.pretrain_temporal, paper.finetune
     assert (s1.lr, s1.weight_decay, s1.batch_size, s1.max_epochs, s1.stage) == (1e-3, 1e-3, 64, 200, 1)
-    assert (s2.queue_size, s2.lr, s2.plateau, s2.stage) == (16384, 1e-4, True, 2)
+    assert (s2.method.queue_size, s2.lr, s2.plateau, s2.stage) == (16384, 1e-4, True, 2)
     assert (ft.lr, ft.batch_size, ft.max_epochs, ft.measures) == (1e-5, 8, 1000, {"aop": AOP})
     # The three stages train one network: the library configs agree, nothing is copied by hand.
     assert s1.image_size == s2.image_size == ft.input_size and s1.encoder_kwargs == ft.encoder_kwargs

@@ -5,7 +5,7 @@ fine-tuning records (``{"train": [[path, [[x, y], ...]], ...], "val": [...], "im
 ``strategy="ddp"`` on the CPU re-launches this script for process 1 (Lightning's subprocess
 launcher), so every process runs the same three recipe calls: first :func:`run_pretraining`
 (stage 1) into ``OUT/pretrain``, then :func:`run_finetuning` from its encoder into
-``OUT/finetune``, then a mean-teacher fine-tuning (``semi="mean_teacher"``, every image as the
+``OUT/finetune``, then a mean-teacher fine-tuning (``MeanTeacherMethod``, every image as the
 unlabelled pool) into ``OUT/semi``. Each process writes ``OUT/rank{r}.json`` (per-epoch validation
 figures, learning rates, losses, the unlabelled images of every batch, the files it opened for
 writing) and its final weights ``OUT/{finetune,pretrain,semi}_state{r}.pt``;
@@ -140,6 +140,7 @@ def main(out: Path, data_file: Path) -> None:
     from sslkeypoint import recipes
     from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
     from sslkeypoint.data import KeypointRecord
+    from sslkeypoint.methods import MeanTeacherMethod, MoCoV2Method
     from sslkeypoint.recipes import pretrain as pretrain_recipe
 
     rank = int(os.environ.get("LOCAL_RANK", "0"))  # one node: local rank = global rank
@@ -163,7 +164,7 @@ def main(out: Path, data_file: Path) -> None:
             augment_rng.append(_checksum(torch.random.get_rng_state()))
             return self.augment(x)
 
-    class RecordingMoCo(pretrain_recipe.MoCoPretrainModule):
+    class RecordingMoCo(pretrain_recipe.PretrainModule):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.augment = RecordRandomState(self.augment)  # type: ignore[assignment]
@@ -176,10 +177,10 @@ def main(out: Path, data_file: Path) -> None:
             super().on_fit_end()
             pt_record.on_fit_end(self.trainer, self)
 
-    pretrain_recipe.MoCoPretrainModule = RecordingMoCo  # type: ignore[misc]
+    pretrain_recipe.PretrainModule = RecordingMoCo  # type: ignore[misc]
     pt_config = PretrainConfig.stage1(
-        image_size=(32, 32), encoder_kwargs=tiny, batch_size=2, max_epochs=2, projection_dim=8,
-        hidden_dim=8, queue_size=8, momentum=0.9, augment={"blur_p": 0.0},
+        image_size=(32, 32), encoder_kwargs=tiny, batch_size=2, max_epochs=2,
+        method=MoCoV2Method(projection_dim=8, hidden_dim=8, queue_size=8, momentum=0.9), augment={"blur_p": 0.0},
     )
     pt = recipes.run_pretraining(
         pt_config, images=data["images"], out_dir=out / "pretrain", trainer=trainer, progress=False
@@ -205,8 +206,8 @@ def main(out: Path, data_file: Path) -> None:
     # Mean teacher from random weights; the unlabelled pool holds every image and 5 more, of which
     # the 5 validation images are left out (14 images: 7 per process, 3 per batch).
     semi_config = dataclasses.replace(
-        ft_config, init_encoder=None, semi="mean_teacher", semi_rampup_steps=1, unlabelled_batch_size=3,
-        ema_decay=0.5, max_epochs=2,
+        ft_config, init_encoder=None, method=MeanTeacherMethod(rampup_steps=1, unlabelled_batch_size=3, ema_decay=0.5),
+        max_epochs=2,
     )
     semi_record = Record("train/loss_epoch", out / f"semi_state{rank}.pt")
     unlabelled_seen = UnlabelledSeen()

@@ -221,12 +221,13 @@ def test_finetuning_needs_a_validation_record_per_process(tmp_path) -> None:
 def test_mean_teacher_processes_end_with_identical_student_and_teacher(ddp_run) -> None:
     first, second = (d["semi"] for d in ddp_run["dumps"])
     a, b = _states(ddp_run, "semi")
-    assert any(key.startswith("teacher.") for key in a), sorted(a)[:5]  # the teacher is in the state
+    assert any(key.startswith("objective.teacher.") for key in a), sorted(a)[:5]  # the teacher is in the state
     _assert_same_state(a, b)
     assert first["val_history"] == second["val_history"] and len(first["val_history"]) == 2
     assert [e["loss"] for e in first["epochs"]] == [e["loss"] for e in second["epochs"]]
     # The teacher moved away from its start (the student's random weights) and is not the student.
-    teacher = {"model." + k.removeprefix("teacher.network."): v for k, v in a.items() if k.startswith("teacher.")}
+    teacher = {"model." + k.removeprefix("objective.teacher.network."): v for k, v in a.items()
+               if k.startswith("objective.teacher.")}
     assert teacher.keys() <= a.keys(), sorted(teacher.keys() - a.keys())[:5]
     differs = [k for k, v in teacher.items() if v.is_floating_point() and not torch.equal(v, a[k])]
     assert differs, "the teacher equals the student"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import shutil
@@ -19,7 +20,8 @@ from PIL import Image
 
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
 from sslkeypoint.data import data_fingerprint, list_sequences
-from sslkeypoint.lightning import MoCoPretrainModule
+from sslkeypoint.lightning import PretrainModule
+from sslkeypoint.methods import MoCoV2Method
 from sslkeypoint.recipes import run_pretraining
 from sslkeypoint.runs import RunInterrupted
 from sslkeypoint.ssl import auto_momentum
@@ -65,14 +67,19 @@ def sequences(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def tiny_config(stage: int = 1, **kw: object) -> PretrainConfig:
+MOCO_FIELDS = {f.name for f in dataclasses.fields(MoCoV2Method)}
+
+
+def tiny_config(stage: int = 1, **kw: Any) -> PretrainConfig:
+    """A tiny run; keyword arguments that are MoCo v2 fields go to the method."""
+    moco = {"split_bn": 2, "projection_dim": 32, "momentum": 0.99,
+            **({"queue_size": 16384} if stage == 2 else {}),
+            **{k: kw.pop(k) for k in list(kw) if k in MOCO_FIELDS}}
     base = {
         "image_size": (32, 32),
         "encoder_kwargs": TINY,
         "batch_size": 8 if stage == 1 else 4,
-        "split_bn": 2,
-        "projection_dim": 32,
-        "momentum": 0.99,
+        "method": MoCoV2Method(**moco),
         "augment": {"scale": (0.6, 1.0), "blur_p": 0.0},
         **kw,
     }
@@ -142,7 +149,7 @@ def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, image
     assert prov["data_fingerprint"] == data_fingerprint(sorted(images.glob("*.png")))
     assert prov["config"]["encoder_kwargs"] == {"widths": [8, 16], "bottleneck_width": 32} and prov["queue_size"] == 8
     # The queue comes back exactly through the checkpoint.
-    restored = MoCoPretrainModule.load_from_checkpoint(result.last_checkpoint, weights_only=True)
+    restored = PretrainModule.load_from_checkpoint(result.last_checkpoint, weights_only=True)
     assert torch.equal(restored.model.queue.keys, queue.keys)
     assert torch.equal(restored.model.queue.groups, queue.groups)
     assert restored.model.queue.pointer == queue.pointer
@@ -161,7 +168,7 @@ def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, image
 
 def test_momentum_without_trainer_is_the_end_value() -> None:
     # Without an attached Trainer the run length is unknown: the schedule is taken as one step long.
-    module = MoCoPretrainModule(tiny_config(momentum=0.99, momentum_end=0.995))
+    module = PretrainModule(tiny_config(momentum=0.99, momentum_end=0.995))
     assert module.momentum_at(0) == pytest.approx(0.995) and module.momentum_at(10) == pytest.approx(0.995)
 
 
@@ -192,7 +199,7 @@ def test_stage2_starts_from_stage1_weights(tmp_path: Path, images: Path, sequenc
     s1_model = s1.module.model
     for source, key_side in ((s1.last_checkpoint, s1_model.encoder_momentum), (s1.encoder_path, s1_model.encoder)):
         assert source is not None
-        module = MoCoPretrainModule(cfg2)
+        module = PretrainModule(cfg2)
         own_queue = module.model.queue.get_extra_state()
         own_queue = {k: v.clone() for k, v in own_queue.items()}
         loaded = module.load_initial_weights(source)
@@ -204,7 +211,7 @@ def test_stage2_starts_from_stage1_weights(tmp_path: Path, images: Path, sequenc
         for k, v in key_side.state_dict().items():
             assert torch.equal(module.model.encoder_momentum.state_dict()[k], v)
     with pytest.raises(ValueError, match="does not fit"):
-        MoCoPretrainModule(tiny_config(2, encoder_kwargs={"widths": (4, 8), "bottleneck_width": 16})).load_initial_weights(
+        PretrainModule(tiny_config(2, encoder_kwargs={"widths": (4, 8), "bottleneck_width": 16})).load_initial_weights(
             s1.encoder_path
         )
     s2 = run_pretraining(trainer=TRAINER, config=cfg2, sequences=sequences, out_dir=tmp_path / "s2", init_from=s1.last_checkpoint, progress=False)
@@ -235,21 +242,21 @@ def test_unreadable_images_are_skipped_counted_and_batches_filled(tmp_path: Path
     (folder / "im7.png").write_bytes(b"")  # zero bytes
     seen: list[int] = []
 
-    class Recording(MoCoPretrainModule):
+    class Recording(PretrainModule):
         def _views(self, batch: Any) -> Any:
             seen.append(int(batch["image"].shape[0]))
             return super()._views(batch)
 
     import sslkeypoint.recipes.pretrain as recipes
 
-    original = recipes.MoCoPretrainModule
-    recipes.MoCoPretrainModule = Recording  # type: ignore[misc]
+    original = recipes.PretrainModule
+    recipes.PretrainModule = Recording  # type: ignore[misc]
     try:
         with pytest.warns(UserWarning, match="pre-training skips") as record:
             result = run_pretraining(trainer=TRAINER, config=tiny_config(queue_size=8, max_epochs=2), images=folder,
                                      out_dir=tmp_path / "run", progress=False)
     finally:
-        recipes.MoCoPretrainModule = original  # type: ignore[misc]
+        recipes.PretrainModule = original  # type: ignore[misc]
     skips = sorted(str(w.message) for w in record if "pre-training skips" in str(w.message))
     assert len(skips) == 2  # one warning per file, not per epoch
     assert "im3.png: unreadable image (cannot decode image" in skips[0] and "im7.png: unreadable image" in skips[1]
@@ -263,7 +270,7 @@ def test_unreadable_images_are_skipped_counted_and_batches_filled(tmp_path: Path
 
 
 def test_batch_without_a_readable_file_is_skipped() -> None:
-    module = MoCoPretrainModule(tiny_config())
+    module = PretrainModule(tiny_config())
     batch = {"dropped": [("a.png", "missing file", ""), ("b.png", "unreadable image", "truncated")], "num_samples": 2}
     with pytest.warns(UserWarning) as record:
         assert module.training_step(batch, 0) is None
@@ -296,11 +303,11 @@ def test_a_stopped_run_keeps_its_last_epoch_even_when_the_loss_rose(
 ) -> None:
     # The loss rises after epoch 0 (lr 3e-2), so the best checkpoint stays at epoch 0. A SIGTERM
     # during epoch 4 must leave last.ckpt at the end of epoch 3, not at the best epoch.
-    def stop_in_epoch_4(self: MoCoPretrainModule, batch: object, batch_idx: int) -> None:
+    def stop_in_epoch_4(self: PretrainModule, batch: object, batch_idx: int) -> None:
         if self.current_epoch == 4 and batch_idx == 0:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(MoCoPretrainModule, "on_train_batch_start", stop_in_epoch_4, raising=False)
+    monkeypatch.setattr(PretrainModule, "on_train_batch_start", stop_in_epoch_4, raising=False)
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="capped"), pytest.raises(RunInterrupted):
         run_pretraining(trainer=TRAINER, config=tiny_config(max_epochs=8, lr=3e-2), images=images, out_dir=out,

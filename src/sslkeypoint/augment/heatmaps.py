@@ -1,6 +1,6 @@
 """Heatmaps through the geometric part of a keypoint augmentation: targets for an augmented view.
 
-Semi-supervised training (:mod:`sslkeypoint.lightning.semi`) needs, for an augmented view of an
+Semi-supervised training (the mean teacher, :mod:`sslkeypoint.ssl.mean_teacher`) needs, for an augmented view of an
 image, the heatmaps that another network predicted on the original image, moved exactly where the
 augmentation moved the image content. Only the geometric transform applies: brightness and contrast
 jitter change pixels, never where a landmark is.

@@ -1,4 +1,4 @@
-"""Data: image decoding, labelled records, datasets, invalid samples, splits, samplers, DataModules.
+"""Data: image decoding, labelled records, datasets, invalid samples, splits, samplers, fingerprints.
 
 * :mod:`~sslkeypoint.data.images` — decoding by content, the resize, listing image files;
 * :mod:`~sslkeypoint.data.records` — :class:`KeypointRecord` and records files (CSV / JSON);
@@ -6,13 +6,14 @@
 * :mod:`~sslkeypoint.data.invalid` — the one mechanism for invalid samples;
 * :mod:`~sslkeypoint.data.splits` — reproducible (group-aware) splits;
 * :mod:`~sslkeypoint.data.samplers` — resume-exact shuffling and unrepeated evaluation shards;
-* :mod:`~sslkeypoint.data.fingerprint` — fingerprints of the training files and labels, by content;
-* :mod:`~sslkeypoint.data.datamodules` — the LightningDataModules of the recipes.
+* :mod:`~sslkeypoint.data.fingerprint` — fingerprints of the training files and labels, by content.
+
+This floor knows nothing of training: the LightningDataModules built on it are in
+:mod:`sslkeypoint.lightning.datamodules`.
 """
 
 from __future__ import annotations
 
-from sslkeypoint.data.datamodules import KeypointDataModule, PretrainDataModule
 from sslkeypoint.data.datasets import (
     ImageFolderDataset,
     IndexedDataset,
@@ -38,13 +39,20 @@ from sslkeypoint.data.invalid import (
     filtering_collate,
     without_drops,
 )
-from sslkeypoint.data.records import KeypointRecord, format_point, parse_point, read_records
+from sslkeypoint.data.records import (
+    PARTIAL_LABELS,
+    KeypointRecord,
+    format_point,
+    parse_point,
+    read_records,
+)
 from sslkeypoint.data.samplers import EpochShuffleSampler, ShardSampler
 from sslkeypoint.data.splits import split_records
 
 __all__ = [
     "DROP_KEYS",
     "IMAGE_EXTENSIONS",
+    "PARTIAL_LABELS",
     "DropCounts",
     "EpochShuffleSampler",
     "FilteringCollate",
@@ -53,10 +61,8 @@ __all__ = [
     "ImageSource",
     "IndexedDataset",
     "InvalidSample",
-    "KeypointDataModule",
     "KeypointDataset",
     "KeypointRecord",
-    "PretrainDataModule",
     "ShardSampler",
     "TemporalPairDataset",
     "data_fingerprint",

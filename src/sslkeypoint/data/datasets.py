@@ -33,7 +33,7 @@ from sslkeypoint.data.images import (
     resize_image,
 )
 from sslkeypoint.data.invalid import InvalidSample
-from sslkeypoint.data.records import KeypointRecord
+from sslkeypoint.data.records import PARTIAL_LABELS, KeypointRecord
 from sslkeypoint.heatmaps import keypoints_to_input
 
 __all__ = [
@@ -71,6 +71,10 @@ class KeypointDataset(Dataset):
     * ``visible``: ``(K,)`` bool, false for missing keypoints and those the record marks invisible;
     * ``original_size``: ``(2,)`` long ``(H, W)`` of the file, to map predictions back with
       :func:`~sslkeypoint.heatmaps.keypoints_to_original`;
+    * ``annotated``: ``(K,)`` bool, the landmarks the record says anything about: all of them,
+      except for a record with partial labels (``meta[PARTIAL_LABELS]`` true, e.g. a
+      pseudo-label), whose missing keypoints are unknown rather than absent — fine-tuning then
+      adds no loss for them (:class:`~sslkeypoint.lightning.HeatmapFinetuneModule`);
     * ``index``: the dataset index; ``path``: the file as a string.
 
     An unusable record gives an :class:`InvalidSample` marker instead (see the module notes for the
@@ -260,6 +264,8 @@ class KeypointDataset(Dataset):
             "keypoints": keypoints,
             "visible": torch.from_numpy(visible),
             "original_size": torch.tensor([h, w], dtype=torch.long),
+            "annotated": torch.from_numpy(visible.copy()) if self.records[index].meta.get(PARTIAL_LABELS)
+            else torch.ones(len(visible), dtype=torch.bool),
             "index": index,
             "path": str(self.records[index].path),
         }

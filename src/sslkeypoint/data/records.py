@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KeypointRecord", "format_point", "parse_point", "read_records"]
+__all__ = ["PARTIAL_LABELS", "KeypointRecord", "format_point", "parse_point", "read_records"]
+
+#: ``KeypointRecord.meta`` key: when true, the record's missing (NaN) keypoints are unknown, not
+#: absent — a pseudo-label whose landmark was dropped. Fine-tuning adds no loss for them, where a
+#: missing keypoint of an ordinary record is taught as "no landmark here" (an all-zero heatmap).
+PARTIAL_LABELS = "partial_labels"
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,8 @@ class KeypointRecord:
         keypoints: ``(K, 2)`` float array of ``(x, y)`` in the original image's pixels, or
             ``None`` for an unlabelled image. NaN marks a missing keypoint.
         visible: Optional ``(K,)`` bool array; ``None`` means every finite keypoint is visible.
-        meta: Free-form information carried along (split, case id, AoP label, ...).
+        meta: Free-form information carried along (split, case id, AoP label, ...);
+            ``meta[PARTIAL_LABELS]`` marks partial labels (see :data:`PARTIAL_LABELS`).
 
     Raises:
         ValueError: If a coordinate is infinite (NaN, not infinity, marks a missing keypoint) or

@@ -14,9 +14,15 @@ under DDP each process computes on its shard and the figures are synchronised, s
 the value over the whole validation set and the learning-rate schedule, early stopping and the
 best checkpoint see the same number everywhere.
 
-With ``config.semi = "mean_teacher"`` the module also learns from the unlabelled images of each
-training batch (``batch["unlabelled"]``) against a teacher that averages the network; see
-:mod:`sslkeypoint.lightning.semi`.
+How the module learns beyond the labelled heatmap loss is its fine-tuning method's
+:class:`~sslkeypoint.ssl.FinetuneObjective`, built from ``config.method`` (or given): nothing more
+for supervised fine-tuning; with a :class:`~sslkeypoint.methods.MeanTeacherMethod`, a consistency
+loss on the unlabelled images of each training batch (``batch["unlabelled"]``) against a teacher
+that averages the network (:mod:`sslkeypoint.ssl.mean_teacher`).
+
+Labelled samples whose batch carries ``"annotated"`` (``(B, K)`` bool, from records with partial
+labels such as pseudo-labels, see :class:`~sslkeypoint.data.KeypointDataset`) add no loss for the
+landmarks that are not annotated: their target is the prediction itself.
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from sslkeypoint._utils import plain
-from sslkeypoint.augment import KeypointAugmentation
 from sslkeypoint.configs import FinetuneConfig
 from sslkeypoint.data.invalid import without_drops
 from sslkeypoint.heatmaps import (
@@ -44,18 +49,18 @@ from sslkeypoint.heatmaps import (
     keypoints_to_original,
 )
 from sslkeypoint.inference import SPEC_KEY, predictor_spec
-from sslkeypoint.lightning.semi import (
-    EMATeacher,
-    auto_ema_decay,
-    mean_teacher_loss,
-    sigmoid_rampup,
+from sslkeypoint.lightning.steps import planned_steps
+from sslkeypoint.lightning.teacher_weights import (
+    LEGACY_TEACHER_PREFIX,
+    TEACHER_PREFIX,
+    rename_prefixes,
     teacher_as_model,
     teacher_from_model,
 )
-from sslkeypoint.lightning.steps import planned_steps
 from sslkeypoint.losses import heatmap_mse_loss, masked_heatmap_mse_loss
 from sslkeypoint.metrics import KeypointMetrics
 from sslkeypoint.models import build_heatmap_model
+from sslkeypoint.ssl import EMATeacher, FinetuneObjective
 
 __all__ = ["MONITOR", "HeatmapFinetuneModule", "LossFn", "flatten_metrics"]
 
@@ -101,11 +106,12 @@ class HeatmapFinetuneModule(pl.LightningModule):
     ``val/mre_px`` (original pixels), ``val/<name>_px`` per landmark, ``val/<measure>_mae_<unit>``
     per measure (e.g. ``val/aop_mae_deg``), ``val/heatmap_mse``, ``val/heatmap_mae``, ...
 
-    With ``config.semi`` (:mod:`sslkeypoint.lightning.semi`) the module holds :attr:`teacher`
-    (a copy of the network at the first step and after :meth:`init_encoder_from`, updated after
-    every optimiser step), adds the unlabelled loss of ``batch["unlabelled"]`` (logged:
-    ``train/semi_loss``, ``train/semi_weight``, ``train/semi_kept``: the fraction of channels
-    kept by the confidence filter) and, with ``config.semi_eval_teacher``, validates, predicts
+    The fine-tuning method's :attr:`objective` adds the loss of ``batch["unlabelled"]`` when it
+    learns from unlabelled images (its scalars logged as ``train/<name>``). With a
+    :class:`~sslkeypoint.methods.MeanTeacherMethod` the module holds :attr:`teacher` (a copy of the
+    network at the first step and after :meth:`init_encoder_from`, updated after every optimiser
+    step), logs ``train/semi_loss``, ``train/semi_weight`` and ``train/semi_kept`` (the fraction of
+    channels kept by the confidence filter) and, with ``eval_teacher``, validates, predicts
     (:meth:`forward`) and saves the teacher as the checkpoints' model.
 
     The hyper-parameters saved in checkpoints are ``{"config": config.to_dict(), "codec":
@@ -124,6 +130,8 @@ class HeatmapFinetuneModule(pl.LightningModule):
             ``config.loss``. A custom callable is not saved in checkpoints.
         model: Optional prebuilt network (``(B, C, H, W) -> (B, K, h, w)``); by default
             :func:`~sslkeypoint.models.build_heatmap_model` of ``config.model_spec()``.
+        objective: Optional built fine-tuning method (a :class:`~sslkeypoint.ssl.FinetuneObjective`
+            around ``model``); by default ``config.method.build(...)``.
 
     Examples:
         >>> import torch
@@ -140,6 +148,7 @@ class HeatmapFinetuneModule(pl.LightningModule):
         codec: KeypointCodec | Mapping[str, Any] | None = None,
         loss_fn: LossFn | None = None,
         model: nn.Module | None = None,
+        objective: FinetuneObjective | None = None,
     ) -> None:
         super().__init__()
         cfg = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
@@ -166,12 +175,9 @@ class HeatmapFinetuneModule(pl.LightningModule):
             from sslkeypoint.augment import keypoint_augmentation
 
             self.augmentation = keypoint_augmentation(**cfg.augment_kwargs)
-        #: The mean teacher (``None`` unless ``config.semi``) and the augmentation of the network's view.
-        self.teacher: EMATeacher | None = None
-        self.semi_augmentation: KeypointAugmentation | None = None
-        if cfg.semi is not None:
-            self.teacher = EMATeacher(self.model)
-            self.semi_augmentation = KeypointAugmentation(**cfg.augment_kwargs)
+        #: The built fine-tuning method: what the module learns beyond the labelled heatmap loss.
+        self.objective = objective if objective is not None else cfg.method.build(
+            self.model, heatmap_stride=cfg.heatmap_stride, augment_kwargs=cfg.augment_kwargs)
         self.val_metrics = KeypointMetrics(
             keypoint_names=cfg.keypoint_names,
             num_keypoints=cfg.num_keypoints,
@@ -188,12 +194,16 @@ class HeatmapFinetuneModule(pl.LightningModule):
         self.schedule_lr = True
 
     @property
+    def teacher(self) -> EMATeacher | None:
+        """The fine-tuning method's teacher (the mean teacher's), else ``None``."""
+        teacher = getattr(self.objective, "teacher", None)
+        return teacher if isinstance(teacher, EMATeacher) else None
+
+    @property
     def predicting_network(self) -> nn.Module:
-        """The network validation scores and checkpoints store as ``model``: the teacher with
-        ``config.semi_eval_teacher``, else :attr:`model`."""
-        if self.teacher is not None and self.config.semi_eval_teacher:
-            return self.teacher.network
-        return self.model
+        """The network validation scores and checkpoints store as ``model``: the method's choice
+        (the mean teacher's teacher with ``eval_teacher``), else :attr:`model`."""
+        return self.objective.predicting_network(self.model)
 
     def forward(self, images: Tensor) -> Tensor:
         """Heatmaps ``(B, K, h, w)`` of :attr:`predicting_network` for images ``(B, C, H, W)``."""
@@ -215,8 +225,7 @@ class HeatmapFinetuneModule(pl.LightningModule):
         prefixes = self.config.init_strip_prefix if strip_prefix is None else tuple(strip_prefix)
         encoder = getattr(self.model, "encoder", self.model)
         report = load_partial_state_dict(encoder, Path(source), strip_prefix=prefixes)
-        if self.teacher is not None:
-            self.teacher.reset(self.model)
+        self.objective.reset(self.model)
         return report
 
     def init_decoder_from(self, source: str | Path, strip_prefix: Sequence[str] = ("model.", "module.")) -> Any:
@@ -260,9 +269,11 @@ class HeatmapFinetuneModule(pl.LightningModule):
                 "pre-train with dense_level='decoder' and use its unet.safetensors, or set init_decoder=False"
             )
         try:
-            return load_partial_state_dict(decoder, weights)
+            report = load_partial_state_dict(decoder, weights)
         except ValueError as err:
             raise ValueError(f"the decoder weights of {source} do not fit this model's decoder: {err}") from err
+        self.objective.reset(self.model)
+        return report
 
     # ------------------------------------------------------------------ steps
     @staticmethod
@@ -283,19 +294,14 @@ class HeatmapFinetuneModule(pl.LightningModule):
                               + (stream << 40))
             yield
 
-    def _semi_loss(self, images: Tensor) -> Tensor:
-        """The weighted mean-teacher loss of unlabelled images ``(B_u, C, H, W)``."""
-        assert self.teacher is not None and self.semi_augmentation is not None
-        cfg = self.config
+    def _unlabelled_loss(self, images: Tensor) -> Tensor:
+        """The method's weighted loss of unlabelled images ``(B_u, C, H, W)``; its scalars logged."""
         with self._seeded(images.device, stream=1):
-            loss, kept = mean_teacher_loss(self.model, self.teacher, images, self.semi_augmentation,
-                                           cfg.heatmap_stride, cfg.semi_confidence)
-        weight = cfg.semi_weight * sigmoid_rampup(int(self.global_step), cfg.semi_rampup_steps)
+            loss, logs = self.objective.unlabelled_loss(self.model, images, int(self.global_step), planned_steps(self))
         n = images.shape[0]
-        self.log("train/semi_loss", loss, on_step=True, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("train/semi_kept", kept, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("train/semi_weight", weight, on_step=True, on_epoch=False, batch_size=n)
-        return weight * loss
+        for name, value in logs.items():
+            self.log(f"train/{name}", value, on_step=True, on_epoch=True, batch_size=n, sync_dist=True)
+        return loss
 
     def _no_data_loss(self) -> Tensor:
         """A zero loss on the graph, so a process with an empty batch still joins DDP's gradient sync."""
@@ -311,9 +317,14 @@ class HeatmapFinetuneModule(pl.LightningModule):
             with self._seeded(images.device):
                 images, keypoints, visible = self.augmentation(images, keypoints, visible)
         target = self.codec.encode(keypoints, visible)
-        loss = self.loss_fn(self.model(images), target, visible)
-        if self.teacher is not None and "unlabelled" in data:
-            loss = loss + self._semi_loss(data["unlabelled"])
+        pred = self.model(images)
+        annotated = data.get("annotated")
+        if annotated is not None:
+            # Landmarks a record does not annotate (a dropped pseudo-label) add no loss and no gradient.
+            target = torch.where(annotated.to(torch.bool)[:, :, None, None], target, pred.detach().to(target.dtype))
+        loss = self.loss_fn(pred, target, visible)
+        if self.objective.uses_unlabelled and "unlabelled" in data:
+            loss = loss + self._unlabelled_loss(data["unlabelled"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=images.shape[0],
                  sync_dist=True)
         return loss
@@ -388,30 +399,29 @@ class HeatmapFinetuneModule(pl.LightningModule):
             return False
 
     @property
-    def teacher_decay(self) -> float:
-        """The teacher's decay per optimiser step: ``config.ema_decay``, or when it is ``None``
-        :func:`~sslkeypoint.lightning.semi.auto_ema_decay` of the run's planned length
-        (:func:`~sslkeypoint.lightning.steps.planned_steps`).
+    def teacher_decay(self) -> float | None:
+        """The teacher's decay per optimiser step (the method's ``ema_decay``, or when it is ``None``
+        :func:`~sslkeypoint.ssl.auto_ema_decay` of the run's planned length,
+        :func:`~sslkeypoint.lightning.steps.planned_steps`); ``None`` without a teacher.
 
         Examples:
+            >>> from sslkeypoint.methods import MeanTeacherMethod
             >>> HeatmapFinetuneModule(FinetuneConfig(input_size=(32, 32), heatmap_size=(16, 16),
-            ...     encoder_kwargs={"widths": [8, 16]}, ema_decay=0.95)).teacher_decay
+            ...     encoder_kwargs={"widths": [8, 16]}, method=MeanTeacherMethod(ema_decay=0.95))).teacher_decay
             0.95
         """
-        if self.config.ema_decay is not None:
-            return float(self.config.ema_decay)
-        return auto_ema_decay(planned_steps(self))
+        decay = getattr(self.objective, "decay", None)
+        return float(decay(planned_steps(self))) if callable(decay) else None
 
     def on_train_start(self) -> None:
-        """Start the teacher as a copy of the network (weights loaded after construction included)."""
-        if self.teacher is not None and self.global_step == 0:
-            self.teacher.reset(self.model)
+        """Tell the method the network's starting weights (weights loaded after construction included)."""
+        if self.global_step == 0:
+            self.objective.reset(self.model)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        """Lightning's optimiser step, then the teacher's update towards the network (:attr:`teacher_decay`)."""
+        """Lightning's optimiser step, then the method's update (the mean teacher's towards the network)."""
         super().optimizer_step(*args, **kwargs)
-        if self.teacher is not None:
-            self.teacher.update(self.model, self.teacher_decay)
+        self.objective.after_step(self.model, int(self.global_step), planned_steps(self))
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         """Lightning's stepping hook: the plateau schedule is stepped in :meth:`on_validation_epoch_end`."""
@@ -439,6 +449,9 @@ class HeatmapFinetuneModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the metric and drop histories, and the teacher and network weights to their place."""
         state = checkpoint.get(_STATE_KEY) or {}
+        if "state_dict" in checkpoint:
+            # sslkeypoint 0.6 and earlier kept the teacher as ``teacher.network.*``.
+            checkpoint["state_dict"] = rename_prefixes(checkpoint["state_dict"], {LEGACY_TEACHER_PREFIX: TEACHER_PREFIX})
         if state.get("model_is_teacher") and "state_dict" in checkpoint:
             checkpoint["state_dict"] = teacher_from_model(checkpoint["state_dict"])
         self.val_history = list(state.get("val_history", []))

@@ -1,28 +1,33 @@
-"""Self-supervised pre-training of an encoder with MoCo v2 (stages 1 and 2 of SSL-FetalBioNet).
+"""Self-supervised pre-training (stages 1 and 2 of SSL-FetalBioNet) as a LightningModule.
 
-Stage 1: MoCo v2 on a large set of unlabelled images; the two views are two MoCo v2 augmentations
-(random resized crop, colour jitter, grayscale for RGB, Gaussian blur, horizontal flip) of the same
-image. Stage 2: MoCo v2 on pairs of temporally adjacent frames (``t`` and ``t + Δ``) of "gold
-standard" sequences (see :mod:`sslkeypoint.ssl.selection`), initialised from stage 1; each frame
-gets a lighter augmentation, and queue entries from the query's own sequence are left out of its
-negatives.
+The module runs any pre-training method (:mod:`sslkeypoint.methods`): it builds the method's
+objective (:class:`~sslkeypoint.ssl.PretrainObjective`: MoCo v2, DenseCL, masked reconstruction)
+around the config's encoder and feeds it augmented views.
+
+Stage 1: views of single unlabelled images; for a contrastive method the two views are two MoCo v2
+augmentations (random resized crop, colour jitter, grayscale for RGB, Gaussian blur, horizontal
+flip) of the same image. Stage 2: pairs of temporally adjacent frames (``t`` and ``t + Δ``) of
+"gold standard" sequences (see :mod:`sslkeypoint.ssl.screening`), initialised from stage 1; each
+frame gets a lighter augmentation, and for MoCo v2 queue entries from the query's own sequence are
+left out of its negatives. A method of one view (reconstruction) takes the first of them.
 
 A frame that cannot be read is dropped from its batch by the data pipeline
 (:class:`~sslkeypoint.data.PretrainDataModule`: :class:`~sslkeypoint.data.InvalidSample` markers,
 :class:`~sslkeypoint.data.FilteringCollate`); the module counts it with its path and reason
 (``drops``), warns once per file, and fills the batch back to its size with its readable images.
 
-Augmentation is batched on the training device inside :meth:`MoCoPretrainModule.training_step`;
-the key momentum is set every optimiser step: constant, or lightly's ``cosine_schedule`` from
-``momentum`` to ``momentum_end`` over the run (``momentum=None`` chooses the start from the run's
-length, :func:`~sslkeypoint.ssl.auto_momentum`). Checkpoints hold the full state — both encoders, the heads, the queue, optimizer and
-scheduler — and, under ``"sslkeypoint"``, the library version, the config and a fingerprint of
-the data.
+Augmentation is batched on the training device inside :meth:`PretrainModule.training_step`; the
+objective's :meth:`~sslkeypoint.ssl.PretrainObjective.step_start` runs before every optimiser step
+(MoCo's key momentum: constant, or lightly's ``cosine_schedule`` from ``momentum`` to
+``momentum_end`` over the run; ``momentum=None`` chooses the start from the run's length,
+:func:`~sslkeypoint.ssl.auto_momentum`). Checkpoints hold the full state — the objective's networks
+(encoders, heads, decoders, queues), optimizer and scheduler — and, under ``"sslkeypoint"``, the
+library version, the config and a fingerprint of the data.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from os import PathLike
@@ -31,9 +36,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor
 
+from sslkeypoint._utils import size_pair
 from sslkeypoint._version import __version__
 from sslkeypoint.augment import moco_v2_augmentation
 from sslkeypoint.configs import PretrainConfig
@@ -41,12 +46,12 @@ from sslkeypoint.data.invalid import DropCounts, without_drops
 from sslkeypoint.encoders import create_encoder
 from sslkeypoint.lightning.steps import planned_steps
 from sslkeypoint.losses import GroupMemoryBank
-from sslkeypoint.ssl import auto_momentum
+from sslkeypoint.methods import MoCoV2Method
+from sslkeypoint.ssl import PretrainObjective
 from sslkeypoint.ssl.densecl import DenseCL
-from sslkeypoint.ssl.moco import MoCoV2
 from sslkeypoint.weights import read_weight_file
 
-__all__ = ["MoCoPretrainModule"]
+__all__ = ["MoCoPretrainModule", "PretrainModule"]
 
 
 def _queue_state_keys(model: torch.nn.Module) -> frozenset[str]:
@@ -85,8 +90,8 @@ def _fill_batch(data: Mapping[str, Any], size: int) -> dict[str, Any]:
     return {k: v.index_select(0, take.to(v.device)) if k in tensors else v for k, v in data.items()}
 
 
-#: Distinguishes the random state of DenseCL's forward pass from that of the step's views.
-_DENSE_SALT = 0x5DEECE66D
+#: Distinguishes the random state of an objective's own draws from that of the step's views.
+_DRAWS_SALT = 0x5DEECE66D
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
@@ -103,15 +108,15 @@ def _same_shape(a: Any, b: Any) -> bool:
     return isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape
 
 
-class MoCoPretrainModule(pl.LightningModule):
-    """LightningModule for both MoCo v2 stages: device-side augmentation, momentum, loss.
+class PretrainModule(pl.LightningModule):
+    """LightningModule for every pre-training method and both stages: device-side augmentation, loss.
 
-    Batches: the dicts of :class:`~sslkeypoint.data.PretrainDataModule` (stage 1 ``{"image",
+    Batches: the dicts of :class:`~sslkeypoint.lightning.PretrainDataModule` (stage 1 ``{"image",
     "index"}``, stage 2 ``{"image", "partner", "sequence"}``, with the drop entries of
     :class:`~sslkeypoint.data.FilteringCollate`), or plain stage 1 ``images (B, C, H, W)`` /
     ``(images, image_index (B,))`` and stage 2 ``(frame_t, frame_t_plus_delta, sequence_index
-    (B,))``. The indices (when present and ``mask_same_source``) keep queue entries of the query's
-    own image or sequence out of its negatives.
+    (B,))``. The indices are the items' sources, given to the objective (MoCo v2 keeps queue
+    entries of the query's own image or sequence out of its negatives).
 
     Unreadable files dropped from a batch are counted in :attr:`drops` (path and reason) with one
     warning per file; the batch is filled back to its size (``"num_samples"``) by repeating its
@@ -122,15 +127,17 @@ class MoCoPretrainModule(pl.LightningModule):
     Args:
         config: The run's :class:`~sslkeypoint.configs.PretrainConfig` (or its dict form, as stored in
             checkpoints).
-        queue_size: Queue size actually used (after capping); ``None`` uses ``config.queue_size``.
+        queue_size: A queue size that replaces the method's (a contrastive method's, after capping;
+            checkpoints of sslkeypoint 0.6 stored it so); ``None`` keeps the method's.
         data_fingerprint: Fingerprint of the training data, stored in checkpoints.
 
     Attributes:
         config: The config.
-        model: The :class:`~sslkeypoint.ssl.moco.MoCoV2`, or with ``config.dense_weight > 0`` the
-            :class:`~sslkeypoint.ssl.DenseCL` (whose two loss terms are logged as
+        model: The objective the method built (:class:`~sslkeypoint.ssl.MoCoV2`,
+            :class:`~sslkeypoint.ssl.DenseCL`, :class:`~sslkeypoint.ssl.MaskedReconstruction`, ...);
+            its loss terms besides the total are logged as ``train_loss_<term>`` (DenseCL's
             ``train_loss_global`` and ``train_loss_dense``).
-        augment: The MoCo v2 view augmentation.
+        augment: The view augmentation.
         drops: Samples seen and dropped in this process since the module was built, by reason,
             with the dropped files (:class:`~sslkeypoint.data.DropCounts`).
         drop_history: Per-epoch drop counts over every process, written by
@@ -145,57 +152,42 @@ class MoCoPretrainModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         cfg = PretrainConfig.from_dict(dict(config)) if isinstance(config, Mapping) else config
+        if queue_size is not None and isinstance(cfg.method, MoCoV2Method):
+            cfg = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, queue_size=int(queue_size),
+                                                                      cap_queue=False))
         self.config = cfg
         self.data_fingerprint = data_fingerprint
-        self.save_hyperparameters(
-            {"config": cfg.to_dict(), "queue_size": queue_size, "data_fingerprint": data_fingerprint}
-        )
+        self.save_hyperparameters({"config": cfg.to_dict(), "data_fingerprint": data_fingerprint})
         encoder = create_encoder(cfg.encoder, in_chans=cfg.in_chans, **cfg.encoder_kwargs)
-        model_class: Any = MoCoV2
-        if cfg.dense_weight > 0:  # DenseCL; dense_weight=0 builds exactly the plain MoCo v2 model
-            model_class = functools.partial(
-                DenseCL,
-                dense_weight=cfg.dense_weight,
-                level=cfg.dense_level,
-                decoder_stride=cfg.dense_decoder_stride,
-                dense_samples=cfg.dense_samples,
-            )
-        self.model: MoCoV2 = model_class(
-            encoder,
-            projection_dim=cfg.projection_dim,
-            hidden_dim=cfg.hidden_dim,
-            queue_size=queue_size or cfg.queue_size,
-            temperature=cfg.temperature,
-            momentum=cfg.momentum if cfg.momentum is not None else 0.99,
-            split_bn=cfg.split_bn,
-        )
+        size = size_pair(cfg.image_size, "image_size")
+        self.model: PretrainObjective = cfg.method.build(encoder, image_size=size)
         self.augment = moco_v2_augmentation(cfg.image_size, in_chans=cfg.in_chans, **cfg.augment)
         self.drops = DropCounts()
         self.drop_history: list[dict[str, Any]] = []
         self._warned: set[str] = set()
 
     def momentum_at(self, step: int) -> float:
-        """Key momentum at optimiser step ``step``.
+        """A contrastive method's key momentum at optimiser step ``step`` of the planned run.
 
-        ``config.momentum`` (or, when it is ``None``, :func:`~sslkeypoint.ssl.auto_momentum` of
-        the run's length) at the first step, then constant (``momentum_end=None``) or a cosine to
-        ``momentum_end`` at the last step. The run's length is the attached Trainer's
-        ``estimated_stepping_batches``; without a Trainer the run is taken as one step long.
+        The objective's ``momentum_at`` (:meth:`MoCoV2.momentum_at <sslkeypoint.ssl.MoCoV2.momentum_at>`)
+        with the run's length: the attached Trainer's ``estimated_stepping_batches``; without a
+        Trainer the run is taken as one step long.
+
+        Raises:
+            AttributeError: For a method without a momentum encoder.
 
         Examples:
             >>> from sslkeypoint.configs import PretrainConfig
-            >>> cfg = PretrainConfig(image_size=32, encoder_kwargs={"widths": [8, 16]}, queue_size=8)
-            >>> MoCoPretrainModule(cfg).momentum_at(0)  # no Trainer: a one-step run
+            >>> from sslkeypoint.methods import MoCoV2Method
+            >>> cfg = PretrainConfig(image_size=32, encoder_kwargs={"widths": [8, 16]},
+            ...                      method=MoCoV2Method(queue_size=8))
+            >>> PretrainModule(cfg).momentum_at(0)  # no Trainer: a one-step run
             0.99
         """
-        total = planned_steps(self)
-        start = self.config.momentum if self.config.momentum is not None else auto_momentum(total)
-        if self.config.momentum_end is None:
-            return float(start)
-        return float(cosine_schedule(min(step, total), total, start, self.config.momentum_end))
+        return float(self.model.momentum_at(step, planned_steps(self)))  # type: ignore[operator]
 
-    def _views(self, batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Query views, key views and optional groups of a batch, augmented on its device.
+    def _views(self, batch: Any) -> tuple[list[Tensor], Tensor | None]:
+        """The objective's views and the items' groups (sources) of a batch, augmented on its device.
 
         The augmentation draws from a random state seeded by ``(config.seed, process rank,
         global step)`` alone: every DDP process draws its own views (one seed on every process
@@ -207,24 +199,22 @@ class MoCoPretrainModule(pl.LightningModule):
             torch.manual_seed(_step_seed(self.config.seed, self.global_rank, self.global_step))
             return self._augmented(batch)
 
-    def _augmented(self, batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _augmented(self, batch: Any) -> tuple[list[Tensor], Tensor | None]:
         with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
             if isinstance(batch, Mapping):
                 missing = [k for k in ("image", "index" if self.config.stage == 1 else "partner") if k not in batch]
                 if missing:
                     raise ValueError(f"a stage-{self.config.stage} batch needs the entries {missing}; got {sorted(batch)}")
-                group_key = "index" if self.config.stage == 1 else "sequence"
-                groups = batch.get(group_key) if self.config.mask_same_source else None
+                groups = batch.get("index" if self.config.stage == 1 else "sequence")
                 first = batch["image"].float()
                 second = first if self.config.stage == 1 else batch["partner"].float()
-                return self.augment(first), self.augment(second), groups
-            if self.config.stage == 1:
-                x, index = (batch, None) if isinstance(batch, Tensor) else (batch[0], batch[1])
-                groups = index if self.config.mask_same_source else None
-                return self.augment(x.float()), self.augment(x.float()), groups
-            frame_t, frame_td, seq = batch[0], batch[1], batch[2]
-            groups = seq if self.config.mask_same_source else None
-            return self.augment(frame_t.float()), self.augment(frame_td.float()), groups
+            elif self.config.stage == 1:
+                first, groups = (batch, None) if isinstance(batch, Tensor) else (batch[0], batch[1])
+                first = second = first.float()
+            else:
+                first, second, groups = batch[0].float(), batch[1].float(), batch[2]
+            sources = (first, second)
+            return [self.augment(sources[i % 2]) for i in range(self.model.num_views)], groups
 
     def on_train_epoch_start(self) -> None:
         """Tell a dataset with ``set_epoch`` (``TemporalPairDataset``) the epoch, for new offsets."""
@@ -258,26 +248,28 @@ class MoCoPretrainModule(pl.LightningModule):
         except RuntimeError:  # no Trainer attached
             return 1
 
-    def _loss(self, query: Tensor, key: Tensor, groups: Tensor | None) -> Tensor:
-        """The model's loss on the views; DenseCL's two terms are logged too.
+    def _loss(self, views: list[Tensor], groups: Tensor | None) -> Tensor:
+        """The objective's loss on the views; its other terms are logged as ``train_loss_<term>``.
 
-        DenseCL draws its randomness (key shuffle, sampled locations) from a random state seeded
-        by ``(config.seed, process rank, global step)``, like the views, so a resumed run repeats
-        it exactly; plain MoCo v2 draws its key shuffle from the global random state.
+        An objective with :attr:`~sslkeypoint.ssl.PretrainObjective.seeded_draws` (DenseCL's key
+        shuffle and sampled locations, reconstruction's masks) draws from a random state seeded by
+        ``(config.seed, process rank, global step)``, like the views, so a resumed run repeats it
+        exactly; MoCo v2 draws its key shuffle from the global random state.
         """
-        if not isinstance(self.model, DenseCL):
-            loss: Tensor = self.model(query, key, groups)
-            return loss
+        if not self.model.seeded_draws:
+            return self.model.step_losses(views, groups)["loss"]
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(_step_seed(self.config.seed, self.global_rank, self.global_step) ^ _DENSE_SALT)
-            terms = self.model.loss_terms(query, key, groups)
-        for name, value in (("train_loss_global", terms.global_loss), ("train_loss_dense", terms.dense_loss)):
-            self.log(name, value.detach(), on_step=True, on_epoch=True, sync_dist=True, batch_size=query.shape[0])
-        return terms.total
+            torch.manual_seed(_step_seed(self.config.seed, self.global_rank, self.global_step) ^ _DRAWS_SALT)
+            terms = self.model.step_losses(views, groups)
+        for name, value in terms.items():
+            if name != "loss":
+                self.log(f"train_loss_{name}", value.detach(), on_step=True, on_epoch=True, sync_dist=True,
+                         batch_size=views[0].shape[0])
+        return terms["loss"]
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
-        """One MoCo step: momentum update, two augmented views, InfoNCE loss (logged).
+        """One step: the objective's step start (MoCo's momentum), augmented views, loss (logged).
 
         A batch without a readable item (all its files dropped) is skipped: ``None``, no step.
         """
@@ -285,13 +277,12 @@ class MoCoPretrainModule(pl.LightningModule):
             batch = self._readable(batch)
             if batch is None:
                 return None
-        m = self.momentum_at(self.global_step)
-        self.model.update_momentum(m)
-        query, key, groups = self._views(batch)
-        loss = self._loss(query, key, groups)
+        for name, value in self.model.step_start(int(self.global_step), planned_steps(self)).items():
+            self.log(name, value, on_step=True, on_epoch=False)
+        views, groups = self._views(batch)
+        loss = self._loss(views, groups)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True,
-                 batch_size=query.shape[0])
-        self.log("momentum", m, on_step=True, on_epoch=False)
+                 batch_size=views[0].shape[0])
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
@@ -327,7 +318,7 @@ class MoCoPretrainModule(pl.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Add provenance: library versions, config, data fingerprint, queue size."""
+        """Add provenance: library versions, config (the method as used), data fingerprint, queue size."""
         import lightly
 
         checkpoint["sslkeypoint"] = {
@@ -354,10 +345,11 @@ class MoCoPretrainModule(pl.LightningModule):
     def load_initial_weights(self, path: str | PathLike[str]) -> list[str]:
         """Initialise from a stage-1 result: a Lightning checkpoint or an encoder weight file.
 
-        From a ``.ckpt``: the query and key encoders and projection heads (not the queues, whose
-        keys belong to other data); DenseCL's dense heads and decoders where the checkpoint has
-        them with the same shapes (else they keep their fresh initialisation). From any other file (``encoder.safetensors``): the encoder,
-        copied into the key encoder too.
+        From a ``.ckpt`` of the same method: its networks (MoCo's query and key encoders and
+        projection heads, not the queues, whose keys belong to other data); DenseCL's dense heads
+        and decoders where the checkpoint has them with the same shapes (else they keep their fresh
+        initialisation). From any other file (``encoder.safetensors``): the encoder, copied into a
+        key encoder too.
 
         Args:
             path: Checkpoint or weight file.
@@ -394,9 +386,15 @@ class MoCoPretrainModule(pl.LightningModule):
         from sslkeypoint.weights import load_state_dict_file
 
         sd = load_state_dict_file(path)
-        for target in (self.model.encoder, self.model.encoder_momentum):
+        targets = [self.model.encoder] + [m for m in (getattr(self.model, "encoder_momentum", None),)
+                                          if isinstance(m, torch.nn.Module)]
+        for target in targets:
             try:
                 target.load_state_dict(sd, strict=True)
             except RuntimeError as err:
                 raise ValueError(f"{path} does not fit the encoder: {err}") from err
         return sorted(f"encoder.{k}" for k in sd)
+
+
+#: The name of :class:`PretrainModule` in sslkeypoint 0.6 and earlier, when it ran MoCo v2 only.
+MoCoPretrainModule = PretrainModule

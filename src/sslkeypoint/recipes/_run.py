@@ -6,7 +6,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -16,14 +16,10 @@ import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from sslkeypoint._utils import plain
-from sslkeypoint.data import (
-    file_digest,
-)
+from sslkeypoint.data import file_digest
 from sslkeypoint.runs import RunFolder, RunInterrupted, open_run_folder
 
 __all__: list[str] = []
-
-
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -38,10 +34,10 @@ def _weights_identity(path: str | PathLike[str] | None) -> dict[str, str] | None
 
 
 def _open(out: Path, kind: str, settings: dict[str, Any], data: str, legacy: dict[str, Any], resume: bool,
-          fit: pl.Trainer) -> RunFolder:
+          fit: pl.Trainer, upgrade: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None) -> RunFolder:
     """Check the run folder (every process), then record it (process 0)."""
     run = open_run_folder(out, kind, settings, data, resume=resume, legacy_settings=legacy,
-                          writer=fit.is_global_zero)
+                          writer=fit.is_global_zero, upgrade=upgrade)
     if fit.is_global_zero:
         for note in run.notes:  # rare and worth seeing: a copied, moved, adopted or restarted folder
             print(note, file=sys.stderr, flush=True)

@@ -1,95 +1,29 @@
-"""The fine-tuning recipe: :func:`run_finetuning` and its :class:`FinetuneResult`."""
+"""The fine-tuning recipe: :func:`run_finetuning`, for every fine-tuning method."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import math
 import os
-import signal
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, TQDMProgressBar
-from pytorch_lightning.loggers import CSVLogger
 
-from sslkeypoint._utils import plain
 from sslkeypoint.configs import FinetuneConfig, TrainerConfig
 from sslkeypoint.data import (
-    KeypointDataModule,
     KeypointRecord,
-    data_fingerprint,
     list_images,
-    records_fingerprint,
     split_records,
 )
-from sslkeypoint.heatmaps import KeypointCodec, codec_to_dict
-from sslkeypoint.lightning.callbacks import CollapseWarning, DropReport
-from sslkeypoint.lightning.checkpoint import RunCheckpoint
-from sslkeypoint.lightning.finetune import MONITOR, HeatmapFinetuneModule, LossFn
-from sslkeypoint.recipes._run import (
-    _open,
-    _saved_checkpoint,
-    _stops_on_signal,
-    _weights_identity,
-    _write_json,
-)
-from sslkeypoint.weights import read_weight_file
+from sslkeypoint.heatmaps import KeypointCodec
+from sslkeypoint.lightning.finetune import LossFn
+from sslkeypoint.methods import PseudoLabelMethod
+from sslkeypoint.recipes.fit import FinetuneResult, FitOptions, fit_finetuning
 
 __all__ = ["FinetuneResult", "run_finetuning"]
 
 Records = Sequence[KeypointRecord] | tuple[Sequence[KeypointRecord], Sequence[KeypointRecord]]
-
-
-@dataclass
-class FinetuneResult:
-    """What :func:`run_finetuning` produced.
-
-    Attributes:
-        out_dir: The run folder.
-        best_checkpoint: Checkpoint with the lowest ``val/mre_px`` (``None`` if no validation ran).
-        last_checkpoint: ``last.ckpt`` (what a resumed run continues from).
-        best_metrics: Validation metrics of the best epoch (``val/mre_px`` in original pixels, ...).
-        best_epoch: Epoch of the best checkpoint.
-        epochs: Training epochs completed.
-        global_step: Optimisation steps taken.
-        stopped_early: Whether early stopping ended the run.
-        drop_summary: Invalid samples: the last epoch's counts and every dropped path with its
-            reason.
-        val_history: Validation metrics of every epoch.
-        encoder_init: The encoder initialisation report (text) or ``None``.
-        interrupted: The signal that stopped the run (``"SIGTERM"``, ``"SIGINT"``), or ``None``
-            when it ran to its end; written to ``summary.json`` before
-            :class:`~sslkeypoint.runs.RunInterrupted` is raised.
-        collapsed_landmarks: Landmarks predicted at nearly the same place on every validation
-            image at the best epoch (name → spread ratio; see
-            :class:`~sslkeypoint.lightning.CollapseWarning`); empty when none.
-        unlabelled_left_out: Files of the unlabelled pool left out because they are validation
-            images (``0`` without a pool).
-    """
-
-    out_dir: Path
-    best_checkpoint: Path | None
-    last_checkpoint: Path | None
-    best_metrics: dict[str, float]
-    best_epoch: int | None
-    epochs: int
-    global_step: int
-    stopped_early: bool
-    drop_summary: dict[str, Any]
-    val_history: list[dict[str, Any]]
-    encoder_init: str | None = None
-    interrupted: str | None = None
-    collapsed_landmarks: dict[str, float] = dataclasses.field(default_factory=dict)
-    unlabelled_left_out: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return plain(dataclasses.asdict(self))
 
 
 def _split(records: Records, config: FinetuneConfig) -> tuple[list[KeypointRecord], list[KeypointRecord]]:
@@ -106,30 +40,24 @@ def _split(records: Records, config: FinetuneConfig) -> tuple[list[KeypointRecor
     return split_records(items, val_fraction=config.val_fraction, seed=config.seed)
 
 
-def _best_entry(history: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    scored = [h for h in history if math.isfinite(float(h.get(MONITOR, math.inf)))]
-    if not scored:
-        return None
-    return dict(min(scored, key=lambda h: float(h[MONITOR])))
-
-
 def _unlabelled_files(config: FinetuneConfig,
                       unlabelled: str | PathLike[str] | Sequence[str | PathLike[str]] | None) -> list[Path] | None:
-    """The unlabelled pool as files (a folder is listed), checked against ``config.semi``."""
+    """The unlabelled pool as files (a folder is listed), checked against the config's method."""
+    method = config.method
     if unlabelled is None:
-        if config.semi is not None:
+        if method.uses_unlabelled:
             raise ValueError(
-                f"config.semi={config.semi!r} learns from unlabelled images, but none were given: pass "
-                "unlabelled=<folder or list of image files>, or set semi=None"
+                f"the fine-tuning method {method.name} learns from unlabelled images, but none were given: pass "
+                "unlabelled=<folder or list of image files>, or use a method without them (SupervisedMethod)"
             )
         return None
     paths = list_images(Path(unlabelled)) if isinstance(unlabelled, str | PathLike) else [Path(p) for p in unlabelled]
     if not paths:
         raise ValueError(f"no unlabelled image files in {unlabelled}")
-    if config.semi is None:
+    if not method.uses_unlabelled:
         raise ValueError(
-            f"{len(paths)} unlabelled images were given but config.semi is None, which does not use them: "
-            "set semi='mean_teacher', or leave unlabelled out"
+            f"{len(paths)} unlabelled images were given but the fine-tuning method {method.name} does not use "
+            "them: use a method that does (MeanTeacherMethod, PseudoLabelMethod), or leave unlabelled out"
         )
     return paths
 
@@ -186,10 +114,17 @@ def run_finetuning(
     (``max_epochs`` may change) or other records is refused before anything is written; a copied
     or moved run folder resumes from its own checkpoints.
 
-    Semi-supervised (``config.semi = "mean_teacher"``, :mod:`sslkeypoint.lightning.semi`): every
-    training batch also holds ``config.unlabelled_batch_size`` images of ``unlabelled``, read and
-    resized as the labelled ones (unreadable ones dropped and counted with the training drops);
-    the pool is part of the run's data identity, so a folder trained with another pool is refused.
+    Methods that learn from unlabelled images (``config.method.uses_unlabelled``):
+
+    * the mean teacher (:class:`~sslkeypoint.methods.MeanTeacherMethod`): every training batch
+      also holds the method's ``unlabelled_batch_size`` images of ``unlabelled``, read and resized
+      as the labelled ones (unreadable ones dropped and counted with the training drops);
+    * pseudo-label self-training (:class:`~sslkeypoint.methods.PseudoLabelMethod`): rounds of
+      fine-tuning in ``out_dir/round0`` (the teacher), ``out_dir/round1``, ... (the students; see
+      :mod:`sslkeypoint.recipes.self_training`); the result is the last round's, with the
+      pseudo-label counts of every round.
+
+    The pool is part of a run's data identity, so a folder trained with another pool is refused.
     Pool files that are validation images are left out (counted in
     :attr:`FinetuneResult.unlabelled_left_out`): validation stays a measure on unseen images.
 
@@ -198,7 +133,8 @@ def run_finetuning(
         records: Labelled records, or an explicit ``(train_records, val_records)`` pair.
         out_dir: Run folder (created).
         unlabelled: Unlabelled images (a folder, searched recursively, or a list of files); needed
-            exactly when ``config.semi`` is set. Validation images among them are left out.
+            exactly when the config's method learns from them. Validation images among them are
+            left out.
         trainer: Where to run; default ``TrainerConfig(deterministic=True)`` (repeatable on a CPU).
         codec: The heatmap codec; default ``config.codec()``. Stored in every checkpoint.
         resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists; ``False`` starts
@@ -213,9 +149,9 @@ def run_finetuning(
         A :class:`FinetuneResult` (on every process).
 
     Raises:
-        ValueError: On an empty split, fewer validation records than processes, ``config.semi``
-            without unlabelled images, unlabelled images without ``config.semi``, or an
-            unlabelled pool made only of validation images. Records
+        ValueError: On an empty split, fewer validation records than processes, a method that
+            learns from unlabelled images without them, unlabelled images for a method that does
+            not use them, or an unlabelled pool made only of validation images. Records
             with another keypoint count than ``config.num_keypoints`` are dropped as invalid
             (and reported), like unreadable files.
         sslkeypoint.runs.RunFolderError: If ``out_dir`` holds a run with other settings or data
@@ -225,127 +161,15 @@ def run_finetuning(
             said what was saved to resume from.
     """
     run = trainer or TrainerConfig(deterministic=True)
-    out = Path(out_dir)
-    ckpt_dir = out / "checkpoints"
     pool = _unlabelled_files(config, unlabelled)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     train, val = _split(records, config)
     pool, left_out = _without_validation(pool, val)
-    data = KeypointDataModule(
-        train,
-        val,
-        input_size=config.input_size,
-        num_keypoints=config.num_keypoints,
-        in_chans=config.in_chans,
-        batch_size=config.batch_size,
-        num_workers=run.num_workers,
-        seed=config.seed,
-        unlabelled=pool,
-        unlabelled_batch_size=config.unlabelled_batch_size,
-    )
-    module = HeatmapFinetuneModule(config, codec=codec, loss_fn=loss_fn)
-    checkpoint = RunCheckpoint(
-        dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor=MONITOR, mode="min", save_top_k=1,
-        auto_insert_metric_name=False,
-    )
-    # A second, unmonitored checkpoint written after every validation: with a monitor, Lightning
-    # only refreshes ``last.ckpt`` when the monitored value improves.
-    latest = RunCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
-    early = EarlyStopping(monitor=MONITOR, mode="min", patience=config.early_stopping_patience, check_finite=False)
-    guard = CollapseWarning()
-    cbs: list[pl.Callback] = [checkpoint, latest, early, LearningRateMonitor(logging_interval="epoch"),
-                              DropReport(verbose=progress), guard]
-    if progress:
-        cbs.append(TQDMProgressBar())
-    cbs.extend(callbacks)
-    fit = pl.Trainer(
-        **run.trainer_kwargs(),
-        default_root_dir=out,
-        max_epochs=int(max_epochs if max_epochs is not None else config.max_epochs),
-        max_steps=int(max_steps) if max_steps is not None else -1,
-        callbacks=cbs,
-        logger=CSVLogger(out, name="logs"),
-        enable_progress_bar=progress,
-        enable_model_summary=progress,
-        # The DataModule shards itself: exact validation figures under DDP (no padded repeats).
-        use_distributed_sampler=False,
-    )
-    processes = fit.num_devices * fit.num_nodes
-    if len(val) < processes:
-        raise ValueError(
-            f"the validation split has {len(val)} records, fewer than the {processes} processes: "
-            "every process needs at least one (give more validation records or fewer devices)"
-        )
-    settings = {**config.run_settings(), "init_encoder": _weights_identity(config.init_encoder),
-                "codec": codec_to_dict(module.codec)}
-    data_id = f"{records_fingerprint(train)}/{records_fingerprint(val)}"
-    if pool is not None:
-        data_id += f"/unlabelled:{data_fingerprint(pool)}"
-    data_key = hashlib.sha256(data_id.encode()).hexdigest()
-    folder = _open(out, "finetune", settings, data_key,
-                   {**config.run_settings(), "init_encoder": config.init_encoder}, resume, fit)
-    last = ckpt_dir / "last.ckpt"
-    ckpt_path = last if not folder.fresh and last.is_file() else None
-    if ckpt_path is not None:
-        read_weight_file(ckpt_path)  # a damaged last.ckpt is named and described before Lightning reads it
-    init_text: str | None = None
-    if ckpt_path is None and config.init_encoder:
-        report = module.init_encoder_from(config.init_encoder)
-        init_text = f"encoder initialised from {config.init_encoder}\n{report}"
-        if config.init_decoder:
-            decoder_report = module.init_decoder_from(config.init_encoder)
-            init_text += f"\ndecoder initialised from {config.init_encoder}\n{decoder_report}"
-    elif (out / "encoder_init.txt").is_file():
-        init_text = (out / "encoder_init.txt").read_text().strip()
-    if fit.is_global_zero:
-        _write_json(out / "config.json", config.to_dict())
-        if left_out and progress:
-            print(f"{left_out} unlabelled images are validation images: left out of the pool", flush=True)
-        if ckpt_path is None and init_text is not None:
-            print(init_text, flush=True)
-            (out / "encoder_init.txt").write_text(init_text + "\n")
+    options = FitOptions(trainer=run, codec=codec, resume=resume, max_epochs=max_epochs, max_steps=max_steps,
+                         progress=progress, loss_fn=loss_fn, callbacks=tuple(callbacks))
+    if isinstance(config.method, PseudoLabelMethod):
+        from sslkeypoint.recipes.self_training import run_self_training
 
-    def result(interrupted: str | None = None) -> FinetuneResult:
-        best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-        best_entry = _best_entry(module.val_history)
-        drops = module.drop_history
-        examples: dict[str, str] = {}
-        for entry in drops:
-            examples.update(entry.get("examples", {}))
-        best_metrics = {k: v for k, v in (best_entry or {}).items() if k.startswith("val/")}
-        return FinetuneResult(
-            out_dir=out,
-            best_checkpoint=best_path,
-            last_checkpoint=last if last.is_file() else None,
-            best_metrics=best_metrics,
-            best_epoch=int(best_entry["epoch"]) if best_entry else None,
-            epochs=int(fit.current_epoch),
-            global_step=int(fit.global_step),
-            stopped_early=bool(early.stopped_epoch > 0),
-            drop_summary={"last_epoch": drops[-1] if drops else None, "dropped": examples},
-            val_history=list(module.val_history),
-            encoder_init=init_text,
-            interrupted=interrupted,
-            collapsed_landmarks=guard.check(best_metrics),
-            unlabelled_left_out=left_out,
-        )
-
-    def on_stop(signum: int) -> None:
-        if fit.is_global_zero:
-            _write_json(out / "summary.json", result(signal.Signals(signum).name).to_dict())
-
-    def saved() -> list[str]:
-        lines = [line for line in (_saved_checkpoint(last),) if line]
-        best = checkpoint.best_model_path
-        if best:
-            lines.append(f"checkpoints/{Path(best).name} (best so far)")
-        return [*lines, "summary.json"]
-
-    with _stops_on_signal(fit, out, saved, on_stop):
-        fit.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
-    final = result()
-    if fit.is_global_zero:
-        _write_json(out / "summary.json", final.to_dict())
-    # Every process returns only once the run files exist: the next step (on any process) reads them.
-    fit.strategy.barrier("run_finetuning")
-    return final
+        assert pool is not None
+        return run_self_training(config, train, val, pool, Path(out_dir), options, left_out=left_out)
+    return fit_finetuning(config, train, val, Path(out_dir), options, pool=pool, left_out=left_out)

@@ -15,15 +15,16 @@ from pytorch_lightning.loggers import CSVLogger
 
 from sslkeypoint._version import __version__
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
+from sslkeypoint.configs.legacy import upgrade_pretrain_settings
 from sslkeypoint.data import (
-    PretrainDataModule,
     data_fingerprint,
     list_images,
     list_sequences,
 )
 from sslkeypoint.lightning.callbacks import DropReport
 from sslkeypoint.lightning.checkpoint import RunCheckpoint
-from sslkeypoint.lightning.pretrain import MoCoPretrainModule
+from sslkeypoint.lightning.datamodules import PretrainDataModule
+from sslkeypoint.lightning.pretrain import PretrainModule
 from sslkeypoint.recipes._run import (
     _open,
     _saved_checkpoint,
@@ -31,7 +32,6 @@ from sslkeypoint.recipes._run import (
     _weights_identity,
     _write_json,
 )
-from sslkeypoint.ssl import DenseCL, cap_queue_size
 from sslkeypoint.weights import read_weight_file, save_state_dict
 
 __all__ = ["PretrainResult", "run_pretraining"]
@@ -52,8 +52,9 @@ class PretrainResult:
         module: The trained module.
         drop_summary: Unreadable images skipped: the last epoch's counts over every process and
             every skipped path with its reason (this process's).
-        unet_path: ``unet.safetensors`` of a DenseCL run at the decoder level (encoder and decoder
-            weights, keys ``encoder.*`` / ``decoder.*`` as in the heatmap model), else ``None``.
+        unet_path: ``unet.safetensors`` of a method that trains a decoder too (DenseCL at the
+            decoder level, masked reconstruction): encoder and decoder weights, keys
+            ``encoder.*`` / ``decoder.*`` as in the heatmap model; else ``None``.
     """
 
     out_dir: Path
@@ -63,7 +64,7 @@ class PretrainResult:
     queue_size: int
     global_step: int
     metrics: dict[str, float]
-    module: MoCoPretrainModule
+    module: PretrainModule
     drop_summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     unet_path: Path | None = None
 
@@ -100,23 +101,25 @@ def run_pretraining(
     max_steps: int | None = None,
     progress: bool = True,
 ) -> PretrainResult:
-    """Pre-train an encoder with MoCo v2 (stage 1 on ``images``, stage 2 on ``sequences``).
+    """Pre-train an encoder (or a whole U-Net) with the config's method: stage 1 on ``images``,
+    stage 2 on ``sequences``.
 
-    With ``config.dense_weight > 0`` the loss is DenseCL's (:class:`~sslkeypoint.ssl.DenseCL`):
-    MoCo v2 plus a dense loss on the encoder's deepest map or on a U-Net decoder's output
-    (``config.dense_level``), in both stages.
+    The method (``config.method``, :mod:`sslkeypoint.methods`) is MoCo v2 by default; DenseCL adds
+    a dense loss on the encoder's deepest map or on a U-Net decoder's output; masked-image
+    reconstruction trains encoder and decoder together. Sizes a method chooses from the data (MoCo's
+    capped queue) are fixed before training.
 
-    Under DDP the queue is gathered from every process (identical on all of them) and the loss is
-    averaged over processes; process 0 writes ``encoder.safetensors``.
+    Under DDP a contrastive method's queue is gathered from every process (identical on all of
+    them) and the loss is averaged over processes; process 0 writes ``encoder.safetensors``.
 
     Args:
         config: What to learn (:meth:`PretrainConfig.stage1` / :meth:`PretrainConfig.stage2`).
         images: Stage 1: an image folder (searched recursively) or a list of files.
         sequences: Stage 2: a folder with one sub-folder per sequence, or a list of frame lists
             (each in temporal order) — typically the sequences kept by
-            :func:`sslkeypoint.ssl.selection.screen_sequences`.
+            :func:`sslkeypoint.ssl.screening.screen_sequences`.
         out_dir: Run folder: ``run.json``, ``config.json``, ``checkpoints/``, ``logs/`` (CSV),
-            ``encoder.safetensors`` (and ``unet.safetensors`` with ``dense_level="decoder"``:
+            ``encoder.safetensors`` (and ``unet.safetensors`` for a method that trains a decoder:
             encoder and decoder for ``FinetuneConfig(init_encoder=..., init_decoder=True)``). Use
             one folder per stage; a folder that holds a run with
             other settings (``max_epochs`` may change) or other data is refused.
@@ -199,13 +202,15 @@ def run_pretraining(
             f"({config.batch_size} per device × {fit.num_devices} devices × {fit.num_nodes} nodes)"
         )
     settings = {**config.to_dict(), "init_from": _weights_identity(init_from)}
-    folder = _open(out, "pretrain", settings, fingerprint, config.to_dict(), resume, fit)
+    folder = _open(out, "pretrain", settings, fingerprint, config.to_dict(), resume, fit,
+                   upgrade=upgrade_pretrain_settings)
     if folder.fresh:
         resume_path = None
     if fit.is_global_zero:
         _write_json(out / "config.json", config.to_dict())
-    queue = cap_queue_size(config.queue_size, len(data), global_batch) if config.cap_queue else config.queue_size
-    module = MoCoPretrainModule(config, queue_size=queue, data_fingerprint=fingerprint)
+    # Sizes the method chooses from the data (a capped MoCo queue) are fixed in the module's config.
+    used = dataclasses.replace(config, method=config.method.resolved(len(data), global_batch))
+    module = PretrainModule(used, data_fingerprint=fingerprint)
     if init_from is not None and resume_path is None:
         module.load_initial_weights(init_from)
     with _stops_on_signal(fit, out, lambda: [line for line in (_saved_checkpoint(last),) if line], lambda _: None):
@@ -216,7 +221,7 @@ def run_pretraining(
 
     encoder_path = out / "encoder.safetensors"
     model = module.model
-    unet_path = out / "unet.safetensors" if isinstance(model, DenseCL) and model.decoder is not None else None
+    unet_path = out / "unet.safetensors" if model.trains_decoder else None
     if fit.is_global_zero:
         metadata = {
             "sslkeypoint_version": __version__,
@@ -228,11 +233,11 @@ def run_pretraining(
             "global_step": str(fit.global_step),
         }
         save_state_dict(model.export_encoder(), encoder_path, metadata=metadata)
-        if unet_path is not None and isinstance(model, DenseCL):
+        if unet_path is not None:
             # Encoder and decoder named as in the heatmap model: FinetuneConfig(init_encoder=unet_path,
             # init_decoder=True) loads both.
             save_state_dict(model.export_unet(), unet_path,
-                            metadata={**metadata, "heatmap_stride": str(config.dense_decoder_stride)})
+                            metadata={**metadata, "heatmap_stride": str(getattr(config.method, "decoder_stride", ""))})
     # Every process returns only once encoder.safetensors is written: a next stage started on any
     # process (fine-tuning from it, stage 2) reads it.
     fit.strategy.barrier("run_pretraining")

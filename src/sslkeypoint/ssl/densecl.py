@@ -16,7 +16,7 @@ are, not only *what* the image is — what a keypoint detector needs. The loss i
   image (stage 1) or two frames of one sequence (stage 2), so the same place sits at different
   locations in them. The negatives are a second queue of globally pooled dense keys of earlier
   batches (a :class:`~sslkeypoint.losses.GroupMemoryBank`, saved in ``state_dict()`` like the
-  global queue). :func:`dense_info_nce_loss` is this loss as a plain function; it reuses
+  global queue). :func:`~sslkeypoint.losses.dense_info_nce_loss` is this loss as a plain function; it reuses
   :func:`~sslkeypoint.losses.info_nce_loss` with the same temperature.
 
 As in the paper, every key — global and dense — and the key backbone features come from the
@@ -47,6 +47,7 @@ the process rank and the step, so that a resumed run draws them again exactly.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -55,105 +56,21 @@ from lightly.models.utils import (
     batch_shuffle_distributed,
     batch_unshuffle_distributed,
     deactivate_requires_grad,
-    most_similar_index,
     update_momentum,
 )
 from lightly.utils import dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sslkeypoint.losses.infonce import GroupMemoryBank, info_nce_loss
-from sslkeypoint.models import HeatmapUNet
+from sslkeypoint.losses.dense import dense_info_nce_loss
+from sslkeypoint.losses.infonce import GroupMemoryBank
+from sslkeypoint.models import HeatmapUNet, run_decoder
 from sslkeypoint.ssl.moco import MoCoV2
 
-__all__ = ["DENSE_LEVELS", "DenseCL", "DenseCLLosses", "dense_info_nce_loss"]
+__all__ = ["DENSE_LEVELS", "DenseCL", "DenseCLLosses"]
 
 #: Feature maps the dense loss can work on.
 DENSE_LEVELS: tuple[str, ...] = ("encoder", "decoder")
-
-
-def dense_info_nce_loss(
-    query: Tensor,
-    key: Tensor,
-    query_features: Tensor,
-    key_features: Tensor,
-    negatives: Tensor,
-    temperature: float,
-    query_groups: Tensor | None = None,
-    negative_groups: Tensor | None = None,
-) -> Tensor:
-    """DenseCL's dense InfoNCE: each query location against its most similar key location.
-
-    For query location ``r`` of image ``b``, the positive is ``key[b, s*]`` with
-    ``s* = argmax_s cos(query_features[b, r], key_features[b, s])`` (lightly's
-    ``select_most_similar``, here through its ``most_similar_index`` so that ``N`` may differ
-    from ``M``); the negatives are shared by all locations. The loss is
-    :func:`~sslkeypoint.losses.info_nce_loss` over all ``B·N`` locations (their mean). Feature
-    maps ``(B, C, h, w)`` become point sets with ``x.flatten(2).transpose(1, 2)``.
-
-    Args:
-        query: ``(B, N, D)`` dense query projections (carry the gradient).
-        key: ``(B, M, D)`` dense key projections.
-        query_features: ``(B, N, C)`` backbone features of the query locations (for matching).
-        key_features: ``(B, M, C)`` backbone features of the key locations.
-        negatives: ``(Q, D)`` unit-length negatives (the dense queue); ``Q`` may be 0.
-        temperature: Softmax temperature (> 0).
-        query_groups: Optional ``(B,)`` group id of each image; queue entries of the same group
-            are left out of its locations' negatives.
-        negative_groups: ``(Q,)`` group id of each negative; required with ``query_groups``.
-
-    Returns:
-        Scalar loss (in nats).
-
-    Raises:
-        ValueError: On shapes other than the above (or the errors of ``info_nce_loss``).
-
-    Examples:
-        Two locations whose features swap places between the views: each query location is
-        matched with the key location that holds its feature, so the loss is that of a perfect
-        match against one orthogonal negative, ``log(1 + e^-1) ≈ 0.3133`` (``τ = 1``).
-
-        >>> import torch
-        >>> f = torch.eye(2)[None]  # (1, 2, 2): location 0 has feature e0, location 1 has e1
-        >>> swapped = f.flip(1)  # the key view: e1 at location 0, e0 at location 1
-        >>> negatives = torch.tensor([[0.0, 0.0, 1.0]])
-        >>> q = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
-        >>> dense_info_nce_loss(q, q.flip(1), f, swapped, negatives, temperature=1.0)
-        tensor(0.3133)
-    """
-    if query.ndim != 3 or key.ndim != 3 or query.shape[0] != key.shape[0] or query.shape[2] != key.shape[2]:
-        raise ValueError(
-            f"query and key must be (B, N, D) and (B, M, D); got {tuple(query.shape)} and {tuple(key.shape)}"
-        )
-    if query_features.shape[:2] != query.shape[:2] or query_features.ndim != 3:
-        raise ValueError(
-            f"query_features must be (B, N, C) with (B, N) = {tuple(query.shape[:2])}; got "
-            f"{tuple(query_features.shape)}"
-        )
-    if (
-        key_features.ndim != 3
-        or key_features.shape[:2] != key.shape[:2]
-        or key_features.shape[2] != query_features.shape[2]
-    ):
-        raise ValueError(
-            f"key_features must be (B, M, C) with (B, M) = {tuple(key.shape[:2])} and C = "
-            f"{query_features.shape[2]}; got {tuple(key_features.shape)}"
-        )
-    batch, locations, dim = query.shape
-    if query_groups is not None and tuple(query_groups.shape) != (batch,):
-        raise ValueError(f"query_groups must have shape ({batch},); got {tuple(query_groups.shape)}")
-    groups = None if query_groups is None else query_groups.repeat_interleave(locations)
-    # lightly's select_most_similar, for N != M too (its gather assumes N == M): cosine argmax.
-    index = most_similar_index(query_features.detach(), key_features.detach())  # (B, N)
-    positives = key.gather(1, index[..., None].expand(-1, -1, dim))  # (B, N, D)
-    return info_nce_loss(
-        query.reshape(batch * locations, dim),
-        positives.reshape(batch * locations, dim),
-        negatives,
-        temperature,
-        groups,
-        negative_groups,
-    )
 
 
 class DenseCLLosses(NamedTuple):
@@ -194,10 +111,12 @@ class DenseCL(MoCoV2):
         hidden_dim: Hidden size of both heads; ``None`` uses the width of each head's input.
         queue_size: Entries of each queue (the global one and the dense one).
         temperature: Softmax temperature of both losses (0.2).
-        momentum: Default momentum of :meth:`update_momentum` (0.999).
+        momentum: Momentum of :meth:`update_momentum` and of the first step (see ``MoCoV2``).
         split_bn: Sub-batches of the key network in a single process (see ``MoCoV2``).
         shuffle_bn: Shuffle keys across processes or within the batch before the key network.
         gather_distributed: Gather keys from every process into both queues.
+        momentum_end: Momentum at the last step (see ``MoCoV2``).
+        mask_same_source: Use the ``groups`` given to :meth:`step_losses` (see ``MoCoV2``).
 
     Attributes:
         dense_head: lightly ``DenseCLProjectionHead`` applied at every location of the dense map.
@@ -224,6 +143,9 @@ class DenseCL(MoCoV2):
         ['decoder', 'encoder']
     """
 
+    #: The key shuffle and the sampled locations are drawn anew by a resumed run.
+    seeded_draws: ClassVar[bool] = True
+
     #: Top-level parts a plain :class:`~sslkeypoint.ssl.MoCoV2` does not have.
     DENSE_PARTS: ClassVar[tuple[str, ...]] = (
         "dense_head",
@@ -244,10 +166,12 @@ class DenseCL(MoCoV2):
         hidden_dim: int | None = None,
         queue_size: int = 65536,
         temperature: float = 0.2,
-        momentum: float = 0.999,
+        momentum: float | None = 0.999,
         split_bn: int = 8,
         shuffle_bn: bool = True,
         gather_distributed: bool = True,
+        momentum_end: float | None = None,
+        mask_same_source: bool = True,
     ) -> None:
         super().__init__(
             encoder,
@@ -259,6 +183,8 @@ class DenseCL(MoCoV2):
             split_bn=split_bn,
             shuffle_bn=shuffle_bn,
             gather_distributed=gather_distributed,
+            momentum_end=momentum_end,
+            mask_same_source=mask_same_source,
         )
         if not 0.0 <= dense_weight <= 1.0:
             raise ValueError(f"dense_weight must be in [0, 1]; got {dense_weight}")
@@ -287,18 +213,9 @@ class DenseCL(MoCoV2):
         deactivate_requires_grad(self.dense_head_momentum)
         self.dense_queue = GroupMemoryBank(queue_size, projection_dim, gather_distributed=gather_distributed)
 
-    @staticmethod
-    def _decode(decoder: nn.ModuleList, features: list[Tensor]) -> Tensor:
-        """The decoder's output map: the loop of ``HeatmapUNet.forward`` without its head."""
-        y = features[-1]
-        for stage in decoder:
-            index: int | None = stage.skip_index  # type: ignore[assignment]
-            y = stage(y, features[index] if index is not None else None)
-        return y
-
     def _dense_map(self, features: list[Tensor], decoder: nn.ModuleList | None) -> Tensor:
         """The feature map of the dense loss, ``(B, C, h, w)``."""
-        return features[-1] if decoder is None else self._decode(decoder, features)
+        return features[-1] if decoder is None else run_decoder(decoder, features)
 
     @torch.no_grad()
     def _key_side(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -387,6 +304,12 @@ class DenseCL(MoCoV2):
         """The weighted loss of :meth:`loss_terms` (scalar); enqueues keys in training."""
         return self.loss_terms(query_views, key_views, groups).total
 
+    def step_losses(self, views: Sequence[Tensor], groups: Tensor | None = None) -> dict[str, Tensor]:
+        """``{"loss": total, "global": ..., "dense": ...}`` of :meth:`loss_terms` (groups used with
+        ``mask_same_source`` only)."""
+        terms = self.loss_terms(views[0], views[1], groups if self.mask_same_source else None)
+        return {"loss": terms.total, "global": terms.global_loss, "dense": terms.dense_loss}
+
     @torch.no_grad()
     def update_momentum(self, m: float | None = None) -> None:
         """``k <- m k + (1 - m) q`` for the encoder, the decoder and both heads (lightly's helper).
@@ -394,7 +317,7 @@ class DenseCL(MoCoV2):
         Args:
             m: Momentum in ``[0, 1]``; ``None`` uses :attr:`momentum`.
         """
-        m = self.momentum if m is None else m
+        m = (self.momentum if self.momentum is not None else 0.99) if m is None else m
         super().update_momentum(m)
         update_momentum(self.dense_head, self.dense_head_momentum, m)
         if self.decoder is not None and self.decoder_momentum is not None:
@@ -409,6 +332,11 @@ class DenseCL(MoCoV2):
         if self.decoder is None:
             raise ValueError("this DenseCL works on the encoder level and has no decoder to export")
         return {name: t.detach().clone() for name, t in self.decoder.state_dict().items()}
+
+    @property
+    def trains_decoder(self) -> bool:
+        """Whether the dense loss works on a decoder (the ``"decoder"`` level)."""
+        return self.decoder is not None
 
     def export_unet(self) -> dict[str, Tensor]:
         """Encoder and decoder weights named as in :class:`~sslkeypoint.models.HeatmapUNet`.

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Sequence
 
 import torch
 from lightly.models.modules import MoCoProjectionHead
@@ -46,9 +47,11 @@ from lightly.models.utils import (
     update_momentum,
 )
 from lightly.utils import dist
+from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 
 from sslkeypoint.losses.infonce import GroupMemoryBank, InfoNCELoss
+from sslkeypoint.ssl.base import PretrainObjective
 
 __all__ = ["MoCoV2", "auto_momentum", "cap_queue_size"]
 
@@ -125,7 +128,7 @@ def cap_queue_size(requested: int, num_images: int, batch_size: int) -> int:
     return requested
 
 
-class MoCoV2(nn.Module):
+class MoCoV2(PretrainObjective):
     """MoCo v2 (Chen et al., 2020) around any sslkeypoint encoder, on lightly's parts.
 
     ``forward(query_views, key_views)`` returns the InfoNCE loss of the queries against their keys
@@ -142,13 +145,19 @@ class MoCoV2(nn.Module):
         queue_size: Number of negatives in the queue (65536 in MoCo v2). See
             :func:`cap_queue_size` for small training sets.
         temperature: Softmax temperature (0.2 in MoCo v2).
-        momentum: Default momentum ``m`` of :meth:`update_momentum` (0.999 in MoCo v2).
+        momentum: Momentum ``m`` of :meth:`update_momentum` (0.999 in MoCo v2), and at the first
+            step of :meth:`momentum_at`; ``None`` chooses it from the run's length there
+            (:func:`auto_momentum`) and uses 0.99 in :meth:`update_momentum`.
+        momentum_end: Momentum at the last step of :meth:`momentum_at`, reached along a cosine
+            (lightly's ``cosine_schedule``); ``None`` keeps it constant.
         split_bn: Number of sub-batches the key encoder is run on in a single process (shuffle BN
             substitute); ``1`` runs it on the whole batch. Each sub-batch holds at least two
             images.
         shuffle_bn: Shuffle keys across processes (distributed) or within the batch (one process)
             before the key encoder. Turn off only for encoders without batch statistics.
         gather_distributed: Gather keys from every process into the queue (keep ``True``).
+        mask_same_source: Use the ``groups`` given to :meth:`step_losses` (the items' source image
+            or sequence); ``False`` ignores them there.
 
     Attributes:
         encoder: The query encoder (trained; see :meth:`export_encoder`).
@@ -183,10 +192,12 @@ class MoCoV2(nn.Module):
         hidden_dim: int | None = None,
         queue_size: int = 65536,
         temperature: float = 0.2,
-        momentum: float = 0.999,
+        momentum: float | None = 0.999,
         split_bn: int = 8,
         shuffle_bn: bool = True,
         gather_distributed: bool = True,
+        momentum_end: float | None = None,
+        mask_same_source: bool = True,
     ) -> None:
         super().__init__()
         channels = getattr(encoder, "channels", None)
@@ -196,10 +207,14 @@ class MoCoV2(nn.Module):
             raise ValueError(f"queue_size must be >= 1; got {queue_size}")
         if split_bn < 1:
             raise ValueError(f"split_bn must be >= 1; got {split_bn}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be in [0, 1]; got {momentum}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1] or None; got {momentum}")
+        if momentum_end is not None and not 0.0 <= momentum_end <= 1.0:
+            raise ValueError(f"momentum_end must be in [0, 1] or None; got {momentum_end}")
         dim = int(channels[-1])
         self.momentum = momentum
+        self.momentum_end = momentum_end
+        self.mask_same_source = bool(mask_same_source)
         self.split_bn = split_bn
         self.shuffle_bn = shuffle_bn
         self.encoder = encoder
@@ -287,6 +302,42 @@ class MoCoV2(nn.Module):
         loss: Tensor = self.criterion(self.query(query_views), self.key(key_views), groups)
         return loss
 
+    def step_losses(self, views: Sequence[Tensor], groups: Tensor | None = None) -> dict[str, Tensor]:
+        """``{"loss": InfoNCE}`` of the first views (queries) against the second (keys); see :meth:`forward`.
+
+        ``groups`` are used with ``mask_same_source`` only.
+        """
+        query_views, key_views = views
+        return {"loss": self(query_views, key_views, groups if self.mask_same_source else None)}
+
+    def momentum_at(self, step: int, total_steps: int) -> float:
+        """Key momentum at optimiser step ``step`` of a run of ``total_steps``.
+
+        :attr:`momentum` (or, when it is ``None``, :func:`auto_momentum` of the run's length) at the
+        first step, then constant (``momentum_end=None``) or a cosine to ``momentum_end`` at the last.
+
+        Examples:
+            >>> from torch import nn
+            >>> class Tiny(nn.Module):
+            ...     channels, reductions, in_chans = [4], [2], 1
+            ...     def forward(self, x):
+            ...         return [x]
+            >>> model = MoCoV2(Tiny(), projection_dim=4, queue_size=8, momentum=None)
+            >>> model.momentum_at(0, 500), model.momentum_at(0, 10_000)
+            (0.99, 0.998)
+        """
+        total = max(1, int(total_steps))
+        start = self.momentum if self.momentum is not None else auto_momentum(total)
+        if self.momentum_end is None:
+            return float(start)
+        return float(cosine_schedule(min(step, total), total, start, self.momentum_end))
+
+    def step_start(self, step: int, total_steps: int) -> dict[str, float]:
+        """Move the key side towards the query side by :meth:`momentum_at`; ``{"momentum": m}``."""
+        m = self.momentum_at(step, total_steps)
+        self.update_momentum(m)
+        return {"momentum": m}
+
     @torch.no_grad()
     def update_momentum(self, m: float | None = None) -> None:
         """Exponential moving average of the query side into the key side: ``k <- m k + (1 - m) q``.
@@ -298,7 +349,7 @@ class MoCoV2(nn.Module):
             m: Momentum in ``[0, 1]``; ``None`` uses :attr:`momentum`. Recipes schedule it with
                 lightly's ``cosine_schedule`` from 0.999 towards 1.
         """
-        m = self.momentum if m is None else m
+        m = (self.momentum if self.momentum is not None else 0.99) if m is None else m
         update_momentum(self.encoder, self.encoder_momentum, m)
         update_momentum(self.projection_head, self.projection_head_momentum, m)
 
@@ -308,4 +359,4 @@ class MoCoV2(nn.Module):
         ``load_partial_state_dict(HeatmapUNet(encoder_like, K).encoder, model.export_encoder())``
         loads them whole.
         """
-        return {name: t.detach().clone() for name, t in self.encoder.state_dict().items()}
+        return super().export_encoder()

@@ -111,11 +111,19 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     from iugc_aop.stages import stage_pretrain
 
     profile, root = _start(args)
-    r = stage_pretrain(root, args.work, profile, seed=args.seed, force=args.force,
+    r = stage_pretrain(root, args.work, profile, pretraining=args.pretraining, seed=args.seed, force=args.force,
                        progress=not args.no_progress, trainer=trainer_options(args, profile))
-    print(f"stage 1: {r.items} images, {r.global_step} steps, loss {r.final_loss}, encoder {r.encoder_path}"
-          + _done_note(r.skipped))
+    print(f"stage 1 ({args.pretraining}): {r.items} images, {r.global_step} steps, loss {r.final_loss}, encoder "
+          f"{r.encoder_path}" + _done_note(r.skipped))
     return 0
+
+
+def _configure_pretrain(p: argparse.ArgumentParser) -> None:
+    from iugc_aop.variants import PRETRAININGS
+
+    add_run_arguments(p)
+    p.add_argument("--pretraining", choices=list(PRETRAININGS), default="moco",
+                   help="the pre-training method (default: moco, the paper's MoCo v2); see iugc_aop.variants")
 
 
 def _run_select(args: argparse.Namespace) -> int:
@@ -261,7 +269,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _configure_demo(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     p.add_argument("--variants", nargs="+", default=None, metavar="NAME",
-                   help="variants to train and report (default: all)")
+                   help="variants to train and report (default: the demo's, iugc_aop.variants.DEMO_VARIANTS, "
+                        "and the profile's recommended one)")
     p.add_argument("--labels", "--label-budget", dest="label_budget", type=int, default=None, metavar="N",
                    help="labelled training cases used by fine-tuning (default: the profile's)")
 
@@ -278,7 +287,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             return 2
     start = time.perf_counter()
     budget: Any = "profile" if args.label_budget is None else args.label_budget
-    r = run_demo(args.work, args.profile, args.data, seed=args.seed, variants=args.variants or tuple(VARIANTS),
+    r = run_demo(args.work, args.profile, args.data, seed=args.seed, variants=args.variants,
                  label_budget=budget, force=args.force, progress=not args.no_progress,
                  trainer=trainer_options(args, get_profile(args.profile)))
     print()
@@ -296,8 +305,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-register(Command("pretrain", "stage 1: MoCo v2 pre-training on unlabelled frames and training images",
-                 add_run_arguments, _run_pretrain))
+register(Command("pretrain", "stage 1: pre-training on unlabelled frames and training images",
+                 _configure_pretrain, _run_pretrain))
 register(Command("select", "screen unlabelled sequences against the ExampleN.jpg reference images",
                  _configure_select, _run_select))
 register(Command("pretrain-temporal", "stage 2: MoCo v2 on adjacent frames of the screened sequences",
@@ -306,5 +315,5 @@ register(Command("finetune", "stage 3: heatmap fine-tuning of one variant (or al
                  _run_finetune))
 register(Command("evaluate", "Validation/Testing metrics and the report (or evaluate a submission folder)",
                  _configure_evaluate, _run_evaluate))
-register(Command("demo", "everything on synthetic data: stages, five variants, submission, report",
+register(Command("demo", "everything in one run: stages, the variants, submissions, report",
                  _configure_demo, _run_demo))

@@ -27,7 +27,7 @@ from iugc_aop.stages.cache import fingerprint
 from iugc_aop.stages.common import PathLike, data_is_real, say
 from iugc_aop.submission import evaluate_submission, export_submission
 from iugc_aop.synth import SynthConfig, holds_synthetic_iugc, write_synthetic_iugc
-from iugc_aop.variants import VARIANTS
+from iugc_aop.variants import DEMO_VARIANTS, get_pretraining, get_variant
 from sslkeypoint.configs import TrainerConfig
 from sslkeypoint.data import file_digest, records_fingerprint
 
@@ -111,7 +111,7 @@ def run_demo(
     data_root: PathLike | None = None,
     *,
     seed: int | None = None,
-    variants: Sequence[str] = tuple(VARIANTS),
+    variants: Sequence[str] | None = None,
     label_budget: int | Literal["profile"] | None = "profile",
     force: bool = False,
     progress: bool = True,
@@ -132,7 +132,8 @@ def run_demo(
         profile: Profile or its name.
         data_root: An IUGC or PSFHS folder to use instead of synthetic data.
         seed: Seed of the data and every stage (default: the profile's).
-        variants: Variants to train and report.
+        variants: Variants to train and report (default: :data:`~iugc_aop.variants.DEMO_VARIANTS` and
+            the profile's recommended variant).
         label_budget: Labelled training cases used by fine-tuning (``"profile"``: the profile's;
             ``None``: all).
         force: Re-run stages that are already done.
@@ -149,6 +150,8 @@ def run_demo(
     if label_budget != "profile":
         profile = profile.with_overrides(label_budget=label_budget)
     seed = profile.seed if seed is None else seed
+    if variants is None:
+        variants = list(dict.fromkeys([*DEMO_VARIANTS, profile.recommended]))
     out = Path(out_dir)
     if data_root is not None:  # one clear error naming what is missing, before anything is written
         load_dataset(data_root)
@@ -166,11 +169,15 @@ def run_demo(
     load_dataset(root)  # the whole layout up front: one clear error if anything is missing
     common: dict[str, Any] = {"force": force, "progress": progress}
     training: dict[str, Any] = {"seed": seed, "trainer": trainer, **common}
-    s1 = timed("stage1", stage_pretrain, root, out, profile, **training)
-    pretrain = [s1]
+    has_sequences = bool(load_dataset(root, ("unlabeled",)).sequences)
+    pretrainings = list(dict.fromkeys(p for p in (get_variant(v).pretraining for v in variants) if p is not None))
+    if has_sequences and "moco" not in pretrainings:
+        pretrainings.insert(0, "moco")  # the MoCo v2 stage 1 also gives the screening its features
+    pretrain = [timed(get_pretraining(p).folder, stage_pretrain, root, out, profile, pretraining=p, **training)
+                for p in pretrainings]
     sel = None
     selection_truth = None
-    if load_dataset(root, ("unlabeled",)).sequences:
+    if has_sequences:
         sel = timed("select", stage_select, root, out, profile, **common)
         pretrain.append(timed("stage2", stage_pretrain_temporal, root, out, profile, **training))
         truth = load_truth(root)

@@ -40,7 +40,7 @@ Examples:
     >>> p = get_profile("quick")
     >>> p.input_size, p.heatmap_size, p.finetune.lr
     ((96, 96), (24, 24), 0.003)
-    >>> get_profile("paper").pretrain.queue_size
+    >>> get_profile("paper").pretrain.method.queue_size
     65536
 """
 
@@ -53,6 +53,7 @@ from typing import Any
 
 from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
 from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
+from sslkeypoint.methods import MoCoV2Method
 
 __all__ = ["PROFILES", "REAL_PROFILES", "Profile", "Screening", "get_profile"]
 
@@ -84,7 +85,7 @@ class Screening:
     min_sequences: int = 2
 
     def criterion(self) -> dict[str, float]:
-        """The one frame-cut keyword for :func:`sslkeypoint.ssl.selection.screen_sequences`."""
+        """The one frame-cut keyword for :func:`sslkeypoint.ssl.screening.screen_sequences`."""
         given = {k: v for k, v in (("threshold", self.threshold), ("top_fraction", self.top_fraction),
                                    ("zscore", self.zscore)) if v is not None}
         if len(given) != 1:
@@ -181,11 +182,11 @@ class Profile:
             f"  network   input {ft.input_size[0]}x{ft.input_size[1]} -> heatmap {ft.heatmap_size[0]}x"
             f"{ft.heatmap_size[1]} (sigma {ft.sigma:g}), U-Net widths {list(kw.get('widths', []))} + "
             f"{kw.get('bottleneck_width')}, baseline {self.resnet}",
-            f"  stage 1   MoCo v2 {s1.max_epochs} epochs, batch {s1.batch_size}, AdamW {s1.lr:g}/"
-            f"{s1.weight_decay:g}, queue {s1.queue_size}",
+            f"  stage 1   {s1.max_epochs} epochs, batch {s1.batch_size}, AdamW {s1.lr:g}/"
+            f"{s1.weight_decay:g}, {s1.method.describe()}",
             f"  screening {sc.criterion()}, rule {sc.rule} (min fraction {sc.min_fraction:g})",
-            f"  stage 2   MoCo v2 on frame pairs {s2.max_epochs} epochs, batch {s2.batch_size}, AdamW "
-            f"{s2.lr:g}/{s2.weight_decay:g}{' + plateau' if s2.plateau else ''}, queue {s2.queue_size}",
+            f"  stage 2   frame pairs {s2.max_epochs} epochs, batch {s2.batch_size}, AdamW "
+            f"{s2.lr:g}/{s2.weight_decay:g}{' + plateau' if s2.plateau else ''}, {s2.method.describe()}",
             f"  stage 3   Adam {ft.lr:g}, batch {ft.batch_size}, <= {ft.max_epochs} epochs (patience "
             f"{ft.early_stopping_patience}), labelled images: {budget}, augmentation "
             f"{'on' if ft.augment else 'off'}",
@@ -228,8 +229,8 @@ PROFILES: dict[str, Profile] = {
     "paper": _profile(
         "paper", "the published hyper-parameters (a GPU is needed)",
         size=256, heatmap=64, sigma=2.0, widths=(64, 128, 256, 512), bottleneck=1024,
-        stage1={"max_epochs": 200, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-3, "queue_size": 65536},
-        stage2={"max_epochs": 100, "batch_size": 64, "lr": 1e-4, "weight_decay": 1e-4, "queue_size": 16384,
+        stage1={"max_epochs": 200, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-3, "method": MoCoV2Method(queue_size=65536)},
+        stage2={"max_epochs": 100, "batch_size": 64, "lr": 1e-4, "weight_decay": 1e-4, "method": MoCoV2Method(queue_size=16384),
                 "plateau": True},
         finetune={"max_epochs": 1000, "batch_size": 8, "lr": 1e-5, "early_stopping_patience": 50, "lr_patience": 20},
         num_workers=4, screening=Screening(top_fraction=0.6), resnet="timm:resnet18", label_budget=None,
@@ -238,9 +239,9 @@ PROFILES: dict[str, Profile] = {
     "quick": _profile(
         "quick", "the demo on 2 CPU cores (< 10 minutes)",
         size=96, heatmap=24, sigma=2.0, widths=(8, 16, 32, 64), bottleneck=128,
-        stage1={"max_epochs": 5, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "queue_size": 4096, "split_bn": 4},
-        stage2={"max_epochs": 5, "batch_size": 16, "lr": 1e-4, "weight_decay": 1e-4, "queue_size": 1024,
-                "plateau": True, "split_bn": 4},
+        stage1={"max_epochs": 5, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "method": MoCoV2Method(queue_size=4096, split_bn=4)},
+        stage2={"max_epochs": 5, "batch_size": 16, "lr": 1e-4, "weight_decay": 1e-4, "method": MoCoV2Method(queue_size=1024, split_bn=4),
+                "plateau": True},
         finetune={"max_epochs": 20, "batch_size": 8, "lr": 3e-3, "early_stopping_patience": 20, "lr_patience": 5},
         screening=Screening(top_fraction=0.6), resnet="timm:resnet10t", label_budget=60,
         synthetic_size="quick",
@@ -249,9 +250,9 @@ PROFILES: dict[str, Profile] = {
     "smoke": _profile(
         "smoke", "seconds, for tests (numbers mean nothing)",
         size=64, heatmap=16, sigma=1.5, widths=(4, 8, 16, 32), bottleneck=32,
-        stage1={"max_epochs": 1, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-3, "queue_size": 64, "split_bn": 2},
-        stage2={"max_epochs": 1, "batch_size": 4, "lr": 1e-4, "weight_decay": 1e-4, "queue_size": 32, "plateau": True,
-                "split_bn": 2},
+        stage1={"max_epochs": 1, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-3, "method": MoCoV2Method(queue_size=64, split_bn=2)},
+        stage2={"max_epochs": 1, "batch_size": 4, "lr": 1e-4, "weight_decay": 1e-4, "method": MoCoV2Method(queue_size=32, split_bn=2),
+                "plateau": True},
         finetune={"max_epochs": 2, "batch_size": 8, "lr": 1e-3, "early_stopping_patience": 2, "lr_patience": 1},
         screening=Screening(top_fraction=0.6), resnet="timm:resnet10t", label_budget=None,
         synthetic_size="smoke", eval_batch_size=16, timing_images=4,
@@ -268,10 +269,9 @@ REAL_PROFILES: dict[str, Profile] = {
     "quick": _profile(
         "quick", "the demo on 2 CPU cores, real images (< 20 minutes for 50 labels)",
         size=128, heatmap=32, sigma=2.0, widths=(16, 32, 64, 128), bottleneck=256,
-        stage1={"max_epochs": 10, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "queue_size": 4096,
-                "split_bn": 4, "augment": {"hflip_p": 0.0}},
-        stage2={"max_epochs": 5, "batch_size": 16, "lr": 1e-4, "weight_decay": 1e-4, "queue_size": 1024,
-                "plateau": True, "split_bn": 4, "augment": {"hflip_p": 0.0, "scale": [0.6, 1.0], "jitter": 0.2,
+        stage1={"max_epochs": 10, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "method": MoCoV2Method(queue_size=4096, split_bn=4), "augment": {"hflip_p": 0.0}},
+        stage2={"max_epochs": 5, "batch_size": 16, "lr": 1e-4, "weight_decay": 1e-4, "method": MoCoV2Method(queue_size=1024, split_bn=4),
+                "plateau": True, "augment": {"hflip_p": 0.0, "scale": [0.6, 1.0], "jitter": 0.2,
                                                             "blur_p": 0.2}},
         finetune={"max_epochs": 40, "batch_size": 8, "lr": 1e-3, "early_stopping_patience": 20, "lr_patience": 8,
                   "augment": True},

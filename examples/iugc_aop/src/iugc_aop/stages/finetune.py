@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from iugc_aop.stages.common import (
     similarity_group,
     unlabelled_pool,
 )
-from iugc_aop.variants import Variant, finetune_config, get_variant, make_codec
+from iugc_aop.variants import Variant, finetune_config, get_pretraining, get_variant, make_codec
 from sslkeypoint.configs import TrainerConfig
 from sslkeypoint.data import (
     KeypointRecord,
@@ -55,6 +55,7 @@ class FinetuneStageResult:
         labelled: Labelled images used (train + hold-out).
         seconds: Wall time of this call.
         skipped: Whether the run was already done.
+        pseudo_labels: Pseudo-label counts of every student round (pseudo-label variants), else empty.
     """
 
     variant: str
@@ -66,6 +67,7 @@ class FinetuneStageResult:
     labelled: int
     seconds: float
     skipped: bool = False
+    pseudo_labels: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def labelled_subset(records: Sequence[T], budget: int | None, seed: int = 0) -> list[T]:
@@ -94,13 +96,17 @@ def labelled_subset(records: Sequence[T], budget: int | None, seed: int = 0) -> 
     return [items[i] for i in sorted(order.tolist())]
 
 
-def ssl_encoder_path(run_dir: PathLike, dataset: IUGCDataset) -> Path:
-    """The pre-trained encoder of the SSL variants: stage 2's, or stage 1's for data without sequences.
+def ssl_encoder_path(run_dir: PathLike, dataset: IUGCDataset, pretraining: str = "moco") -> Path:
+    """The pre-trained weights a variant of ``pretraining`` starts from.
 
-    Data without unlabelled sequences (PSFHS: single images) have no stage 2.
+    MoCo v2 (``"moco"``): stage 2's encoder, or stage 1's for data without sequences (PSFHS:
+    single images have no stage 2). Another pre-training: its stage-1 folder's
+    ``unet.safetensors`` when it trains the decoder too, else its ``encoder.safetensors``.
     """
-    stage = "stage2" if dataset.sequences else "stage1"
-    return Path(run_dir) / stage / "encoder.safetensors"
+    pre = get_pretraining(pretraining)
+    if pre.temporal and dataset.sequences:
+        return Path(run_dir) / "stage2" / "encoder.safetensors"
+    return Path(run_dir) / pre.folder / ("unet.safetensors" if pre.trains_decoder else "encoder.safetensors")
 
 
 def holdout_split(
@@ -131,6 +137,7 @@ def stage_finetune(
     label_budget: int | Literal["profile"] | None = "profile",
     seed: int | None = None,
     init_encoder: PathLike | None = None,
+    labelled_cases: Sequence[KeypointRecord] | None = None,
     name: str | None = None,
     force: bool = False,
     progress: bool = True,
@@ -146,9 +153,12 @@ def stage_finetune(
         label_budget: Labelled images used (``"profile"``: the profile's; ``None``: all); the
             subset is :func:`labelled_subset` with the run's seed.
         seed: Seed of the subset, the split and the training (default: the profile's).
-        init_encoder: Encoder weights for an SSL variant (default :func:`ssl_encoder_path`:
-            ``run_dir/stage2/encoder.safetensors``, or stage 1's for data without sequences);
-            ignored by the other variants.
+        init_encoder: Pre-trained weights for a variant with a pre-training (default
+            :func:`ssl_encoder_path`, e.g. ``run_dir/stage2/encoder.safetensors``, or stage 1's for
+            data without sequences); ignored by the other variants.
+        labelled_cases: The labelled training cases to use, chosen by the caller (e.g. with
+            :func:`sslkeypoint.selection.select_images`); ``None``: :func:`labelled_subset` of
+            ``label_budget``.
         name: Sub-folder name (default: the variant's name).
         force: Re-run even if done.
         progress: Progress bars.
@@ -169,15 +179,16 @@ def stage_finetune(
     out = run / "finetune" / (name or v.name)
     ds = load_dataset(data_root, ("train", "unlabeled"))
     init: Path | None = None
-    if v.ssl:
-        init = Path(init_encoder) if init_encoder is not None else ssl_encoder_path(run, ds)
+    if v.pretraining is not None:
+        init = Path(init_encoder) if init_encoder is not None else ssl_encoder_path(run, ds, v.pretraining)
         if not init.is_file():
-            stage = "'pretrain-temporal'" if ds.sequences else "'pretrain'"
-            raise FileNotFoundError(f"SSL encoder {init} not found: run {stage} first")
-    records = labelled_subset(ds.train, budget, seed)
+            stage = ("'pretrain-temporal'" if ds.sequences and get_pretraining(v.pretraining).temporal
+                     else f"'pretrain --pretraining {v.pretraining}'")
+            raise FileNotFoundError(f"pre-trained weights {init} not found: run {stage} first")
+    records = list(labelled_cases) if labelled_cases is not None else labelled_subset(ds.train, budget, seed)
     config = finetune_config(v, profile, init, seed)
     split = holdout_split(records, config.val_fraction, seed)
-    unlabelled = unlabelled_pool(ds, leave_out=split[1]) if v.semi else None
+    unlabelled = unlabelled_pool(ds, leave_out=split[1]) if v.uses_unlabelled else None
     codec = make_codec(v, config)
     init_key = file_digest(init) if init is not None else None
     key = {"config": {**config.run_settings(), "init_encoder": None}, "init": init_key, "codec": codec_to_dict(codec),
@@ -188,7 +199,8 @@ def stage_finetune(
     if saved is not None and cache.path(saved.get("checkpoint", "")).is_file():
         return FinetuneStageResult(v.name, out, cache.path(saved["checkpoint"]), dict(saved.get("best_metrics", {})),
                                    saved.get("best_epoch"), int(saved.get("epochs", 0)), len(records),
-                                   time.perf_counter() - start, skipped=True)
+                                   time.perf_counter() - start, skipped=True,
+                                   pseudo_labels=list(saved.get("pseudo_labels", [])))
     cache.start()
     pool = f" and {len(unlabelled)} unlabelled images" if unlabelled is not None else ""
     say(f"stage 3: fine-tuning {v.name} ({v.title}) on {len(records)} labelled images{pool} -> {out}")
@@ -198,10 +210,12 @@ def stage_finetune(
     if ckpt is None:
         raise RuntimeError(f"fine-tuning {v.name} wrote no checkpoint under {out}")
     seconds = time.perf_counter() - start
-    (out / "variant.json").write_text(json.dumps({**dataclasses.asdict(v), "labelled": len(records), "seed": seed,
+    described = {"name": v.name, "title": v.title, "encoder": v.encoder, "codec": v.codec,
+                 "pretraining": v.pretraining, "method": v.method.to_dict()}
+    (out / "variant.json").write_text(json.dumps({**described, "labelled": len(records), "seed": seed,
                                                   "budget": budget,
                                                   "unlabelled": len(unlabelled) if unlabelled else 0}, indent=2))
     cache.finish({"checkpoint": cache.stored(ckpt), "best_metrics": res.best_metrics, "best_epoch": res.best_epoch,
-                  "epochs": res.epochs, "seconds": seconds})
+                  "epochs": res.epochs, "seconds": seconds, "pseudo_labels": res.pseudo_labels})
     return FinetuneStageResult(v.name, out, Path(ckpt), dict(res.best_metrics), res.best_epoch, res.epochs,
-                               len(records), seconds)
+                               len(records), seconds, pseudo_labels=list(res.pseudo_labels))

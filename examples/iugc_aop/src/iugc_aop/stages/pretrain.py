@@ -1,4 +1,4 @@
-"""Stages 1 and 2: MoCo v2 on unlabelled frames, then on adjacent frames of the screened sequences."""
+"""Stages 1 and 2: pre-training on unlabelled frames, then MoCo v2 on adjacent frames of the screened sequences."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any, Literal
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import StageCache
 from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say, unlabelled_pool
+from iugc_aop.variants import get_pretraining
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
 from sslkeypoint.data import data_fingerprint, file_digest
 from sslkeypoint.recipes import run_pretraining
@@ -32,11 +33,11 @@ class PretrainStageResult:
         checkpoint: ``checkpoints/last.ckpt``.
         items: Training items (images, or frame pairs).
         global_step: Optimiser steps.
-        final_loss: Last epoch's InfoNCE loss.
+        final_loss: Last epoch's loss (InfoNCE for a contrastive method, squared error for reconstruction).
         seconds: Wall time of this call.
         skipped: Whether the stage was already done.
-        queue_size: MoCo queue length used (after capping); chance-level InfoNCE is
-            ``ln(queue_size + 1)``.
+        queue_size: MoCo queue length used (after capping; 0 without a queue); chance-level
+            InfoNCE is ``ln(queue_size + 1)``.
     """
 
     stage: str
@@ -91,24 +92,30 @@ def stage_pretrain(
     run_dir: PathLike,
     profile: Profile | str = "quick",
     *,
+    pretraining: str = "moco",
+    extra_images: Sequence[PathLike] = (),
     seed: int | None = None,
-    name: str = "stage1",
+    name: str | None = None,
     force: bool = False,
     progress: bool = True,
     trainer: TrainerConfig | None = None,
 ) -> PretrainStageResult:
-    """Stage 1: MoCo v2 on every unlabelled image and the labelled training images (labels unused).
+    """Stage 1: a pre-training on every unlabelled image and the labelled training images (labels unused).
 
     The images are the training cases, the frames of every sequence and the unordered unlabelled
-    images (:attr:`~iugc_aop.formats.IUGCDataset.unlabelled`, e.g. PSFHS), each file once.
+    images (:attr:`~iugc_aop.formats.IUGCDataset.unlabelled`, e.g. PSFHS), each file once, plus
+    ``extra_images``.
 
     Args:
         data_root: IUGC folder (``Training/`` is read).
         run_dir: Run folder; the stage writes ``run_dir/<name>/`` (checkpoints, CSV logs,
-            ``encoder.safetensors``, ``stage.json``).
+            ``encoder.safetensors``, ``unet.safetensors`` for a pre-training of the decoder too,
+            ``stage.json``).
         profile: Profile or its name.
+        pretraining: A :data:`~iugc_aop.variants.PRETRAININGS` name (default: MoCo v2, the paper's).
+        extra_images: More unlabelled image files (e.g. another data set of the same modality).
         seed: Seed (default: the profile's).
-        name: Sub-folder name (one per seed when several are compared).
+        name: Sub-folder name (default: the pre-training's folder, ``stage1`` for MoCo v2).
         force: Re-run even if done (the stage folder is removed first).
         progress: Progress bars.
         trainer: Where to run (default: the profile's :class:`~sslkeypoint.configs.TrainerConfig`).
@@ -121,11 +128,15 @@ def stage_pretrain(
     """
     profile = get_profile(profile, real=data_is_real(data_root))
     seed = profile.seed if seed is None else seed
+    pre = get_pretraining(pretraining)
+    name = name or pre.folder
     ds = load_dataset(data_root, ("train", "unlabeled"))
-    images = unlabelled_pool(ds)
-    config = dataclasses.replace(profile.pretrain, seed=seed)
-    say(f"stage 1: MoCo v2 on {len(images)} images ({len(ds.train)} labelled training images "
-        f"without labels + {ds.num_frames} frames + {len(ds.unlabelled)} unordered images, each image "
+    own = unlabelled_pool(ds)
+    images = list(dict.fromkeys([*own, *(Path(p) for p in extra_images)]))
+    config = dataclasses.replace(pre.config(profile), seed=seed)
+    extra = f" + {len(images) - len(own)} other images" if len(images) > len(own) else ""
+    say(f"stage 1: {config.method.describe()} on {len(images)} images ({len(ds.train)} labelled training images "
+        f"without labels + {ds.num_frames} frames + {len(ds.unlabelled)} unordered images{extra}, each image "
         f"once) -> {Path(run_dir) / name}")
     return _run(config, name, Path(run_dir), profile, data_fingerprint(images), force, progress,
                 trainer or profile.trainer, images=images)

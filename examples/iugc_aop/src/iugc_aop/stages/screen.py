@@ -14,7 +14,7 @@ from iugc_aop.stages.cache import StageCache
 from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say
 from sslkeypoint.data import data_fingerprint, file_digest
 from sslkeypoint.encoders import create_encoder
-from sslkeypoint.ssl.selection import ScreeningResult, plot_scores, screen_sequences
+from sslkeypoint.ssl.screening import ScreeningResult, plot_scores, screen_sequences
 from sslkeypoint.weights import load_state_dict_file
 
 __all__ = ["SelectionResult", "stage_select"]

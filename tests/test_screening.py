@@ -1,4 +1,4 @@
-"""Tests for sslkeypoint.ssl.selection: similarity, frame and sequence rules, screening, plot."""
+"""Tests for sslkeypoint.ssl.screening: similarity, frame and sequence rules, screening, plot."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
-from sslkeypoint.ssl.selection import (
+from sslkeypoint.ssl.screening import (
     ScreeningResult,
     embed_images,
     frame_cut,

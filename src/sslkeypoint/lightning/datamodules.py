@@ -12,7 +12,7 @@ datasets return :class:`~sslkeypoint.data.InvalidSample` markers, their loaders 
 dropped from it (``"dropped"``, ``"num_samples"``).
 
 Given a pool of unlabelled images, :class:`KeypointDataModule`'s training batches also carry
-``"unlabelled"`` images for semi-supervised training (:mod:`sslkeypoint.lightning.semi`), drawn
+``"unlabelled"`` images for semi-supervised training (fine-tuning methods that take them batch by batch, such as the mean teacher), drawn
 by a :class:`~sslkeypoint.data.samplers.PairedBatchSampler`.
 """
 

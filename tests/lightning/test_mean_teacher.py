@@ -21,22 +21,17 @@ from sslkeypoint.augment import (
     warp_heatmaps,
 )
 from sslkeypoint.configs import FinetuneConfig, TrainerConfig
-from sslkeypoint.data import KeypointDataModule, KeypointRecord
+from sslkeypoint.data import KeypointRecord
 from sslkeypoint.data.samplers import LABELLED, UNLABELLED, PairedBatchSampler
 from sslkeypoint.heatmaps import HeatmapCodec
 from sslkeypoint.inference import KeypointPredictor
-from sslkeypoint.lightning import HeatmapFinetuneModule
-from sslkeypoint.lightning.semi import (
-    EMATeacher,
-    confidence_mask,
-    consistency_loss,
-    mean_teacher_loss,
-    sigmoid_rampup,
-    teacher_as_model,
-    teacher_from_model,
-)
+from sslkeypoint.lightning import HeatmapFinetuneModule, KeypointDataModule
+from sslkeypoint.lightning.teacher_weights import teacher_as_model, teacher_from_model
+from sslkeypoint.losses import consistency_loss
+from sslkeypoint.methods import MeanTeacherMethod, SupervisedMethod
 from sslkeypoint.recipes import run_finetuning
 from sslkeypoint.runs import RunFolderError
+from sslkeypoint.ssl import EMATeacher, confidence_mask, mean_teacher_loss, sigmoid_rampup
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -64,7 +59,16 @@ def make_images(root: Path, n: int, seed: int, prefix: str) -> list[tuple[Path, 
     return out
 
 
+METHOD_FIELDS = {"weight", "rampup_steps", "ema_decay", "confidence", "unlabelled_batch_size", "eval_teacher"}
+
+
+def semi_method(**kw) -> MeanTeacherMethod:
+    return MeanTeacherMethod(**{"ema_decay": 0.9, "rampup_steps": 4, "unlabelled_batch_size": 3, **kw})
+
+
 def semi_config(**kw) -> FinetuneConfig:
+    """A tiny mean-teacher run; keyword arguments that are MeanTeacherMethod fields go to the method."""
+    method = semi_method(**{k: kw.pop(k) for k in list(kw) if k in METHOD_FIELDS})
     base = dict(
         input_size=(32, 32),
         heatmap_size=(16, 16),
@@ -74,10 +78,7 @@ def semi_config(**kw) -> FinetuneConfig:
         batch_size=4,
         encoder_kwargs={"widths": (8, 16), "bottleneck_width": 16},
         max_epochs=3,
-        semi="mean_teacher",
-        ema_decay=0.9,
-        semi_rampup_steps=4,
-        unlabelled_batch_size=3,
+        method=method,
         augment_kwargs={"rotation": 10.0, "translate": 0.05, "scale": (0.9, 1.1), "brightness": 0.1},
     )
     base.update(kw)
@@ -289,7 +290,7 @@ def test_consistency_loss_counts_only_valid_pixels() -> None:
 
 
 def test_checkpoint_renaming_round_trips() -> None:
-    sd = {"model.a": 1, "teacher.network.a": 2, "val_loss.x": 3}
+    sd = {"model.a": 1, "objective.teacher.network.a": 2, "val_loss.x": 3}
     saved = teacher_as_model(sd)
     assert saved == {"student.a": 1, "model.a": 2, "val_loss.x": 3}
     assert teacher_from_model(saved) == sd
@@ -301,16 +302,15 @@ def test_checkpoint_renaming_round_trips() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
-        ("semi", "fixmatch", "semi must be None or 'mean_teacher'"),
-        ("semi_weight", -1.0, "semi_weight"),
-        ("semi_weight", float("nan"), "semi_weight"),
-        ("semi_rampup_steps", -1, "semi_rampup_steps"),
+        ("weight", -1.0, "weight"),
+        ("weight", float("nan"), "weight"),
+        ("rampup_steps", -1, "rampup_steps"),
         ("ema_decay", 1.5, "ema_decay"),
-        ("semi_confidence", 2.0, "semi_confidence"),
+        ("confidence", 2.0, "confidence"),
         ("unlabelled_batch_size", 0, "unlabelled_batch_size"),
     ],
 )
-def test_config_rejects_bad_semi_fields(field: str, value, match: str) -> None:
+def test_method_rejects_bad_fields(field: str, value, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         semi_config(**{field: value})
 
@@ -319,8 +319,24 @@ def test_config_round_trip_and_defaults() -> None:
     cfg = semi_config()
     assert FinetuneConfig.from_dict(cfg.to_dict()) == cfg
     plain = FinetuneConfig()
-    assert plain.semi is None and plain.semi_eval_teacher and plain.unlabelled_batch_size is None
-    assert HeatmapFinetuneModule(semi_config(semi=None)).teacher is None
+    assert plain.method == SupervisedMethod() and not plain.method.uses_unlabelled
+    defaults = MeanTeacherMethod()
+    assert defaults.eval_teacher and defaults.unlabelled_batch_size is None and defaults.ema_decay is None
+    assert HeatmapFinetuneModule(semi_config(method=SupervisedMethod())).teacher is None
+
+
+def test_configs_of_0_6_read_as_methods() -> None:
+    """The flat ``semi`` fields of a stored 0.6 config become the method they describe."""
+    stored = {**{k: v for k, v in semi_config().to_dict().items() if k != "method"}, "semi": "mean_teacher",
+              "semi_weight": 1.0, "semi_rampup_steps": 4, "ema_decay": 0.9, "semi_confidence": 0.0,
+              "unlabelled_batch_size": 3, "semi_eval_teacher": True}
+    assert FinetuneConfig.from_dict(stored) == semi_config()
+    supervised = {**stored, "semi": None}
+    assert FinetuneConfig.from_dict(supervised).method == SupervisedMethod()
+    with pytest.raises(ValueError, match="semi must be None or 'mean_teacher'"):
+        FinetuneConfig.from_dict({**stored, "semi": "fixmatch"})
+    with pytest.raises(ValueError, match="both 'method' and the former method fields"):
+        FinetuneConfig.from_dict({**semi_config().to_dict(), "semi_weight": 2.0})
 
 
 def test_paired_sampler_is_seeded_sharded_and_fills_every_batch() -> None:
@@ -468,10 +484,10 @@ def test_checkpoint_predicts_with_the_validated_teacher(full_run) -> None:
 
 def test_student_is_the_model_without_teacher_evaluation(tmp_path, data) -> None:
     records, pool, _ = data
-    cfg = semi_config(semi_eval_teacher=False, max_epochs=1)
+    cfg = semi_config(eval_teacher=False, max_epochs=1)
     result = run_finetuning(cfg, records, tmp_path / "student", unlabelled=pool, progress=False, trainer=TRAINER)
     saved = torch.load(result.last_checkpoint, weights_only=True)["state_dict"]
-    assert not any(k.startswith("student.") for k in saved) and any(k.startswith("teacher.network.") for k in saved)
+    assert not any(k.startswith("student.") for k in saved) and any(k.startswith("objective.teacher.network.") for k in saved)
     module = HeatmapFinetuneModule.load_from_checkpoint(result.last_checkpoint, weights_only=True).eval()
     predictor = KeypointPredictor.from_checkpoint(result.last_checkpoint, device="cpu")
     images = torch.rand(2, 1, 32, 32)
@@ -488,9 +504,9 @@ def test_the_unlabelled_pool_is_part_of_the_run_identity(tmp_path, data, full_ru
     assert (full_run.out_dir / "run.json").read_text() == before
     with pytest.raises(ValueError, match="none were given"):
         run_finetuning(semi_config(), records, tmp_path / "a", progress=False, trainer=TRAINER)
-    with pytest.raises(ValueError, match=r"config\.semi is None"):
-        run_finetuning(semi_config(semi=None), records, tmp_path / "b", unlabelled=pool, progress=False,
-                       trainer=TRAINER)
+    with pytest.raises(ValueError, match="supervised does not use them"):
+        run_finetuning(semi_config(method=SupervisedMethod()), records, tmp_path / "b", unlabelled=pool,
+                       progress=False, trainer=TRAINER)
     with pytest.raises(ValueError, match="no unlabelled image files"):
         empty = tmp_path / "empty"
         empty.mkdir()

@@ -1,29 +1,29 @@
 """Mean teacher: semi-supervised heatmap fine-tuning on a pool of unlabelled images.
 
-With ``FinetuneConfig(semi="mean_teacher")``, :class:`~sslkeypoint.lightning.HeatmapFinetuneModule`
-keeps a teacher, an exponential moving average of the network it trains (:class:`EMATeacher`),
-and adds to the labelled heatmap loss a consistency loss on each batch's unlabelled images
-(``batch["unlabelled"]``, from :class:`~sslkeypoint.data.KeypointDataModule` given an unlabelled
-pool):
+:class:`~sslkeypoint.methods.MeanTeacherMethod` builds a :class:`MeanTeacher`, which
+:class:`~sslkeypoint.lightning.HeatmapFinetuneModule` composes. It keeps a teacher, an exponential
+moving average of the network it trains (:class:`EMATeacher`), and adds to the labelled heatmap loss
+a consistency loss on each batch's unlabelled images (``batch["unlabelled"]``, from
+:class:`~sslkeypoint.lightning.KeypointDataModule` given an unlabelled pool):
 
 1. the teacher predicts heatmaps on the unlabelled images as they are;
 2. a random view of each image is drawn with :func:`~sslkeypoint.augment.keypoint_augmentation` of
-   ``config.augment_kwargs``, and the teacher's heatmaps are moved with the view's geometric
-   transform (:func:`~sslkeypoint.augment.augment_with_heatmaps`: heatmap stride, flip pairs);
+   the fine-tuning config's ``augment_kwargs``, and the teacher's heatmaps are moved with the view's
+   geometric transform (:func:`~sslkeypoint.augment.augment_with_heatmaps`: heatmap stride, flip pairs);
 3. the network predicts on the view; the loss is the mean squared difference from the moved
-   teacher heatmaps (:func:`consistency_loss`) over the pixels the transform keeps inside the
-   image and the channels whose teacher peak reaches ``config.semi_confidence``
-   (:func:`confidence_mask`), weighted by ``config.semi_weight`` times :func:`sigmoid_rampup`
-   of the optimiser step;
-4. after every optimiser step the teacher moves towards the network by ``config.ema_decay``
+   teacher heatmaps (:func:`~sslkeypoint.losses.consistency_loss`) over the pixels the transform
+   keeps inside the image and the channels whose teacher peak reaches the method's ``confidence``
+   (:func:`confidence_mask`), weighted by its ``weight`` times :func:`sigmoid_rampup` of the
+   optimiser step;
+4. after every optimiser step the teacher moves towards the network by the method's ``ema_decay``
    (:meth:`EMATeacher.update`), by default chosen from the run's length (:func:`auto_ema_decay`).
 
-The teacher is a submodule (``teacher.network.*`` in the module's ``state_dict``), so checkpoints
-and resumed runs carry it. With ``config.semi_eval_teacher`` validation scores the teacher, and
-checkpoints store it as their ``model.*`` weights (the trained network as ``student.*``; see
-:func:`teacher_as_model`), so :meth:`KeypointPredictor.from_checkpoint
-<sslkeypoint.inference.KeypointPredictor.from_checkpoint>` predicts with the network that was
-validated; loading the checkpoint into the module puts both back in their place.
+The teacher is a submodule (``objective.teacher.network.*`` in the LightningModule's
+``state_dict``), so checkpoints and resumed runs carry it. With ``eval_teacher`` validation scores
+the teacher, and checkpoints store it as their ``model.*`` weights (the trained network as
+``student.*``; see :func:`~sslkeypoint.lightning.checkpoint.teacher_as_model`), so
+:meth:`KeypointPredictor.from_checkpoint <sslkeypoint.inference.KeypointPredictor.from_checkpoint>`
+predicts with the network that was validated.
 
 Under DDP every process draws other unlabelled images (the sampler shards the pool by rank) and
 other views (the augmentation seed includes the rank); the network's parameters are the same on
@@ -44,30 +44,19 @@ from lightly.models.utils import update_momentum
 from torch import Tensor, nn
 
 from sslkeypoint.augment import KeypointAugmentation, augment_with_heatmaps
-from sslkeypoint.ssl import auto_momentum
+from sslkeypoint.losses.consistency import consistency_loss
+from sslkeypoint.ssl.base import FinetuneObjective
+from sslkeypoint.ssl.moco import auto_momentum
 
 __all__ = [
     "EMA_DECAY_RANGE",
-    "MODEL_PREFIX",
-    "STUDENT_PREFIX",
-    "TEACHER_PREFIX",
     "EMATeacher",
+    "MeanTeacher",
     "auto_ema_decay",
     "confidence_mask",
-    "consistency_loss",
     "mean_teacher_loss",
-    "rename_prefixes",
     "sigmoid_rampup",
-    "teacher_as_model",
-    "teacher_from_model",
 ]
-
-#: ``state_dict`` prefix of the trained network in the module.
-MODEL_PREFIX = "model."
-#: ``state_dict`` prefix of the teacher network in the module.
-TEACHER_PREFIX = "teacher.network."
-#: Prefix of the trained network in a checkpoint whose ``model.*`` weights are the teacher's.
-STUDENT_PREFIX = "student."
 
 
 class EMATeacher(nn.Module):
@@ -213,38 +202,6 @@ def confidence_mask(heatmaps: Tensor, threshold: float) -> Tensor:
     return heatmaps.detach().amax(dim=(-2, -1)) >= threshold
 
 
-def consistency_loss(pred: Tensor, target: Tensor, valid: Tensor, keep: Tensor) -> Tensor:
-    """Mean squared difference over the kept channels' valid pixels (0 when none is kept).
-
-    Args:
-        pred: ``(B, K, h, w)`` student heatmaps.
-        target: ``(B, K, h, w)`` teacher heatmaps (no gradient flows into them).
-        valid: ``(B, 1, h, w)`` or ``(B, K, h, w)`` bool: pixels where the target is known.
-        keep: ``(B, K)`` bool: channels that count.
-
-    Returns:
-        Scalar float32 loss, on ``pred``'s graph also when nothing is kept.
-
-    Examples:
-        >>> import torch
-        >>> pred, target = torch.zeros(1, 2, 1, 2), torch.tensor([[[[1.0, 2.0]], [[5.0, 5.0]]]])
-        >>> valid = torch.tensor([[[[True, False]]]])
-        >>> consistency_loss(pred, target, valid, torch.tensor([[True, False]])).item()  # (0 - 1)^2 / 1
-        1.0
-    """
-    if pred.shape != target.shape or pred.ndim != 4:
-        raise ValueError(
-            f"pred and target must have the same shape (B, K, h, w); got {tuple(pred.shape)} and {tuple(target.shape)}"
-        )
-    b, k = pred.shape[:2]
-    if tuple(keep.shape) != (b, k):
-        raise ValueError(f"keep must have shape (B, K) = ({b}, {k}); got {tuple(keep.shape)}")
-    weight = valid.to(torch.float32) * keep[:, :, None, None].to(torch.float32)
-    weight = weight.expand(pred.shape)
-    diff = (pred.float() - target.detach().float()) ** 2
-    return (diff * weight).sum() / weight.sum().clamp_min(1.0)
-
-
 def mean_teacher_loss(
     student: nn.Module,
     teacher: nn.Module,
@@ -264,7 +221,7 @@ def mean_teacher_loss(
         confidence: :func:`confidence_mask` threshold on the teacher's peaks.
 
     Returns:
-        ``(loss, kept)``: the :func:`consistency_loss` and the fraction of ``(image, channel)``
+        ``(loss, kept)``: the :func:`~sslkeypoint.losses.consistency_loss` and the fraction of ``(image, channel)``
         pairs that passed the confidence filter (a detached scalar).
 
     Examples:
@@ -285,54 +242,72 @@ def mean_teacher_loss(
     return consistency_loss(pred, view.heatmaps, view.valid, keep), keep.float().mean().detach()
 
 
-def teacher_as_model(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """A module's ``state_dict`` for saving: the teacher as ``model.*``, the network as ``student.*``.
+class MeanTeacher(FinetuneObjective):
+    """The mean teacher as a :class:`~sslkeypoint.ssl.FinetuneObjective` (see the module notes).
 
-    Examples:
-        >>> teacher_as_model({"model.w": 1, "teacher.network.w": 2, "val_loss.x": 3})
-        {'student.w': 1, 'model.w': 2, 'val_loss.x': 3}
-    """
-    return rename_prefixes(state_dict, {MODEL_PREFIX: STUDENT_PREFIX, TEACHER_PREFIX: MODEL_PREFIX})
-
-
-def teacher_from_model(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`teacher_as_model`: a saved ``state_dict`` back in the module's names.
-
-    Examples:
-        >>> teacher_from_model(teacher_as_model({"model.w": 1, "teacher.network.w": 2}))
-        {'model.w': 1, 'teacher.network.w': 2}
-    """
-    return rename_prefixes(state_dict, {MODEL_PREFIX: TEACHER_PREFIX, STUDENT_PREFIX: MODEL_PREFIX})
-
-
-def rename_prefixes(state_dict: Mapping[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
-    """The ``state_dict`` with key prefixes renamed (each key by the first prefix it starts with).
-
-    :func:`teacher_as_model` and :func:`teacher_from_model` use it.
+    Built by :meth:`MeanTeacherMethod.build <sslkeypoint.methods.MeanTeacherMethod.build>`.
 
     Args:
-        state_dict: The weights.
-        renames: Old prefix → new prefix.
+        network: The network being trained; the teacher starts as a copy of it.
+        stride: Heatmap stride of the network.
+        augment_kwargs: Arguments of the :class:`~sslkeypoint.augment.KeypointAugmentation` that
+            draws the network's view of each unlabelled image.
+        weight: Weight of the unlabelled loss once ramped up.
+        rampup_steps: Optimiser steps of the :func:`sigmoid_rampup` (0: none).
+        ema_decay: Teacher decay per step; ``None``: :func:`auto_ema_decay` of the run's length.
+        confidence: :func:`confidence_mask` threshold of the teacher's heatmap peaks.
+        eval_teacher: Validate and save the teacher as the model (:meth:`predicting_network`).
 
-    Returns:
-        A new dict, in the same order.
-
-    Raises:
-        ValueError: If two keys would get the same name.
+    Attributes:
+        teacher: The :class:`EMATeacher`.
+        augmentation: The view augmentation.
 
     Examples:
-        >>> sd = {"model.w": 1, "teacher.network.w": 2, "other": 3}
-        >>> rename_prefixes(sd, {MODEL_PREFIX: STUDENT_PREFIX, TEACHER_PREFIX: MODEL_PREFIX})
-        {'student.w': 1, 'model.w': 2, 'other': 3}
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Conv2d(1, 2, 1), torch.nn.Sigmoid())
+        >>> objective = MeanTeacher(net, stride=4, augment_kwargs={"rotation": 10.0}, ema_decay=0.5)
+        >>> loss, logs = objective.unlabelled_loss(net, torch.rand(2, 1, 16, 16), step=0, total_steps=10)
+        >>> loss.requires_grad, sorted(logs)
+        (True, ['semi_kept', 'semi_loss', 'semi_weight'])
+        >>> objective.predicting_network(net) is objective.teacher.network
+        True
     """
-    out: dict[str, Any] = {}
-    for key, value in state_dict.items():
-        new = key
-        for old, replacement in renames.items():
-            if key.startswith(old):
-                new = replacement + key[len(old) :]
-                break
-        if new in out:
-            raise ValueError(f"renaming {key!r} to {new!r} collides with another weight of that name")
-        out[new] = value
-    return out
+
+    uses_unlabelled = True
+
+    def __init__(self, network: nn.Module, stride: int, augment_kwargs: Mapping[str, Any], weight: float = 1.0,
+                 rampup_steps: int = 200, ema_decay: float | None = None, confidence: float = 0.0,
+                 eval_teacher: bool = True) -> None:
+        super().__init__()
+        self.teacher = EMATeacher(network)
+        self.augmentation = KeypointAugmentation(**dict(augment_kwargs))
+        self.stride = int(stride)
+        self.weight = float(weight)
+        self.rampup_steps = int(rampup_steps)
+        self.ema_decay = ema_decay
+        self.confidence = float(confidence)
+        self.eval_teacher = bool(eval_teacher)
+
+    def decay(self, total_steps: int) -> float:
+        """The teacher's decay per optimiser step: ``ema_decay``, or :func:`auto_ema_decay` of ``total_steps``."""
+        return float(self.ema_decay) if self.ema_decay is not None else auto_ema_decay(total_steps)
+
+    def reset(self, network: nn.Module) -> None:
+        """The teacher becomes an exact copy of ``network`` again."""
+        self.teacher.reset(network)
+
+    def unlabelled_loss(self, network: nn.Module, images: Tensor, step: int,
+                        total_steps: int) -> tuple[Tensor, dict[str, Tensor | float]]:
+        """The weighted :func:`mean_teacher_loss` and ``semi_loss``, ``semi_kept``, ``semi_weight``."""
+        loss, kept = mean_teacher_loss(network, self.teacher, images, self.augmentation, self.stride,
+                                       self.confidence)
+        weight = self.weight * sigmoid_rampup(step, self.rampup_steps)
+        return weight * loss, {"semi_loss": loss.detach(), "semi_kept": kept, "semi_weight": weight}
+
+    def after_step(self, network: nn.Module, step: int, total_steps: int) -> None:
+        """Move the teacher towards the network by :meth:`decay`."""
+        self.teacher.update(network, self.decay(total_steps))
+
+    def predicting_network(self, network: nn.Module) -> nn.Module:
+        """The teacher with ``eval_teacher``, else ``network``."""
+        return self.teacher.network if self.eval_teacher else network

@@ -1,4 +1,4 @@
-"""Tests of sslkeypoint.data.datamodules: loaders, sharding from the trainer, stage 1 and 2 items."""
+"""Tests of sslkeypoint.lightning.datamodules: loaders, sharding from the trainer, stage 1 and 2 items."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ import torch
 
 from sslkeypoint.data import (
     DropCounts,
-    KeypointDataModule,
     KeypointRecord,
-    PretrainDataModule,
     read_image,
     resize_image,
     without_drops,
 )
+from sslkeypoint.lightning import KeypointDataModule, PretrainDataModule
 from tests.data._images import _gray, _save
 
 
