@@ -8,18 +8,18 @@ seed, the member runs are found in the same ``--work`` folder (and trained there
 with the same options), combined with :meth:`sslkeypoint.inference.KeypointPredictor.ensemble`
 (:class:`sslkeypoint.models.HeatmapEnsemble`: mean heatmap, decoded once) and evaluated on the
 PSFHS testing split like single runs (:func:`iugc_aop.stages.evaluate_records`). The members are
-evaluated alone too, so the table has each ensemble's paired difference to ``scratch`` (and its
+evaluated alone too, so the table has each ensemble's paired difference to ``unet`` (and its
 members' rows to compare with). A prediction costs one forward pass per member.
 
-The default ensembles: ``scratch+semi`` (the example's ``unet`` and ``semi_unet``, no
-pre-training), ``semi+moco_semi`` (the two mean teachers) and every method the grid trains at
+The default ensembles: ``unet+semi_unet`` (training from scratch and the mean teacher, no
+pre-training), ``semi_unet+ssl_semi_unet`` (the two mean teachers) and every method the grid trains at
 every budget. The table's rows and columns are those of ``bench_label_efficiency.py``; the JSON
 (``benchmarks/results/ensemble.json``) can be merged with its results.
 
 Usage::
 
     python benchmarks/bench_ensemble.py --data ../shared/data/psfhs --work runs/label_eff
-    python benchmarks/bench_ensemble.py --work runs/label_eff --ensembles scratch+semi --budgets 50 all
+    python benchmarks/bench_ensemble.py --work runs/label_eff --ensembles unet+semi_unet --budgets 50 all
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from typing import Any
 
 from bench_label_efficiency import (
     DEFAULT_BUDGETS,
-    METHODS,
     RESULTS,
     add_run_arguments,
     device_name,
@@ -40,15 +39,18 @@ from bench_label_efficiency import (
     report,
 )
 
-DEFAULT_ENSEMBLES = ("scratch+semi", "semi+moco_semi", "scratch+moco+dense+dense_dec+semi+moco_semi")
+DEFAULT_ENSEMBLES = ("unet+semi_unet", "semi_unet+ssl_semi_unet",
+                     "unet+ssl_unet+dense_unet+dense_dec_unet+semi_unet+ssl_semi_unet")
 
 
 def _members(ensemble: str) -> list[str]:
     methods = ensemble.split("+")
-    unknown = [m for m in methods if m not in METHODS]
+    from iugc_aop.variants import VARIANTS
+
+    unknown = [m for m in methods if m not in VARIANTS]
     if len(methods) < 2 or unknown or len(set(methods)) != len(methods):
         raise SystemExit(f"--ensembles {ensemble!r}: give two or more different methods joined by '+', "
-                         f"from {', '.join(METHODS)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+                         f"from {', '.join(VARIANTS)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
     return methods
 
 

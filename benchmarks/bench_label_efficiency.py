@@ -8,31 +8,25 @@ the expert masks with the 2023 challenge's rule, see :mod:`iugc_aop.formats.psfh
 * a fixed testing split of about 20 % of the similarity groups
   (:func:`iugc_aop.stages.load_dataset`: group split with seed 0) — near-duplicate frames never
   straddle training and testing;
-* pre-training once on every image of the training groups, masks unused: MoCo v2 (the example's
-  stage 1 with the real-image ``quick`` profile: 128-px input, U-Net widths 16–128, momentum
-  chosen from the run length, no horizontal flip), and optionally DenseCL (``--methods dense``);
+* pre-training once on every image of the training groups, masks unused, for every method that
+  starts from one: the example's pre-trainings (:data:`iugc_aop.variants.PRETRAININGS`: MoCo v2
+  with the real-image ``quick`` profile, 128-px input, U-Net widths 16–128, momentum chosen from the
+  run length, no horizontal flip; DenseCL; masked reconstruction of the whole U-Net), optionally
+  on more unlabelled images of the same modality (``--extra-unlabelled``, e.g. HC18's);
 * for every seed and label budget: ``N`` labelled cases drawn from the training groups
   (:func:`iugc_aop.stages.labelled_subset`, nested across budgets for one seed), split 8:2 by
-  group for validation (early stopping, best checkpoint), and fine-tuned by each method with the
-  example's variants (:func:`iugc_aop.stages.stage_finetune`):
-
-  ============  ===============================================================
-  ``scratch``   ``unet``: random initialisation
-  ``moco``      ``ssl_unet``: the MoCo v2 encoder
-  ``moco_flip`` ``ssl_unet`` from MoCo v2 pre-trained with horizontal flips (``hflip_p=0.5``)
-  ``dense``     ``ssl_unet`` from the DenseCL encoder (``dense_weight=0.5``)
-  ``dense_dec`` ``ssl_unet`` from DenseCL at the decoder level: encoder *and* decoder pre-trained
-                (``dense_level="decoder"``), both loaded (``init_decoder=True``)
-  ``semi``      ``semi_unet``: mean teacher on every training image
-  ``moco_semi`` ``ssl_semi_unet``: the MoCo v2 encoder and the mean teacher
-  ============  ===============================================================
-
+  group for validation (early stopping, best checkpoint), and fine-tuned by each method — a
+  variant of the example's one table (:data:`iugc_aop.variants.VARIANTS`: ``unet`` trains from
+  scratch, ``ssl_unet`` from MoCo v2, ``semi_unet`` is the mean teacher, ``pseudo_unet``
+  pseudo-label self-training, ``recon_unet`` starts from masked reconstruction, ...) with
+  :func:`iugc_aop.stages.stage_finetune`;
 * each run's best checkpoint is evaluated on the testing split through the library predictor
   (:func:`iugc_aop.stages.evaluate_records`): MRE and per-landmark error in the 256×256 images'
   pixels, AoP MAE in degrees, and the spread ratio of every landmark (collapse check).
 
-Results: a table (mean ± sd over seeds, and each method's paired difference to ``scratch`` on the
-same labels: mean ± sd over seeds, and the seeds where it is better in both MRE and AoP error),
+Results: a table (mean ± sd over seeds, and each method's paired difference to ``unet`` — training
+from scratch — on the same labels: mean ± sd over seeds, and the seeds where it is better in both
+MRE and AoP error),
 ``benchmarks/results/label_efficiency.json`` (every
 run's figures) and a plot of error against labels (log x, seed spread drawn). The budget ``all``
 uses every training case. Runs already done are reused (the example's stage cache), so an
@@ -41,10 +35,12 @@ interrupted benchmark continues where it stopped.
 Usage::
 
     python benchmarks/bench_label_efficiency.py                       # the full grid (many hours on 2 cores)
-    python benchmarks/bench_label_efficiency.py --budgets 50 200 --methods scratch moco semi moco_semi
+    python benchmarks/bench_label_efficiency.py --budgets 50 200 --methods unet ssl_unet semi_unet pseudo_unet
     python benchmarks/bench_label_efficiency.py --data ../shared/data/psfhs --work runs/label_eff --seeds 3
     python benchmarks/bench_label_efficiency.py --merge part1.json part2.json   # one table from several runs
-    python benchmarks/bench_label_efficiency.py --budgets all --methods scratch --input-size 256   # 256 -> 64 px
+    python benchmarks/bench_label_efficiency.py --budgets all --methods unet --input-size 256   # 256 -> 64 px
+    python benchmarks/bench_label_efficiency.py --methods recon_unet --extra-unlabelled ../shared/data/hc18/images \
+        ../shared/data/hc18/unlabelled --pretrain-tag hc18     # pre-training with HC18's images added
 """
 
 from __future__ import annotations
@@ -61,37 +57,34 @@ from typing import Any
 import numpy as np
 from _common import cpu_model
 
-METHODS = {"scratch": "unet", "moco": "ssl_unet", "moco_flip": "ssl_unet", "dense": "ssl_unet",
-           "dense_dec": "ssl_unet", "semi": "semi_unet", "moco_semi": "ssl_semi_unet"}
-#: The pre-training each method starts from (``None``: random initialisation).
-PRETRAINING = {"moco": "moco", "moco_flip": "moco_flip", "dense": "dense", "dense_dec": "dense_dec",
-               "moco_semi": "moco"}
-#: Methods that load the pre-trained decoder too (``FinetuneConfig.init_decoder``).
-INIT_DECODER = {"dense_dec"}
+#: The method every other is compared with: training from scratch on randomly chosen labels.
+SCRATCH = "unet"
 DEFAULT_BUDGETS = ("25", "50", "100", "200", "all")
 RESULTS = Path(__file__).parent / "results"
 
 
-def _pretrain(root: Path, work: Path, profile: Any, kind: str, progress: bool) -> Path:
-    """The stage-1 weights of ``kind`` (``"moco"``, ``"moco_flip"``, ``"dense"``, ``"dense_dec"``), trained once.
+def _pretrain(root: Path, work: Path, profile: Any, name: str, progress: bool, extra: list[Path],
+              tag: str | None) -> Path:
+    """The weights of the pre-training ``name`` (a key of the example's PRETRAININGS), trained once.
 
-    The encoder file, or for ``"dense_dec"`` the ``unet.safetensors`` holding encoder and decoder.
+    The encoder file, or for a pre-training of the decoder too its ``unet.safetensors``.
     """
     from iugc_aop.stages import stage_pretrain
+    from iugc_aop.variants import get_pretraining
 
-    changes: dict[str, Any] = {}
-    if kind in ("dense", "dense_dec"):
-        changes["dense_weight"] = 0.5
-    if kind == "dense_dec":
-        changes["dense_level"] = "decoder"
-    if kind == "moco_flip":
-        changes["augment"] = {**profile.pretrain.augment, "hflip_p": 0.5}
-    profile = profile.with_overrides(pretrain=dataclasses.replace(profile.pretrain, **changes))
-    name = "stage1" if kind == "moco" else f"stage1_{kind}"
-    res = stage_pretrain(root, work, profile, name=name, progress=progress)
-    print(f"{name}: {res.global_step} steps, final InfoNCE {res.final_loss}, chance "
-          f"ln({res.queue_size}+1) = {math.log(res.queue_size + 1):.2f}, {res.seconds:.0f} s", flush=True)
-    return res.out_dir / "unet.safetensors" if kind == "dense_dec" else res.encoder_path
+    pre = get_pretraining(name)
+    folder = pre.folder + (f"_{tag}" if tag else "")
+    res = stage_pretrain(root, work, profile, pretraining=name, extra_images=extra, name=folder, progress=progress)
+    chance = f", chance ln({res.queue_size}+1) = {math.log(res.queue_size + 1):.2f}" if res.queue_size else ""
+    print(f"{folder}: {res.global_step} steps, final loss {res.final_loss}{chance}, {res.seconds:.0f} s", flush=True)
+    return res.out_dir / ("unet.safetensors" if pre.trains_decoder else "encoder.safetensors")
+
+
+def _images(folders: list[Path]) -> list[Path]:
+    """Every image file under the folders (searched recursively)."""
+    from sslkeypoint.data import list_images
+
+    return [p for folder in folders for p in list_images(folder)]
 
 
 def _overridden(profile: Any, input_size: int | None, heatmap_size: int | None, epochs: int | None,
@@ -141,30 +134,46 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Path], float]
     ds = load_dataset(Path(args.data))
     print(f"{len(ds.train)} training cases, {len(ds.testing)} testing cases "
           f"({ds.report.get('groups', {})})", flush=True)
+    from iugc_aop.variants import get_variant
+
     encoders: dict[str, Path] = {}
     t0 = time.perf_counter()
-    for kind in dict.fromkeys(PRETRAINING[m] for m in args.methods if m in PRETRAINING):
-        encoders[kind] = _pretrain(Path(args.data), Path(args.work), profile, kind, args.progress)
+    extra = _images(args.extra_unlabelled)
+    for name in dict.fromkeys(get_variant(m).pretraining for m in args.methods):
+        if name is not None:
+            encoders[name] = _pretrain(Path(args.data), Path(args.work), profile, name, args.progress, extra,
+                                       args.pretrain_tag)
     return profile, ds, encoders, time.perf_counter() - t0
 
 
+def run_name(method: str, budget_text: str, seed: int, select: str = "random", tag: str | None = None) -> str:
+    """The run folder of one method, budget, seed and selection (``{method}_n{budget}_s{seed}`` for random labels)."""
+    parts = [method] + ([f"pre-{tag}"] if tag else []) + ([select] if select != "random" else [])
+    return "_".join(parts) + f"_n{budget_text}_s{seed}"
+
+
 def finetune(args: argparse.Namespace, profile: Any, encoders: dict[str, Path], method: str, budget_text: str,
-             seed: int) -> Any:
-    """Fine-tune (or reuse) the run ``{method}_n{budget}_s{seed}`` in ``args.work``; its stage result."""
+             seed: int, labelled: list[Any] | None = None, select: str = "random") -> Any:
+    """Fine-tune (or reuse) one run of ``method`` in ``args.work``; its stage result.
+
+    ``labelled``: the labelled cases chosen by a selection strategy (``None``: a random draw of the
+    budget with the seed).
+    """
     from iugc_aop.stages import stage_finetune
+    from iugc_aop.variants import get_variant
 
     budget = None if budget_text == "all" else int(budget_text)
-    init = encoders[PRETRAINING[method]] if method in PRETRAINING else None
-    tuned = profile
-    if method in INIT_DECODER:
-        tuned = profile.with_overrides(
-            finetune=dataclasses.replace(profile.finetune, init_encoder=str(init), init_decoder=True))
-    return stage_finetune(METHODS[method], Path(args.data), Path(args.work), tuned, label_budget=budget, seed=seed,
-                          init_encoder=init, name=f"{method}_n{budget_text}_s{seed}", progress=args.progress)
+    pretraining = get_variant(method).pretraining
+    init = encoders[pretraining] if pretraining is not None else None
+    tag = args.pretrain_tag if pretraining is not None else None
+    return stage_finetune(method, Path(args.data), Path(args.work), profile, label_budget=budget, seed=seed,
+                          init_encoder=init, labelled_cases=labelled, name=run_name(method, budget_text, seed, select, tag),
+                          progress=args.progress)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from iugc_aop.stages import evaluate_records
+    from iugc_aop.variants import get_variant
     from sslkeypoint.inference import KeypointPredictor
 
     profile, ds, encoders, pretrain_seconds = prepare(args)
@@ -179,11 +188,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 predictor = KeypointPredictor.from_checkpoint(ft.checkpoint)
                 metrics, _ = evaluate_records(predictor, testing, progress=False)
                 entry = {
-                    "method": method, "variant": METHODS[method], "budget": budget_text, "labelled": ft.labelled,
+                    "method": method, "budget": budget_text, "labelled": ft.labelled,
                     "seed": seed, "mre_px": metrics["mre_px"], "aop_mae_deg": metrics["aop_mae_deg"],
                     "per_landmark_px": metrics["per_landmark_px"], "spread_ratio": metrics["spread_ratio"],
                     "best_epoch": ft.best_epoch, "epochs": ft.epochs, "seconds": round(ft.seconds, 1),
                     "wall_seconds": round(time.perf_counter() - t, 1), "reused": ft.skipped,
+                    **({"pseudo_labels": ft.pseudo_labels} if ft.pseudo_labels else {}),
+                    **({"pretrain_tag": args.pretrain_tag} if args.pretrain_tag and get_variant(method).ssl else {}),
                 }
                 runs.append(entry)
                 per = entry["per_landmark_px"]
@@ -198,8 +209,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean ± sd over seeds for every (method, budget)."""
     table: list[dict[str, Any]] = []
-    # The grid's methods in their order, then any other rows (e.g. ensembles) in order of appearance.
-    order = list(METHODS) + [m for m in dict.fromkeys(r["method"] for r in runs) if m not in METHODS]
+    from iugc_aop.variants import VARIANTS
+
+    # The table's methods in their order, then any other rows (e.g. ensembles) in order of appearance.
+    order = list(VARIANTS) + [m for m in dict.fromkeys(r["method"] for r in runs) if m not in VARIANTS]
     keys = sorted({(r["method"], r["budget"]) for r in runs},
                   key=lambda k: (order.index(k[0]), math.inf if k[1] == "all" else int(k[1])))
     for method, budget in keys:
@@ -222,14 +235,15 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _paired_to_scratch(runs: list[dict[str, Any]], method: str, budget: str) -> dict[str, Any]:
-    """Differences to ``scratch`` on the same labels (same budget and seed), negative = better.
+    """Differences to training from scratch (:data:`SCRATCH`) on the same labels (same budget and
+    seed), negative = better.
 
     ``d_mre_px`` / ``d_aop_deg`` (mean and sd over the paired seeds), and ``wins``: the seeds
     where both the MRE and the AoP error are lower than from scratch, out of ``paired``.
     """
-    if method == "scratch":
+    if method == SCRATCH:
         return {}
-    scratch = {r["seed"]: r for r in runs if r["method"] == "scratch" and r["budget"] == budget}
+    scratch = {r["seed"]: r for r in runs if r["method"] == SCRATCH and r["budget"] == budget}
     pairs = [(r, scratch[r["seed"]]) for r in runs
              if r["method"] == method and r["budget"] == budget and r["seed"] in scratch]
     if not pairs:
@@ -280,7 +294,7 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for method in METHODS:
+    for method in dict.fromkeys(r["method"] for r in table):
         rows = [r for r in table if r["method"] == method]
         if not rows:
             continue
@@ -305,6 +319,12 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _variant_names() -> list[str]:
+    from iugc_aop.variants import VARIANTS
+
+    return list(VARIANTS)
+
+
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The options that say which runs are meant: data, work folder, profile and its changes.
 
@@ -319,6 +339,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="square heatmap size (default with --input-size: a quarter of it)")
     p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the profile's, 40 for quick)")
     p.add_argument("--workers", type=int, default=None, help="data-loader workers (default: the profile's)")
+    p.add_argument("--extra-unlabelled", nargs="+", type=Path, default=[], metavar="DIR",
+                   help="more unlabelled images for pre-training (e.g. another data set of the same modality)")
+    p.add_argument("--pretrain-tag", default=None,
+                   help="name of this pre-training data (folder stage1_<name>_<tag>; needed with --extra-unlabelled)")
     p.add_argument("--progress", action="store_true")
 
 
@@ -327,14 +351,17 @@ def main() -> None:
     add_run_arguments(p)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--budgets", nargs="+", default=list(DEFAULT_BUDGETS))
-    p.add_argument("--methods", nargs="+", default=["scratch", "moco", "dense", "semi", "moco_semi"],
-                   choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=["unet", "ssl_unet", "dense_unet", "semi_unet", "ssl_semi_unet"],
+                   choices=_variant_names(), metavar="VARIANT",
+                   help="variants of the example's table (iugc_aop.variants.VARIANTS)")
     p.add_argument("--json", type=Path, default=RESULTS / "label_efficiency.json")
     p.add_argument("--figure", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "_static"
                    / "label_efficiency.png")
     p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
                    help="only combine the runs of earlier result files (no training) into one table")
     args = p.parse_args()
+    if args.extra_unlabelled and not args.pretrain_tag:
+        p.error("--extra-unlabelled needs --pretrain-tag (the pre-training data is part of the run's name)")
     t0 = time.perf_counter()
     if args.merge:
         parts = [json.loads(f.read_text()) for f in args.merge]

@@ -62,8 +62,10 @@ from iugc_aop.stages import (
 ROOT = Path(__file__).resolve().parent
 BUDGETS = (60, 10)
 
-#: Scan points: changes to the ``quick`` profile (stage-1 epochs, stage-2 epochs, queue, input;
-#: ``moco``: other :class:`~sslkeypoint.configs.PretrainConfig` fields of stage 1).
+#: Scan points: changes to the ``quick`` profile's MoCo v2 settings (stage-1 epochs, stage-2 epochs,
+#: queue, input; ``moco``: fields of the stage-1 :class:`~sslkeypoint.methods.MoCoV2Method`, or
+#: ``augment`` of its :class:`~sslkeypoint.configs.PretrainConfig`). The method is the example's
+#: ``moco`` pre-training throughout: a scan of its settings, not of methods.
 POINTS: dict[str, dict[str, Any]] = {
     "s1_5": {"s1_epochs": 5},
     "s1_30": {"s1_epochs": 30},
@@ -88,16 +90,19 @@ def point_profile(base: Profile, spec: dict[str, Any]) -> Profile:
     """The ``quick`` profile with one scan point's changes.
 
     ``s1_epochs`` / ``s2_epochs`` set the stages' ``max_epochs``; ``queue`` the stage-1 queue (and
-    stage 2's, where smaller); ``moco`` holds further stage-1
-    :class:`~sslkeypoint.configs.PretrainConfig` fields (``momentum``, ``temperature``,
-    ``augment``); ``input`` the network input of every stage (the heatmap keeps its stride).
-    Each point has its own run folder, and the stage fingerprints hold the whole configs.
+    stage 2's, where smaller); ``moco`` holds further stage-1 method fields (``momentum``,
+    ``temperature``) or its ``augment``; ``input`` the network input of every stage (the heatmap
+    keeps its stride). Each point has its own run folder, and the stage fingerprints hold the whole
+    configs.
     """
     s1, s2, ft = base.pretrain, base.pretrain_temporal, base.finetune
-    s1 = dataclasses.replace(s1, max_epochs=spec.get("s1_epochs", s1.max_epochs),
-                             queue_size=spec.get("queue", s1.queue_size), **spec.get("moco", {}))
-    s2 = dataclasses.replace(s2, max_epochs=spec.get("s2_epochs", s2.max_epochs),
-                             queue_size=min(spec.get("queue", s2.queue_size), s2.queue_size))
+    moco = dict(spec.get("moco", {}))
+    augment = moco.pop("augment", None)
+    m1 = dataclasses.replace(s1.method, queue_size=spec.get("queue", s1.method.queue_size), **moco)
+    m2 = dataclasses.replace(s2.method, queue_size=min(spec.get("queue", s2.method.queue_size), s2.method.queue_size))
+    s1 = dataclasses.replace(s1, max_epochs=spec.get("s1_epochs", s1.max_epochs), method=m1,
+                             **({"augment": augment} if augment is not None else {}))
+    s2 = dataclasses.replace(s2, max_epochs=spec.get("s2_epochs", s2.max_epochs), method=m2)
     if "input" in spec:
         n = int(spec["input"])
         stride = ft.heatmap_stride
