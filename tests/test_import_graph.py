@@ -20,7 +20,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("_utils", "_version"),
     ("heatmaps", "geometry", "masks", "measures", "encoders", "weights", "augment", "data"),
     ("models", "_predictor_files", "metrics", "losses", "ssl", "methods", "configs", "runs"),
-    ("inference", "export", "lightning", "recipes", "cli", "visualize", "__init__", "__main__"),
+    ("inference", "export", "lightning", "recipes", "selection", "cli", "visualize", "__init__", "__main__"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The command line, ``python -m sslkeypoint pretrain|finetune``, generated from the config dataclasses.
+"""The command line, ``python -m sslkeypoint pretrain|finetune|select``, generated from the config dataclasses.
 
 Every field of :class:`~sslkeypoint.configs.PretrainConfig` / :class:`~sslkeypoint.configs.FinetuneConfig`
 and of :class:`~sslkeypoint.configs.TrainerConfig` is an option of the same name
@@ -8,6 +8,9 @@ arguments, measures) as JSON. ``--config FILE.json`` reads fields from a file fi
 override it. An option left out keeps the config's default, so the help lists every setting with
 its documented default and nothing is copied field by field.
 
+``select`` chooses which images to label next (:func:`~sslkeypoint.selection.select_images`) and
+writes the ordered list (CSV) and a contact sheet of the chosen images.
+
 Typical use::
 
     python -m sslkeypoint pretrain --images frames/ --out runs/stage1 --image-size 128 128 \\
@@ -16,6 +19,8 @@ Typical use::
         --init-encoder runs/stage1/encoder.safetensors \\
         --measures '{"aop": {"class": "sslkeypoint.measures.AngleMeasure",
                               "kwargs": {"vertex": 0, "first": 1, "second": 2}}}'
+    python -m sslkeypoint select --images frames/ --budget 50 --encoder runs/stage1/encoder.safetensors \
+        --out to_label.csv
 """
 
 from __future__ import annotations
@@ -133,15 +138,18 @@ def _read_config_file(path: Path | None) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m sslkeypoint`` with its ``pretrain`` and ``finetune`` commands."""
+    """The parser of ``python -m sslkeypoint`` with its ``pretrain``, ``finetune`` and ``select`` commands."""
     parser = argparse.ArgumentParser(
         prog="python -m sslkeypoint",
-        description="Self-supervised pre-training (MoCo v2) and heatmap keypoint fine-tuning.",
+        description="Self-supervised pre-training, heatmap keypoint fine-tuning, and choosing which images to label.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    pre = sub.add_parser("pretrain", help="MoCo v2 pre-training of an encoder (stage 1 on images, stage 2 on videos)",
-                         description="MoCo v2 pre-training of an encoder (SSL-FetalBioNet stage 1 or 2).")
+    pre = sub.add_parser("pretrain", help="self-supervised pre-training (stage 1 on images, stage 2 on videos)",
+                         description="Self-supervised pre-training of an encoder, or of a whole U-Net (SSL-FetalBioNet "
+                         "stage 1 or 2). The method is MoCo v2 unless --method gives another "
+                         "(sslkeypoint.methods: DenseCLMethod, ReconstructionMethod), as "
+                         "'{\"class\": \"sslkeypoint.methods.ReconstructionMethod\", \"kwargs\": {}}'.")
     data = pre.add_mutually_exclusive_group(required=True)
     data.add_argument("--images", type=Path, help="stage 1: folder of unlabelled images (searched recursively)")
     data.add_argument("--sequences", type=Path, help="stage 2: folder with one sub-folder of frames per video")
@@ -168,6 +176,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(ft, FinetuneConfig, "fine-tuning (FinetuneConfig; num_keypoints and keypoint_names "
                          "default to the records file's)")
     add_config_arguments(ft, TrainerConfig, "machine (TrainerConfig)")
+
+    from sslkeypoint.selection import STRATEGIES
+
+    sel = sub.add_parser(
+        "select", help="choose which images to label next",
+        description="Choose which unlabelled images to label next, in order, with the reason for each; writes "
+        "the list (CSV: rank,path,group,cluster,score,reason) and a contact sheet of the chosen images (PNG "
+        "beside it).",
+    )
+    sel.add_argument("--images", type=Path, required=True, help="folder of unlabelled images (searched recursively)")
+    sel.add_argument("--budget", type=int, required=True, help="how many images to choose")
+    sel.add_argument("--out", type=Path, required=True, help="the CSV to write (the contact sheet: same name, .png)")
+    sel.add_argument("--strategy", choices=STRATEGIES, default="coverage",
+                     help="random; coverage (typical clusters of the features, default); kcenter (farthest first); "
+                          "uncertainty (where --model's predictions disagree across augmented views)")
+    sel.add_argument("--encoder", type=Path, help="features from this encoder: a pre-training run's "
+                     "encoder.safetensors or a fine-tuning checkpoint (default: image thumbnails)")
+    sel.add_argument("--labelled", type=Path, help="images labelled already: a text file (one path per line) or a CSV "
+                     "whose first column is the path; they are not chosen again and count as covered")
+    sel.add_argument("--groups", type=Path, help="CSV of path,group: near-duplicate images (frames of one video, one "
+                     "subject) share a group, which is chosen once while others remain")
+    sel.add_argument("--model", type=Path, help="a fine-tuning checkpoint, for --strategy uncertainty")
+    sel.add_argument("--seed", type=int, default=0, help="seed of the random order, the clustering and the views")
+    sel.add_argument("--views", type=int, default=8, help="augmented views per image for --strategy uncertainty")
+    sel.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -233,6 +266,71 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listed(path: Path, images: Path) -> list[Path]:
+    """The image files a list file names (one per line, or a CSV's first column; a header is skipped).
+
+    Relative paths are found under ``images`` first, then beside the list file.
+    """
+    import csv
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    rows = [row for row in csv.reader(path.read_text().splitlines()) if row and row[0].strip()]
+    if rows and rows[0][0].strip().lower() in ("path", "filename", "file", "image"):
+        rows = rows[1:]
+    out = []
+    for row in rows:
+        name = Path(row[0].strip())
+        if not name.is_absolute():
+            name = images / name if (images / name).exists() else path.parent / name
+        out.append(name)
+    return out
+
+
+def _groups(path: Path, images: Path, files: Sequence[Path]) -> list[str]:
+    """One group per image file from a ``path,group`` CSV; every image must have one."""
+    import csv
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.reader(handle) if row]
+    if rows and rows[0][0].strip().lower() in ("path", "filename", "file", "image"):
+        rows = rows[1:]
+    table: dict[str, str] = {}
+    for number, row in enumerate(rows, start=2):
+        if len(row) < 2:
+            raise ValueError(f"{path} row {number}: expected path,group; got {row}")
+        name = Path(row[0].strip())
+        table[str((images / name if not name.is_absolute() else name).resolve())] = row[1].strip()
+    missing = [f for f in files if str(f.resolve()) not in table]
+    if missing:
+        raise ValueError(f"{path} gives no group for {len(missing)} images, e.g. {missing[0]}")
+    return [table[str(f.resolve())] for f in files]
+
+
+def _select(args: argparse.Namespace) -> int:
+    from sslkeypoint.data import list_images
+    from sslkeypoint.selection import contact_sheet, select_images
+
+    if not args.images.is_dir():
+        raise FileNotFoundError(f"--images {args.images}: not a folder of images")
+    files = list_images(args.images)
+    if not files:
+        raise ValueError(f"--images {args.images}: no image files")
+    labelled = _listed(args.labelled, args.images) if args.labelled is not None else []
+    groups = _groups(args.groups, args.images, files) if args.groups is not None else None
+    selection = select_images(files, args.budget, strategy=args.strategy, groups=groups, labelled=labelled,
+                              encoder=args.encoder, model=args.model, seed=args.seed, views=args.views,
+                              progress=not args.no_progress)
+    csv_path = selection.write_csv(args.out)
+    sheet = contact_sheet(selection, csv_path.with_suffix(".png")) if len(selection) else None
+    print(f"{len(selection)} of {selection.candidates} images chosen ({args.strategy}"
+          + (f", features: {selection.features}" if selection.features else "") + f"): {csv_path}"
+          + (f", contact sheet {sheet}" if sheet else ""))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m sslkeypoint`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
@@ -241,8 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     status 143 or 130 after saying what was saved (:class:`~sslkeypoint.runs.RunInterrupted`).
     """
     args = build_parser().parse_args(argv)
+    commands = {"pretrain": _pretrain, "finetune": _finetune, "select": _select}
     try:
-        return _pretrain(args) if args.command == "pretrain" else _finetune(args)
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ here, in ``out_dir``:
 * ``round0/`` — the teacher, fine-tuned on the labelled images with the method's ``teacher``
   method (supervised, or a mean teacher on the unlabelled pool);
 * ``round<r>/pseudo_labels.json`` — the previous round's best checkpoint predicts every pool image
-  in the method's views (:func:`~sslkeypoint.ssl.predict_pseudo_labels`, seeded by the run's seed
+  but the labelled training images (which keep their labels) in the method's views (:func:`~sslkeypoint.ssl.predict_pseudo_labels`, seeded by the run's seed
   and the round); each landmark is kept or dropped with a reason
   (:func:`~sslkeypoint.ssl.filter_pseudo_labels`; the shape model and the measure ranges are
   fitted on the labelled training records); the file holds every pseudo-label, its confidence,
@@ -258,6 +258,11 @@ def run_self_training(
     out.mkdir(parents=True, exist_ok=True)
     rank, _ = _distributed()
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if options.progress and rank == 0 else (lambda _: None)
+    # The labelled training images keep their labels: the pool to label is every other image.
+    labelled_files = {os.path.realpath(os.fspath(r.path)) for r in train}
+    to_label = [p for p in pool if os.path.realpath(os.fspath(p)) not in labelled_files]
+    if not to_label:
+        raise ValueError("every unlabelled image is a labelled training image: no image is left to pseudo-label")
     data_key = [records_fingerprint(train), records_fingerprint(val), sorted(os.fspath(p) for p in pool)]
     teacher_config = dataclasses.replace(config, method=method.teacher)
     teacher_pool = pool if method.teacher.uses_unlabelled else None
@@ -281,8 +286,8 @@ def run_self_training(
         saved = json.loads(labels_file.read_text()) if labels_file.is_file() else None
         if saved is None or saved.get("key") != label_key:
             if rank == 0:
-                say(f"round {r}: labelling {len(pool)} unlabelled images with {teacher}")
-                labels = label_pool(teacher, pool, train, method, seed=config.seed * 1_000_003 + r,
+                say(f"round {r}: labelling {len(to_label)} unlabelled images with {teacher}")
+                labels = label_pool(teacher, to_label, train, method, seed=config.seed * 1_000_003 + r,
                                     progress=options.progress)
                 tmp = labels_file.with_suffix(".json.tmp")
                 _write_json(tmp, {"key": label_key, "teacher": str(teacher), **labels})
@@ -296,7 +301,9 @@ def run_self_training(
         init = teacher if method.student_init == "teacher" else None
         key = _key(student_config.run_settings(), records_fingerprint(records), records_fingerprint(val),
                    None if init is None else file_digest(init))
-        say(f"round {r}: the student on {len(records)} records ({len(records) - len(train)} pseudo-labelled) -> {folder}")
+        pseudo = sum(1 for rec in records if rec.meta.get(PARTIAL_LABELS))
+        say(f"round {r}: the student on {len(records)} records ({pseudo} pseudo-labelled images, the "
+            f"{len(train)} labelled ones repeated to {len(records) - pseudo}) -> {folder}")
         result = _round(folder, key, functools.partial(fit_finetuning, student_config, records, val, folder, options,
                                                        left_out=left_out, init_model=init))
     final = dataclasses.replace(result, out_dir=out, pseudo_labels=history, unlabelled_left_out=left_out)

@@ -32,6 +32,10 @@ The flows most users need, one call each:
 Missing keys are expected in most of these flows (a fresh decoder, a new head), so nothing is
 warned: the report is returned and callers log ``str(report)``.
 
+The metadata of a safetensors file (e.g. the encoder a pre-training run saved, which
+:func:`~sslkeypoint.encoders.load_pretrained_encoder` rebuilds from it) is read by
+:func:`weight_file_metadata`.
+
 Every file is read by :func:`read_weight_file`, which says what is wrong with an unusable one: a
 :class:`WeightFileError` names the file and what it holds instead of weights (a folder, an empty
 file, text, an image, a TorchScript program, a truncated or damaged checkpoint).
@@ -49,6 +53,7 @@ from sslkeypoint.weights.files import (
     read_weight_file,
     save_state_dict,
 )
+from sslkeypoint.weights.metadata import weight_file_metadata
 from sslkeypoint.weights.partial import LoadReport, adapt_input_conv, load_partial_state_dict
 
 __all__ = [
@@ -61,4 +66,5 @@ __all__ = [
     "load_state_dict_file",
     "read_weight_file",
     "save_state_dict",
+    "weight_file_metadata",
 ]
