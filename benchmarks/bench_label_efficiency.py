@@ -171,81 +171,144 @@ def finetune(args: argparse.Namespace, profile: Any, encoders: dict[str, Path], 
                           progress=args.progress)
 
 
+def _select_features(args: argparse.Namespace, profile: Any) -> Path | None:
+    """The encoder weights that describe the cases when labels are chosen (``None``: thumbnails).
+
+    ``--select-features`` names a pre-training of the example (trained once and reused, as for the
+    methods) or ``thumbnails``.
+    """
+    if args.select_features == "thumbnails" or args.select == ["random"]:
+        return None
+    from iugc_aop.stages import stage_pretrain
+
+    res = stage_pretrain(Path(args.data), Path(args.work), profile, pretraining=args.select_features,
+                         progress=args.progress)
+    return res.encoder_path
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from iugc_aop.stages import evaluate_records
+    from iugc_aop.stages import choose_labelled, evaluate_records
     from iugc_aop.variants import get_variant
     from sslkeypoint.inference import KeypointPredictor
 
     profile, ds, encoders, pretrain_seconds = prepare(args)
     testing = ds.testing
+    features = _select_features(args, profile)
     runs: list[dict[str, Any]] = []
     for budget_text in args.budgets:  # budget by budget: an interrupted run has whole rows
         for seed in range(args.seeds):
-            for method in args.methods:
-                name = f"{method}_n{budget_text}_s{seed}"
-                t = time.perf_counter()
-                ft = finetune(args, profile, encoders, method, budget_text, seed)
-                predictor = KeypointPredictor.from_checkpoint(ft.checkpoint)
-                metrics, _ = evaluate_records(predictor, testing, progress=False)
-                entry = {
-                    "method": method, "budget": budget_text, "labelled": ft.labelled,
-                    "seed": seed, "mre_px": metrics["mre_px"], "aop_mae_deg": metrics["aop_mae_deg"],
-                    "per_landmark_px": metrics["per_landmark_px"], "spread_ratio": metrics["spread_ratio"],
-                    "best_epoch": ft.best_epoch, "epochs": ft.epochs, "seconds": round(ft.seconds, 1),
-                    "wall_seconds": round(time.perf_counter() - t, 1), "reused": ft.skipped,
-                    **({"pseudo_labels": ft.pseudo_labels} if ft.pseudo_labels else {}),
-                    **({"pretrain_tag": args.pretrain_tag} if args.pretrain_tag and get_variant(method).ssl else {}),
-                }
-                runs.append(entry)
-                per = entry["per_landmark_px"]
-                print(f"{name:<22} MRE {entry['mre_px']:6.2f} px  AoP {entry['aop_mae_deg']:6.2f}°  "
-                      f"PS1/PS2/FH1 {per['PS1']:.1f}/{per['PS2']:.1f}/{per['FH1']:.1f}  "
-                      f"({entry['seconds']:.0f} s{', reused' if ft.skipped else ''})", flush=True)
+            for select in args.select:
+                labelled = None
+                if select != "random" and budget_text != "all":
+                    choice = choose_labelled(Path(args.data), Path(args.work), profile, int(budget_text),
+                                             strategy=select, seed=seed, encoder=features, progress=args.progress)
+                    labelled = choice.records
+                for method in args.methods:
+                    if budget_text == "all" and select != "random":
+                        continue  # every case is labelled: nothing to choose
+                    name = run_name(method, budget_text, seed, select)
+                    t = time.perf_counter()
+                    ft = finetune(args, profile, encoders, method, budget_text, seed, labelled, select)
+                    predictor = KeypointPredictor.from_checkpoint(ft.checkpoint)
+                    metrics, _ = evaluate_records(predictor, testing, progress=False)
+                    entry = {
+                        "method": method, "budget": budget_text, "labelled": ft.labelled, "seed": seed,
+                        "select": select, "mre_px": metrics["mre_px"], "aop_mae_deg": metrics["aop_mae_deg"],
+                        "per_landmark_px": metrics["per_landmark_px"], "spread_ratio": metrics["spread_ratio"],
+                        "best_epoch": ft.best_epoch, "epochs": ft.epochs, "seconds": round(ft.seconds, 1),
+                        "wall_seconds": round(time.perf_counter() - t, 1), "reused": ft.skipped,
+                        **({"select_features": features.name if features else "thumbnails"}
+                           if select != "random" else {}),
+                        **({"pseudo_labels": ft.pseudo_labels} if ft.pseudo_labels else {}),
+                        **({"pretrain_tag": args.pretrain_tag} if args.pretrain_tag and get_variant(method).ssl else {}),
+                    }
+                    runs.append(entry)
+                    per = entry["per_landmark_px"]
+                    print(f"{name:<34} MRE {entry['mre_px']:6.2f} px  AoP {entry['aop_mae_deg']:6.2f}°  "
+                          f"PS1/PS2/FH1 {per['PS1']:.1f}/{per['PS2']:.1f}/{per['FH1']:.1f}  "
+                          f"({entry['seconds']:.0f} s{', reused' if ft.skipped else ''})", flush=True)
     return {"runs": runs, "pretrain_seconds": round(pretrain_seconds, 1), "profile": profile.to_dict(),
             "device": device_name(),
             "training_cases": len(ds.train), "testing_cases": len(testing)}
 
 
-def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± sd over seeds for every (method, budget)."""
-    table: list[dict[str, Any]] = []
-    from iugc_aop.variants import VARIANTS
+def row_name(run: dict[str, Any]) -> str:
+    """The table row of a run: its method, and how its labels were chosen and its pre-training data
+    when they are not the default (random labels, the data set's own images)."""
+    name = run["method"]
+    if run.get("select", "random") != "random":
+        name += f" [{run['select']}]"
+    if run.get("pretrain_tag"):
+        name += f" (pre-trained +{run['pretrain_tag']})"
+    return name
 
+
+def _stat(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
+
+
+def scratch_curve(runs: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """Training from scratch on random labels: mean labelled count and mean ``key`` per budget."""
+    budgets = sorted({r["budget"] for r in runs if row_name(r) == SCRATCH},
+                     key=lambda b: math.inf if b == "all" else int(b))
+    labels, errors = [], []
+    for budget in budgets:
+        rs = [r for r in runs if row_name(r) == SCRATCH and r["budget"] == budget]
+        labels.append(float(np.mean([r["labelled"] for r in rs])))
+        errors.append(float(np.mean([r[key] for r in rs])))
+    return labels, errors
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± sd over seeds for every row (method, label choice, pre-training data) and budget, the
+    paired difference to training from scratch on the same labels, and the label-saving factor
+    against training from scratch on random labels (MRE and AoP error)."""
+    from iugc_aop.variants import VARIANTS
+    from sslkeypoint.metrics import label_saving_factor
+
+    table: list[dict[str, Any]] = []
     # The table's methods in their order, then any other rows (e.g. ensembles) in order of appearance.
     order = list(VARIANTS) + [m for m in dict.fromkeys(r["method"] for r in runs) if m not in VARIANTS]
-    keys = sorted({(r["method"], r["budget"]) for r in runs},
-                  key=lambda k: (order.index(k[0]), math.inf if k[1] == "all" else int(k[1])))
-    for method, budget in keys:
-        rs = [r for r in runs if r["method"] == method and r["budget"] == budget]
-
-        def stat(values: list[float]) -> tuple[float, float]:
-            v = np.asarray(values, dtype=float)
-            return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
-
-        row: dict[str, Any] = {"method": method, "budget": budget, "seeds": len(rs),
-                               "labelled": int(np.mean([r["labelled"] for r in rs]))}
-        row["mre_px"], row["mre_sd"] = stat([r["mre_px"] for r in rs])
-        row["aop_mae_deg"], row["aop_sd"] = stat([r["aop_mae_deg"] for r in rs])
-        for name in ("PS1", "PS2", "FH1"):
-            row[f"{name}_px"], row[f"{name}_sd"] = stat([r["per_landmark_px"][name] for r in rs])
-        row["min_spread_ratio"] = float(min(min(r["spread_ratio"].values()) for r in rs))
-        row.update(_paired_to_scratch(runs, method, budget))
-        table.append(row)
+    names = sorted(dict.fromkeys(row_name(r) for r in runs),
+                   key=lambda n: (order.index(n.split(" ")[0]) if n.split(" ")[0] in order else len(order), n))
+    curves = {key: scratch_curve(runs, key) for key in ("mre_px", "aop_mae_deg")}
+    for name in names:
+        budgets = sorted({r["budget"] for r in runs if row_name(r) == name},
+                         key=lambda b: math.inf if b == "all" else int(b))
+        for budget in budgets:
+            rs = [r for r in runs if row_name(r) == name and r["budget"] == budget]
+            row: dict[str, Any] = {"method": name, "budget": budget, "seeds": len(rs),
+                                   "select": rs[0].get("select", "random"),
+                                   "labelled": int(np.mean([r["labelled"] for r in rs]))}
+            row["mre_px"], row["mre_sd"] = _stat([r["mre_px"] for r in rs])
+            row["aop_mae_deg"], row["aop_sd"] = _stat([r["aop_mae_deg"] for r in rs])
+            for landmark in ("PS1", "PS2", "FH1"):
+                row[f"{landmark}_px"], row[f"{landmark}_sd"] = _stat([r["per_landmark_px"][landmark] for r in rs])
+            row["min_spread_ratio"] = float(min(min(r["spread_ratio"].values()) for r in rs))
+            row.update(_paired_to_scratch(runs, rs))
+            for key, short in (("mre_px", "mre"), ("aop_mae_deg", "aop")):
+                labels, errors = curves[key]
+                if len(labels) >= 2:
+                    saving = label_saving_factor(labels, errors, row["labelled"], row[key])
+                    row[f"saving_{short}"], row[f"saving_{short}_bound"] = saving.factor, saving.bound
+            table.append(row)
     return table
 
 
-def _paired_to_scratch(runs: list[dict[str, Any]], method: str, budget: str) -> dict[str, Any]:
-    """Differences to training from scratch (:data:`SCRATCH`) on the same labels (same budget and
-    seed), negative = better.
+def _paired_to_scratch(runs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Differences to training from scratch (:data:`SCRATCH`) on the same labels (same budget, seed
+    and label choice), negative = better.
 
     ``d_mre_px`` / ``d_aop_deg`` (mean and sd over the paired seeds), and ``wins``: the seeds
     where both the MRE and the AoP error are lower than from scratch, out of ``paired``.
     """
-    if method == SCRATCH:
+    if not rows or (rows[0]["method"] == SCRATCH and not rows[0].get("pretrain_tag")):
         return {}
-    scratch = {r["seed"]: r for r in runs if r["method"] == SCRATCH and r["budget"] == budget}
-    pairs = [(r, scratch[r["seed"]]) for r in runs
-             if r["method"] == method and r["budget"] == budget and r["seed"] in scratch]
+    select, budget = rows[0].get("select", "random"), rows[0]["budget"]
+    scratch = {r["seed"]: r for r in runs if r["method"] == SCRATCH and r["budget"] == budget
+               and r.get("select", "random") == select and not r.get("pretrain_tag")}
+    pairs = [(r, scratch[r["seed"]]) for r in rows if r["seed"] in scratch]
     if not pairs:
         return {}
     d_mre = np.array([r["mre_px"] - s["mre_px"] for r, s in pairs])
@@ -260,17 +323,24 @@ def _paired_to_scratch(runs: list[dict[str, Any]], method: str, budget: str) -> 
 
 def markdown(table: list[dict[str, Any]]) -> str:
     lines = ["| method | labels | seeds | MRE px | AoP MAE ° | PS1 px | PS2 px | FH1 px | lowest spread ratio "
-             "| Δ MRE px vs scratch | Δ AoP ° vs scratch | wins |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Δ MRE px vs scratch | Δ AoP ° vs scratch | wins | label saving MRE / AoP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
     def pm(r: dict[str, Any], key: str, sd: str) -> str:
         return f"{r[key]:.2f} ± {r[sd]:.2f}" if math.isfinite(r[sd]) else f"{r[key]:.2f}"
+
+    def saving(r: dict[str, Any]) -> str:
+        if "saving_mre" not in r:
+            return "–"
+        return (f"{r['saving_mre_bound']}{r['saving_mre']:.2f}× / {r['saving_aop_bound']}{r['saving_aop']:.2f}×")
 
     for r in table:
         lines.append(f"| {r['method']} | {r['budget']} ({r['labelled']}) | {r['seeds']} | {pm(r, 'mre_px', 'mre_sd')} | "
                      f"{pm(r, 'aop_mae_deg', 'aop_sd')} | {pm(r, 'PS1_px', 'PS1_sd')} | {pm(r, 'PS2_px', 'PS2_sd')} | "
                      f"{pm(r, 'FH1_px', 'FH1_sd')} | {r['min_spread_ratio']:.2f} | "
-                     + (f"{pm(r, 'd_mre_px', 'd_mre_sd')} | {pm(r, 'd_aop_deg', 'd_aop_sd')} | {r['wins']}/{r['paired']} |"
-                        if "paired" in r else "– | – | – |"))
+                     + (f"{pm(r, 'd_mre_px', 'd_mre_sd')} | {pm(r, 'd_aop_deg', 'd_aop_sd')} | {r['wins']}/{r['paired']} | "
+                        if "paired" in r else "– | – | – | ")
+                     + f"{saving(r)} |")
     return "\n".join(lines)
 
 
@@ -319,6 +389,12 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _selections() -> tuple[str, ...]:
+    from iugc_aop.stages import SELECTIONS
+
+    return SELECTIONS
+
+
 def _variant_names() -> list[str]:
     from iugc_aop.variants import VARIANTS
 
@@ -354,6 +430,12 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["unet", "ssl_unet", "dense_unet", "semi_unet", "ssl_semi_unet"],
                    choices=_variant_names(), metavar="VARIANT",
                    help="variants of the example's table (iugc_aop.variants.VARIANTS)")
+    p.add_argument("--select", nargs="+", default=["random"], choices=_selections(),
+                   help="how the labelled cases are chosen (iugc_aop.stages.SELECTIONS): random, or the library's "
+                        "selection; each a row of the table")
+    p.add_argument("--select-features", default="moco",
+                   help="what describes the cases for choosing them: a pre-training of the example (trained once) "
+                        "or 'thumbnails' (default: moco)")
     p.add_argument("--json", type=Path, default=RESULTS / "label_efficiency.json")
     p.add_argument("--figure", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "_static"
                    / "label_efficiency.png")

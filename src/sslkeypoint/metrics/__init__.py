@@ -3,7 +3,8 @@
 :mod:`sslkeypoint.metrics.functional` holds the functions (radial error, measure errors, heatmap
 errors, success detection rate); :mod:`sslkeypoint.metrics.landmarks` holds
 :class:`KeypointMetrics`, which accumulates them over an evaluation set and synchronises across
-processes.
+processes; :mod:`sslkeypoint.metrics.label_saving` turns errors into a label-saving factor against a
+curve of training from scratch.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from sslkeypoint.metrics.functional import (
     radial_error,
     success_detection_rate,
 )
+from sslkeypoint.metrics.label_saving import LabelSaving, label_saving_factor, labels_needed
 from sslkeypoint.metrics.landmarks import KeypointMetrics
 
 __all__ = [
     "KeypointMetrics",
+    "LabelSaving",
     "aop_absolute_error",
     "heatmap_mae",
     "heatmap_mse",
+    "label_saving_factor",
+    "labels_needed",
     "mean_radial_error",
     "measure_error",
     "prediction_spread",

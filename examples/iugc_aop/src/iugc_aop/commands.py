@@ -273,6 +273,15 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
                         "and the profile's recommended one)")
     p.add_argument("--labels", "--label-budget", dest="label_budget", type=int, default=None, metavar="N",
                    help="labelled training cases used by fine-tuning (default: the profile's)")
+    p.add_argument("--select", choices=_selections(), default=None,
+                   help="how the labelled cases are chosen (their labels are then revealed): random, or the library's "
+                        "selection (coverage, kcenter, coverage_uncertainty); default: the profile's")
+
+
+def _selections() -> tuple[str, ...]:
+    from iugc_aop.stages import SELECTIONS
+
+    return SELECTIONS
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -288,7 +297,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     budget: Any = "profile" if args.label_budget is None else args.label_budget
     r = run_demo(args.work, args.profile, args.data, seed=args.seed, variants=args.variants,
-                 label_budget=budget, force=args.force, progress=not args.no_progress,
+                 label_budget=budget, select=args.select, force=args.force, progress=not args.no_progress,
                  trainer=trainer_options(args, get_profile(args.profile)))
     print()
     print(f"{'variant':<24}{'MRE px':>10}{'AoP MAE °':>12}   (Testing split, original pixels)")

@@ -16,6 +16,7 @@ from iugc_aop.report import write_report
 from iugc_aop.stages import (
     EvaluationResult,
     FinetuneStageResult,
+    choose_labelled,
     load_dataset,
     stage_evaluate,
     stage_finetune,
@@ -113,6 +114,7 @@ def run_demo(
     seed: int | None = None,
     variants: Sequence[str] | None = None,
     label_budget: int | Literal["profile"] | None = "profile",
+    select: str | None = None,
     force: bool = False,
     progress: bool = True,
     trainer: TrainerConfig | None = None,
@@ -136,6 +138,8 @@ def run_demo(
             the profile's recommended variant).
         label_budget: Labelled training cases used by fine-tuning (``"profile"``: the profile's;
             ``None``: all).
+        select: How the labelled cases are chosen (:data:`~iugc_aop.stages.SELECTIONS`; default:
+            the profile's): every variant trains on the same cases.
         force: Re-run stages that are already done.
         progress: Progress bars.
         trainer: Where the training stages run (default: the profile's).
@@ -185,10 +189,15 @@ def run_demo(
     else:
         say("no unlabelled sequences in the data: no screening and no stage 2; the SSL variants start "
             "from the stage-1 encoder")
+    select = select or profile.select
+    labels = timed("labels", choose_labelled, root, out, profile, profile.label_budget, strategy=select, seed=seed,
+                   **common)
+    say(f"labelled cases: {len(labels.records)} ({labels.strategy}), from {labels.groups} similarity groups")
     fts: dict[str, FinetuneStageResult] = {}
     evals: dict[str, EvaluationResult] = {}
     for name in variants:
-        fts[name] = timed(f"finetune {name}", stage_finetune, name, root, out, profile, **training)
+        fts[name] = timed(f"finetune {name}", stage_finetune, name, root, out, profile,
+                          labelled_cases=labels.records, **training)
         evals[name] = timed(f"evaluate {name}", stage_evaluate, name, root, out, profile, **common)
     submission_dir: Path | None = None
     submissions: dict[str, dict[str, Any]] = {}
@@ -204,7 +213,7 @@ def run_demo(
     load_end = list(os.getloadavg())
     report = write_report(
         out, profile, root, evals, finetunes=fts, pretrain=pretrain, selection=sel, selection_truth=selection_truth,
-        submissions=submissions, recommended=recommended, stage_seconds=times,
+        submissions=submissions, recommended=recommended, stage_seconds=times, labels=labels,
         load={"start": load_start, "end": load_end}, seed=seed,
     )
     seconds = time.perf_counter() - t0

@@ -116,6 +116,7 @@ class Profile:
         timing_images: Test images timed one by one for the inference ms/image column.
         seed: Seed of every stage.
         recommended: The variant exported to the demo's ``submission/`` folder.
+        select: How the demo chooses its labelled cases (:data:`~iugc_aop.stages.SELECTIONS`).
     """
 
     name: str
@@ -133,6 +134,7 @@ class Profile:
     timing_images: int = 16
     seed: int = 0
     recommended: str = "ssl_unet"
+    select: str = "random"
 
     def __post_init__(self) -> None:
         ft = self.finetune
@@ -188,7 +190,7 @@ class Profile:
             f"  stage 2   frame pairs {s2.max_epochs} epochs, batch {s2.batch_size}, AdamW "
             f"{s2.lr:g}/{s2.weight_decay:g}{' + plateau' if s2.plateau else ''}, {s2.method.describe()}",
             f"  stage 3   Adam {ft.lr:g}, batch {ft.batch_size}, <= {ft.max_epochs} epochs (patience "
-            f"{ft.early_stopping_patience}), labelled images: {budget}, augmentation "
+            f"{ft.early_stopping_patience}), labelled images: {budget} ({self.select}), augmentation "
             f"{'on' if ft.augment else 'off'}",
         ])
 

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -29,10 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iugc_aop.landmarks import AOP, LANDMARK_NAMES
 from iugc_aop.profiles import Profile
+from iugc_aop.report_figures import (
+    csv_log,
+    error_histograms,
+    image_grid,
+    landmark_points,
+    read_rows,
+    series,
+    training_curves,
+)
 from iugc_aop.variants import VARIANTS
-from sslkeypoint.visualize import draw_predictions
 
 __all__ = ["ReportResult", "cpu_model", "ssl_verdict", "write_report"]
 
@@ -148,7 +154,7 @@ def _ssl_context(run: Path, pretrain: Sequence[Any], finetunes: Mapping[str, Any
     early = {}
     for name in ("unet", "ssl_unet"):
         if name in finetunes:
-            xs, ys = _series(_csv_log(run / "finetune" / name), "val/mre_px")
+            xs, ys = series(csv_log(run / "finetune" / name), "val/mre_px")
             if len(ys) >= 5:
                 early[name] = (int(xs[4]), ys[4])
     if len(early) == 2:
@@ -156,139 +162,6 @@ def _ssl_context(run: Path, pretrain: Sequence[Any], finetunes: Mapping[str, Any
         text += (f" Where SSL does show is the start of fine-tuning: after {e + 1} epochs the hold-out MRE is "
                  f"{b:.1f} px with the SSL encoder and {a:.1f} px without (see the training curves).")
     return text
-
-
-# --------------------------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------------------------
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for k, v in list(r.items()):
-            if k not in ("filename", "path"):
-                try:
-                    r[k] = float(v)
-                except (TypeError, ValueError):
-                    pass
-    return rows
-
-
-def _points(row: Mapping[str, Any], true: bool) -> list[list[float]]:
-    tag = "_true" if true else ""
-    return [[float(row[f"{n}{tag}_x"]), float(row[f"{n}{tag}_y"])] for n in LANDMARK_NAMES]
-
-
-def _image_grid(rows: Sequence[Mapping[str, Any]], path: Path, title: str, cols: int = 3, size: int = 256) -> Path | None:
-    from PIL import Image, ImageDraw
-
-    if not rows:
-        return None
-    tiles = []
-    for r in rows:
-        img = draw_predictions(r["path"], _points(r, False), gt=_points(r, True), names=list(LANDMARK_NAMES), measures={"AoP": AOP})
-        img = img.resize((size, size))
-        ImageDraw.Draw(img).text((4, size - 14), f"{r['filename']}: MRE {float(r['mre_px']):.1f} px, "
-                                                 f"AoP error {float(r['aop_err_deg']):.1f} deg", fill=(255, 255, 0))
-        tiles.append(img)
-    cols = min(cols, len(tiles))
-    nrows = math.ceil(len(tiles) / cols)
-    sheet = Image.new("RGB", (cols * size, nrows * size + 18), (0, 0, 0))
-    ImageDraw.Draw(sheet).text((4, 3), title, fill=(255, 255, 255))
-    for i, t in enumerate(tiles):
-        sheet.paste(t, ((i % cols) * size, 18 + (i // cols) * size))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
-    return path
-
-
-def _csv_log(folder: Path) -> list[dict[str, str]]:
-    logs = sorted(folder.glob("logs/version_*/metrics.csv"), key=lambda p: p.stat().st_mtime)
-    rows: list[dict[str, str]] = []
-    for p in logs:
-        with p.open(newline="") as f:
-            rows.extend(csv.DictReader(f))
-    return rows
-
-
-def _series(rows: Sequence[Mapping[str, str]], key: str, x: str = "epoch") -> tuple[list[float], list[float]]:
-    seen: dict[float, float] = {}
-    for r in rows:
-        v, e = r.get(key, ""), r.get(x, "")
-        if v not in ("", None) and e not in ("", None):
-            seen[float(e)] = float(v)
-    xs = sorted(seen)
-    return xs, [seen[k] for k in xs]
-
-
-def _training_curves(run: Path, variants: Sequence[str], path: Path, pretrain: Sequence[Any] = ()) -> Path | None:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    drawn = False
-    for name in variants:
-        rows = _csv_log(run / "finetune" / name)
-        xs, ys = _series(rows, "val/mre_px")
-        if xs:
-            axes[0].plot(xs, ys, marker=".", label=name)
-            drawn = True
-        xs, ys = _series(rows, "train/loss_epoch")
-        if xs:
-            axes[1].plot(xs, ys, marker=".", label=name)
-    queues = {s.stage: int(s.queue_size or 0) for s in pretrain}
-    for stage in ("stage1", "stage2"):
-        xs, ys = _series(_csv_log(run / stage), "train_loss_epoch")
-        if xs:
-            line = axes[2].plot(xs, ys, marker=".", label=stage)[0]
-            drawn = True
-            if queues.get(stage):
-                axes[2].axhline(math.log(queues[stage] + 1), color=line.get_color(), linestyle="--",
-                                label=f"{stage} chance: ln({queues[stage]}+1)")
-    axes[0].set(title="fine-tuning: hold-out MRE (original px)", xlabel="epoch", ylabel="MRE px")
-    axes[1].set(title="fine-tuning: training heatmap MSE", xlabel="epoch", ylabel="loss", yscale="log")
-    axes[2].set(title="pre-training: InfoNCE loss", xlabel="epoch", ylabel="loss")
-    for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path if drawn else None
-
-
-def _histograms(rows_by_variant: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> Path | None:
-    if not any(rows_by_variant.values()):
-        return None
-    plt = _pyplot()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, rows in rows_by_variant.items():
-        if not rows:
-            continue
-        a.hist([float(r["mre_px"]) for r in rows], bins=25, histtype="step", linewidth=1.5, label=name)
-        b.hist([float(r["aop_err_deg"]) for r in rows if math.isfinite(float(r["aop_err_deg"]))], bins=25,
-               histtype="step", linewidth=1.5, label=name)
-    a.set(title="Testing: per-image MRE", xlabel="mean radial error (px, 512-px originals)", ylabel="images")
-    b.set(title="Testing: per-image AoP error", xlabel="|ΔAoP| (degrees)", ylabel="images")
-    a.legend(fontsize=7)
-    b.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,7 +203,7 @@ def _merge_submission(entry: dict[str, Any], sub: Mapping[str, Any], rows: Seque
         r = by_path.get(p["path"])
         if r is None:
             continue
-        mine = _points(r, False)
+        mine = landmark_points(r, False)
         for (x, y), (u, v) in zip(p["keypoints"], mine):
             worst = max(worst, abs(float(x) - u), abs(float(y) - v))
     merged["max_coordinate_difference_px"] = worst
@@ -360,6 +233,7 @@ def write_report(
     stage_seconds: Mapping[str, float] | None = None,
     load: Mapping[str, Sequence[float]] | None = None,
     seed: int = 0,
+    labels: Any = None,
 ) -> ReportResult:
     """Write ``report.md``, ``metrics.json`` and ``figures/`` into ``out_dir``.
 
@@ -380,6 +254,8 @@ def write_report(
         stage_seconds: Stage → wall seconds.
         load: ``{"start": [...], "end": [...]}`` load averages.
         seed: The run's seed.
+        labels: The :class:`~iugc_aop.stages.LabelChoice` of the labelled cases (stated in the
+            report; its contact sheet is one of the figures).
 
     Returns:
         A :class:`ReportResult`.
@@ -388,7 +264,7 @@ def write_report(
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     finetunes = dict(finetunes or {})
-    rows_test = {name: _read_rows(ev.predictions.get("testing", Path("-"))) for name, ev in evaluations.items()}
+    rows_test = {name: read_rows(ev.predictions.get("testing", Path("-"))) for name, ev in evaluations.items()}
 
     metrics: dict[str, dict[str, Any]] = {}
     submissions = dict(submissions or {})
@@ -405,20 +281,24 @@ def write_report(
     focus = recommended if recommended in rows_test else ("ssl_unet" if "ssl_unet" in rows_test else next(iter(rows_test), None))
     if focus is not None and rows_test[focus]:
         rows = rows_test[focus]
-        p = _image_grid(rows[:6], figdir / "test_predictions.png",
+        p = image_grid(rows[:6], figdir / "test_predictions.png",
                         f"{focus} on Testing: prediction (filled, AoP drawn) vs ground truth (green rings)")
         if p:
             figures["test_predictions"] = p
         worst = sorted(rows, key=lambda r: -float(r["mre_px"]))[:6]
-        p = _image_grid(worst, figdir / "worst_cases.png", f"{focus}: the Testing images with the largest MRE")
+        p = image_grid(worst, figdir / "worst_cases.png", f"{focus}: the Testing images with the largest MRE")
         if p:
             figures["worst_cases"] = p
-    p = _training_curves(out, list(evaluations), figdir / "training_curves.png", pretrain)
+    p = training_curves(out, list(evaluations), figdir / "training_curves.png", pretrain)
     if p:
         figures["training_curves"] = p
-    p = _histograms(rows_test, figdir / "error_histograms.png")
+    p = error_histograms(rows_test, figdir / "error_histograms.png")
     if p:
         figures["error_histograms"] = p
+    if labels is not None and labels.out_dir is not None and (labels.out_dir / "selection.png").is_file():
+        dst = figdir / "labelled_cases.png"
+        shutil.copyfile(labels.out_dir / "selection.png", dst)
+        figures["labelled_cases"] = dst
     if selection is not None and Path(selection.plot_path).is_file():
         dst = figdir / "screening_scores.png"
         shutil.copyfile(selection.plot_path, dst)
@@ -435,7 +315,9 @@ def write_report(
         "# IUGC Angle of Progression: pipeline report",
         "",
         f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} · data `{data_root}` · profile `{profile.name}` · "
-        f"seed {seed} · labelled training images used: {labelled if labelled is not None else 'all'}.",
+        f"seed {seed} · labelled training images used: {labelled if labelled is not None else 'all'}"
+        + (f", chosen by `{labels.strategy}` from {labels.groups} similarity groups" if labels is not None else "")
+        + ".",
         "",
         "## Does self-supervised pre-training help here?",
         "",
@@ -531,7 +413,9 @@ def write_report(
         "test_predictions": "Predictions (filled discs, AoP construction drawn) against the ground truth "
                             "(green rings) on Testing images.",
         "worst_cases": "The Testing images with the largest MRE.",
-        "training_curves": "Training curves from the CSV logs.",
+        "training_curves": "Training curves from the CSV logs: fine-tuning (the last student of pseudo-label "
+                           "self-training) and every pre-training (InfoNCE against chance, reconstruction error).",
+        "labelled_cases": "The training cases chosen for labelling, in the order they were chosen.",
         "error_histograms": "Per-image error distributions on Testing.",
         "screening_scores": "Screening: each frame's highest similarity to a reference image; blue sequences "
                             "were kept.",

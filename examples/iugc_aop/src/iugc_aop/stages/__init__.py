@@ -8,6 +8,7 @@ done (:class:`~iugc_aop.stages.cache.StageCache`; an interrupted training run re
 * :func:`stage_pretrain` — stage 1, MoCo v2 on unlabelled frames and training images (``RUN/stage1/``);
 * :func:`stage_select` — screening of the sequences against the ``ExampleN.jpg`` references (``RUN/select/``);
 * :func:`stage_pretrain_temporal` — stage 2, MoCo v2 on adjacent frames of the kept sequences (``RUN/stage2/``);
+* :func:`choose_labelled` — which training cases get labels (``RUN/labels/``), by the library's selection;
 * :func:`stage_finetune` — stage 3, heatmap fine-tuning of one variant (``RUN/finetune/<variant>/``);
 * :func:`stage_evaluate` — Validation and Testing metrics and per-image predictions (``RUN/eval/<variant>/``).
 
@@ -32,15 +33,19 @@ from iugc_aop.stages.finetune import (
     ssl_encoder_path,
     stage_finetune,
 )
+from iugc_aop.stages.labels import SELECTIONS, LabelChoice, choose_labelled
 from iugc_aop.stages.pretrain import PretrainStageResult, stage_pretrain, stage_pretrain_temporal
 from iugc_aop.stages.screen import SelectionResult, stage_select
 
 __all__ = [
+    "SELECTIONS",
     "EvaluationResult",
     "FinetuneStageResult",
+    "LabelChoice",
     "PretrainStageResult",
     "SelectionResult",
     "StageCache",
+    "choose_labelled",
     "data_is_real",
     "evaluate_records",
     "holdout_split",
