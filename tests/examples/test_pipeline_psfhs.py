@@ -27,7 +27,7 @@ def psfhs_demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data = _psfhs(base / "psfhs", [k // 2 for k in range(30)])  # 30 cases in 15 groups of 2
     out = base / "run"
     rc = main(["demo", "--data", str(data), "--labels", "10", "--profile", "smoke", "--out", str(out),
-               "--variants", *VARIANTS, "--no-progress"])
+               "--variants", *VARIANTS, "--select", "coverage", "--no-progress"])
     return {"rc": rc, "data": data, "out": out}
 
 
@@ -46,6 +46,18 @@ def test_psfhs_demo_writes_a_challenge_folder_for_every_variant(psfhs_demo: dict
     for name, m in metrics.items():
         assert m["source"] == "submission" and m["count"] == len(testing), name
         assert m["agrees_within_1e-4_px"] is True, name
+
+
+def test_psfhs_demo_chose_its_labelled_cases_by_coverage(psfhs_demo: dict) -> None:
+    out: Path = psfhs_demo["out"]
+    chosen = out / "labels" / "coverage_n10_s0"
+    assert (chosen / "selection.csv").is_file() and (out / "figures" / "labelled_cases.png").is_file()
+    report = (out / "report.md").read_text()
+    assert "chosen by `coverage` from" in report and "similarity groups" in report
+    # Every variant trained on those cases (and their hold-out split).
+    picked = {line.split(",")[1] for line in (chosen / "selection.csv").read_text().splitlines()[1:]}
+    for name in VARIANTS:
+        assert json.loads((out / "finetune" / name / "variant.json").read_text())["labelled"] == len(picked) == 10
 
 
 def test_psfhs_demo_has_no_stage_2_and_says_so(psfhs_demo: dict) -> None:
