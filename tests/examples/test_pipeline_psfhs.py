@@ -10,7 +10,6 @@ import pytest
 from iugc_aop.cli import main
 from iugc_aop.stages import (
     holdout_split,
-    labelled_subset,
     load_dataset,
     similarity_group,
     unlabelled_pool,
@@ -87,8 +86,11 @@ def test_psfhs_demo_uses_the_label_budget_and_group_splits(psfhs_demo: dict) -> 
 def test_the_mean_teacher_never_trains_on_the_validation_groups(psfhs_demo: dict) -> None:
     ds = load_dataset(psfhs_demo["data"])
     variant = json.loads((psfhs_demo["out"] / "finetune" / "semi_unet" / "variant.json").read_text())
-    # The stage's own hold-out split, made again from its seed.
-    _, val = holdout_split(labelled_subset(ds.train, variant["budget"], variant["seed"]), 0.2, variant["seed"])
+    # The stage's own hold-out split of the chosen cases, made again from its seed.
+    rows = (psfhs_demo["out"] / "labels" / "coverage_n10_s0" / "selection.csv").read_text().splitlines()[1:]
+    chosen = {line.split(",")[1] for line in rows}
+    records = [r for r in ds.train if str(r.path) in chosen]
+    _, val = holdout_split(records, 0.2, variant["seed"])
     held_out = {similarity_group(r) for r in val}
     pool = unlabelled_pool(ds, leave_out=val)
     kept = [r for r in ds.train if similarity_group(r) not in held_out]
