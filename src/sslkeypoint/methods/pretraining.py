@@ -1,18 +1,15 @@
 """Pre-training methods: MoCo v2, DenseCL and masked-image reconstruction of the whole U-Net.
 
 Each is a frozen dataclass given to :class:`~sslkeypoint.configs.PretrainConfig` as ``method``; the
-LightningModule builds its objective (:mod:`sslkeypoint.ssl`) around the config's encoder:
+LightningModule builds its objective (:mod:`sslkeypoint.ssl`) around the config's encoder. What each
+learns:
 
-==========================  =========================================  ==========================
-method                      learns                                     objective
-==========================  =========================================  ==========================
-:class:`MoCoV2Method`       the encoder: two views of an image          :class:`~sslkeypoint.ssl.MoCoV2`
-                            (or two frames) are one instance
-:class:`DenseCLMethod`      the encoder (or encoder and decoder): MoCo  :class:`~sslkeypoint.ssl.DenseCL`
-                            v2 plus a per-location contrastive loss
-:class:`ReconstructionMethod`  encoder and decoder: the image behind    :class:`~sslkeypoint.ssl.MaskedReconstruction`
-                            masked patches (and noise)
-==========================  =========================================  ==========================
+* :class:`MoCoV2Method` — the encoder: two views of an image (or two frames) are one instance
+  (:class:`~sslkeypoint.ssl.MoCoV2`);
+* :class:`DenseCLMethod` — the encoder (or encoder and decoder): MoCo v2 plus a per-location
+  contrastive loss (:class:`~sslkeypoint.ssl.DenseCL`);
+* :class:`ReconstructionMethod` — encoder and decoder: the image behind masked patches (and noise)
+  (:class:`~sslkeypoint.ssl.MaskedReconstruction`).
 
 Methods that train a decoder (``DenseCLMethod(level="decoder")``, :class:`ReconstructionMethod`)
 also save ``unet.safetensors``, which fine-tuning loads with ``FinetuneConfig(init_encoder=...,
