@@ -86,6 +86,8 @@ class Pretraining:
         augment: Changes of the profile's view augmentation (e.g. ``{"hflip_p": 0.5}``).
         temporal: Followed by the profile's stage 2 (MoCo v2 on adjacent frames of the screened
             sequences) when the data has sequences.
+        epochs_factor: The profile's stage-1 epochs times this (a reconstruction objective needs
+            more steps than a contrastive one to paint images back).
     """
 
     name: str
@@ -94,6 +96,7 @@ class Pretraining:
     options: dict[str, Any] = field(default_factory=dict)
     augment: dict[str, Any] = field(default_factory=dict)
     temporal: bool = False
+    epochs_factor: int = 1
 
     @property
     def folder(self) -> str:
@@ -124,7 +127,8 @@ class Pretraining:
             method = DenseCLMethod(**moco_fields, **options)
         else:
             method = ReconstructionMethod(**{"decoder_stride": profile.finetune.heatmap_stride, **self.options})
-        return dataclasses.replace(base, method=method, augment={**base.augment, **self.augment})
+        return dataclasses.replace(base, method=method, augment={**base.augment, **self.augment},
+                                   max_epochs=base.max_epochs * self.epochs_factor)
 
 
 #: The pre-trainings, by name.
@@ -136,7 +140,7 @@ PRETRAININGS: dict[str, Pretraining] = {
         Pretraining("dense", "DenseCL on the encoder's deepest map", "densecl", {"weight": 0.5}),
         Pretraining("dense_dec", "DenseCL on the U-Net decoder's output (encoder and decoder)", "densecl",
                     {"weight": 0.5, "level": "decoder"}),
-        Pretraining("recon", "masked-image reconstruction of the whole U-Net", "reconstruction"),
+        Pretraining("recon", "masked-image reconstruction of the whole U-Net", "reconstruction", epochs_factor=5),
     )
 }
 
