@@ -140,7 +140,7 @@ def main(out: Path, data_file: Path) -> None:
     from sslkeypoint import recipes
     from sslkeypoint.configs import FinetuneConfig, PretrainConfig, TrainerConfig
     from sslkeypoint.data import KeypointRecord
-    from sslkeypoint.methods import MeanTeacherMethod, MoCoV2Method
+    from sslkeypoint.methods import MeanTeacherMethod, MoCoV2Method, PseudoLabelMethod
     from sslkeypoint.recipes import pretrain as pretrain_recipe
 
     rank = int(os.environ.get("LOCAL_RANK", "0"))  # one node: local rank = global rank
@@ -215,8 +215,19 @@ def main(out: Path, data_file: Path) -> None:
         semi_config, (train, val), out / "semi", trainer=trainer, progress=False,
         callbacks=[semi_record, unlabelled_seen], unlabelled=data["unlabelled"],
     )
+    # Pseudo-label self-training: process 0 labels the pool between the rounds, both read the file.
+    pseudo_config = dataclasses.replace(
+        ft_config, init_encoder=None, max_epochs=1,
+        method=PseudoLabelMethod(views=2, student_epochs=1, min_confidence=0.0, max_spread=0.5, shape_quantile=None),
+    )
+    pseudo_record = Record("train/loss_epoch", out / f"pseudo_state{rank}.pt")
+    pseudo = recipes.run_finetuning(
+        pseudo_config, (train, val), out / "pseudo", trainer=trainer, progress=False, callbacks=[pseudo_record],
+        unlabelled=data["unlabelled"],
+    )
     dump = {
         "rank": rank,
+        "pseudo": {"result": pseudo.to_dict(), "epochs": pseudo_record.epochs},
         "finetune": {
             "val_history": ft.val_history,
             "epochs": ft_record.epochs,

@@ -235,6 +235,20 @@ def test_mean_teacher_processes_end_with_identical_student_and_teacher(ddp_run) 
     assert summary == first["result"] == second["result"]
 
 
+def test_pseudo_label_rounds_agree_on_every_process(ddp_run) -> None:
+    """Process 0 labels the pool once; both processes train the same student on the same labels."""
+    first, second = (d["pseudo"] for d in ddp_run["dumps"])
+    out = ddp_run["out"] / "pseudo"
+    labels = json.loads((out / "round1" / "pseudo_labels.json").read_text())
+    # The pool: every unlabelled image but the 9 labelled training ones and the 5 validation ones.
+    assert labels["stats"]["images"] == NUM_PRETRAIN - NUM_TRAIN - NUM_VAL + NUM_VAL
+    assert first["result"]["pseudo_labels"] == second["result"]["pseudo_labels"] != []
+    assert first["result"]["best_metrics"] == second["result"]["best_metrics"]
+    _assert_same_state(*_states(ddp_run, "pseudo"))
+    assert [e["loss"] for e in first["epochs"]] == [e["loss"] for e in second["epochs"]]
+    assert json.loads((out / "summary.json").read_text())["pseudo_labels"] == first["result"]["pseudo_labels"]
+
+
 def test_mean_teacher_processes_draw_disjoint_shares_of_the_unlabelled_pool(ddp_run) -> None:
     first, second = (d["semi"]["unlabelled"] for d in ddp_run["dumps"])
     # The validation images given in the pool are left out on both processes: 14 images remain.
