@@ -134,8 +134,8 @@ def run_demo(
         profile: Profile or its name.
         data_root: An IUGC or PSFHS folder to use instead of synthetic data.
         seed: Seed of the data and every stage (default: the profile's).
-        variants: Variants to train and report (default: :data:`~iugc_aop.variants.DEMO_VARIANTS` and
-            the profile's recommended variant).
+        variants: Variants to train and report (default: the profile's, else
+            :data:`~iugc_aop.variants.DEMO_VARIANTS`, and the profile's recommended variant).
         label_budget: Labelled training cases used by fine-tuning (``"profile"``: the profile's;
             ``None``: all).
         select: How the labelled cases are chosen (:data:`~iugc_aop.stages.SELECTIONS`; default:
@@ -155,7 +155,7 @@ def run_demo(
         profile = profile.with_overrides(label_budget=label_budget)
     seed = profile.seed if seed is None else seed
     if variants is None:
-        variants = list(dict.fromkeys([*DEMO_VARIANTS, profile.recommended]))
+        variants = list(dict.fromkeys([*(profile.variants or DEMO_VARIANTS), profile.recommended]))
     out = Path(out_dir)
     if data_root is not None:  # one clear error naming what is missing, before anything is written
         load_dataset(data_root)

@@ -117,6 +117,8 @@ class Profile:
         seed: Seed of every stage.
         recommended: The variant exported to the demo's ``submission/`` folder.
         select: How the demo chooses its labelled cases (:data:`~iugc_aop.stages.SELECTIONS`).
+        variants: The variants the demo trains (empty: :data:`~iugc_aop.variants.DEMO_VARIANTS`);
+            the recommended one is always among them.
     """
 
     name: str
@@ -135,6 +137,7 @@ class Profile:
     seed: int = 0
     recommended: str = "ssl_unet"
     select: str = "random"
+    variants: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         ft = self.finetune
