@@ -357,32 +357,67 @@ def report(result: dict[str, Any], seconds: float, path: Path, **settings: Any) 
     return table
 
 
-def plot(table: list[dict[str, Any]], path: Path) -> None:
+def plot(table: list[dict[str, Any]], path: Path, rows: list[str] | None = None) -> None:
+    """Error against labels (log scale) per row of the table, and the label-saving factors.
+
+    Left: landmark error; middle: AoP error (mean ± sd over seeds); right: each row's label-saving
+    factor (MRE, filled; AoP, hatched) at each budget, against training from scratch on random
+    labels (1 = no label saved; an arrow marks a bound, beyond the scratch curve). ``rows`` picks
+    the table rows drawn (default: all).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for method in dict.fromkeys(r["method"] for r in table):
-        rows = [r for r in table if r["method"] == method]
-        if not rows:
+    names = rows or list(dict.fromkeys(r["method"] for r in table))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+    for name in names:
+        picked = [r for r in table if r["method"] == name]
+        if not picked:
             continue
-        xs = [r["labelled"] for r in rows]
+        xs = [r["labelled"] for r in picked]
         for ax, key, sd in ((axes[0], "mre_px", "mre_sd"), (axes[1], "aop_mae_deg", "aop_sd")):
-            ys = np.array([r[key] for r in rows])
-            es = np.nan_to_num(np.array([r[sd] for r in rows]))
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=method)
-            ax.fill_between(xs, ys - es, ys + es, alpha=0.15)
+            ys = np.array([r[key] for r in picked])
+            es = np.nan_to_num(np.array([r[sd] for r in picked]))
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+            ax.fill_between(xs, ys - es, ys + es, alpha=0.12)
     axes[0].set(xscale="log", xlabel="labelled cases", ylabel="MRE (px, 256×256)", title="landmark error")
     axes[1].set(xscale="log", xlabel="labelled cases", ylabel="AoP MAE (°)", title="Angle of Progression error")
     ticks = sorted({r["labelled"] for r in table})
-    for ax in axes:
+    for ax in axes[:2]:
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("PSFHS testing split (mean ± sd over seeds; error bars and bands)")
+        ax.legend(fontsize=7)
+    # Label-saving factors: one group of bars per budget, one bar pair per row.
+    others = [n for n in names if n != SCRATCH]
+    budgets = sorted({r["budget"] for r in table if r["method"] in others and "saving_mre" in r},
+                     key=lambda b: math.inf if b == "all" else int(b))
+    width = 0.8 / max(1, len(others))
+    for i, name in enumerate(others):
+        for j, budget in enumerate(budgets):
+            row = next((r for r in table if r["method"] == name and r["budget"] == budget and "saving_mre" in r), None)
+            if row is None:
+                continue
+            x = j + (i - (len(others) - 1) / 2) * width
+            colour = f"C{(names.index(name)) % 10}"
+            axes[2].bar(x - width / 4, row["saving_mre"], width / 2, color=colour, label=name if j == 0 else None)
+            axes[2].bar(x + width / 4, row["saving_aop"], width / 2, color=colour, alpha=0.45, hatch="//")
+            for dx, bound, value in ((-width / 4, row["saving_mre_bound"], row["saving_mre"]),
+                                     (width / 4, row["saving_aop_bound"], row["saving_aop"])):
+                if bound:
+                    axes[2].annotate("↑" if bound == ">" else "↓", (x + dx, value), ha="center", fontsize=8)
+    axes[2].axhline(1.0, color="black", linewidth=0.8)
+    axes[2].set_xticks(range(len(budgets)), budgets)
+    axes[2].set(xlabel="labels of the method (budget)", ylabel="label-saving factor (MRE filled, AoP hatched)",
+                title="labels saved against scratch on random labels", yscale="log")
+    factors = [0.25, 0.5, 1, 2, 4, 8]
+    axes[2].set_yticks(factors, [f"{f:g}×" for f in factors])
+    axes[2].minorticks_off()
+    if others:
+        axes[2].legend(fontsize=7)
+    fig.suptitle("PSFHS testing split (mean ± sd over seeds)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -441,6 +476,8 @@ def main() -> None:
                    / "label_efficiency.png")
     p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
                    help="only combine the runs of earlier result files (no training) into one table")
+    p.add_argument("--plot-rows", nargs="+", default=None, metavar="ROW",
+                   help="the table rows drawn in the figure (default: all)")
     args = p.parse_args()
     if args.extra_unlabelled and not args.pretrain_tag:
         p.error("--extra-unlabelled needs --pretrain-tag (the pre-training data is part of the run's name)")
@@ -455,7 +492,7 @@ def main() -> None:
         result = run(args)
         seconds = time.perf_counter() - t0
     table = report(result, seconds, args.json, seeds=args.seeds, budgets=args.budgets, methods=args.methods)
-    plot(table, args.figure)
+    plot(table, args.figure, args.plot_rows)
     print(f"wrote {args.json} and {args.figure}")
 
 
