@@ -171,14 +171,16 @@ def finetune(args: argparse.Namespace, profile: Any, encoders: dict[str, Path], 
                           progress=args.progress)
 
 
-def _select_features(args: argparse.Namespace, profile: Any) -> Path | None:
-    """The encoder weights that describe the cases when labels are chosen (``None``: thumbnails).
+def _select_features(args: argparse.Namespace, profile: Any) -> Path | str | None:
+    """The encoder weights that describe the cases when labels are chosen, or ``"thumbnails"``.
 
     ``--select-features`` names a pre-training of the example (trained once and reused, as for the
     methods) or ``thumbnails``.
     """
-    if args.select_features == "thumbnails" or args.select == ["random"]:
+    if args.select == ["random"]:
         return None
+    if args.select_features == "thumbnails":
+        return "thumbnails"
     from iugc_aop.stages import stage_pretrain
 
     res = stage_pretrain(Path(args.data), Path(args.work), profile, pretraining=args.select_features,
@@ -206,19 +208,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for method in args.methods:
                     if budget_text == "all" and select != "random":
                         continue  # every case is labelled: nothing to choose
-                    name = run_name(method, budget_text, seed, select)
+                    tag = select if select == "random" or args.select_features == "moco" else \
+                        f"{select}-{args.select_features}"
+                    name = run_name(method, budget_text, seed, tag)
                     t = time.perf_counter()
-                    ft = finetune(args, profile, encoders, method, budget_text, seed, labelled, select)
+                    ft = finetune(args, profile, encoders, method, budget_text, seed, labelled, tag)
                     predictor = KeypointPredictor.from_checkpoint(ft.checkpoint)
                     metrics, _ = evaluate_records(predictor, testing, progress=False)
                     entry = {
                         "method": method, "budget": budget_text, "labelled": ft.labelled, "seed": seed,
-                        "select": select, "mre_px": metrics["mre_px"], "aop_mae_deg": metrics["aop_mae_deg"],
+                        "select": tag, "mre_px": metrics["mre_px"], "aop_mae_deg": metrics["aop_mae_deg"],
                         "per_landmark_px": metrics["per_landmark_px"], "spread_ratio": metrics["spread_ratio"],
                         "best_epoch": ft.best_epoch, "epochs": ft.epochs, "seconds": round(ft.seconds, 1),
                         "wall_seconds": round(time.perf_counter() - t, 1), "reused": ft.skipped,
-                        **({"select_features": features.name if features else "thumbnails"}
-                           if select != "random" else {}),
+                        **({"select_features": args.select_features} if select != "random" else {}),
                         **({"pseudo_labels": ft.pseudo_labels} if ft.pseudo_labels else {}),
                         **({"pretrain_tag": args.pretrain_tag} if args.pretrain_tag and get_variant(method).ssl else {}),
                     }
@@ -297,15 +300,21 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _paired_to_scratch(runs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Differences to training from scratch (:data:`SCRATCH`) on the same labels (same budget, seed
-    and label choice), negative = better.
+    """Differences to training from scratch (:data:`SCRATCH`), seed by seed, negative = better.
 
-    ``d_mre_px`` / ``d_aop_deg`` (mean and sd over the paired seeds), and ``wins``: the seeds
-    where both the MRE and the AoP error are lower than from scratch, out of ``paired``.
+    A method is paired with training from scratch on the same labels (same budget, seed and label
+    choice); training from scratch on chosen labels with training from scratch on the random draw
+    of the same seed. ``d_mre_px`` / ``d_aop_deg`` (mean and sd over the paired seeds), and
+    ``wins``: the seeds where both the MRE and the AoP error are lower, out of ``paired``.
     """
-    if not rows or (rows[0]["method"] == SCRATCH and not rows[0].get("pretrain_tag")):
+    if not rows:
         return {}
-    select, budget = rows[0].get("select", "random"), rows[0]["budget"]
+    first = rows[0]
+    select, budget = first.get("select", "random"), first["budget"]
+    if first["method"] == SCRATCH and not first.get("pretrain_tag"):
+        if select == "random":
+            return {}
+        select = "random"  # the labels chosen against the random draw
     scratch = {r["seed"]: r for r in runs if r["method"] == SCRATCH and r["budget"] == budget
                and r.get("select", "random") == select and not r.get("pretrain_tag")}
     pairs = [(r, scratch[r["seed"]]) for r in rows if r["seed"] in scratch]
@@ -470,7 +479,7 @@ def main() -> None:
                         "selection; each a row of the table")
     p.add_argument("--select-features", default="moco",
                    help="what describes the cases for choosing them: a pre-training of the example (trained once) "
-                        "or 'thumbnails' (default: moco)")
+                        "or 'thumbnails' (default: moco; another one is named in the rows, e.g. coverage-thumbnails)")
     p.add_argument("--json", type=Path, default=RESULTS / "label_efficiency.json")
     p.add_argument("--figure", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "_static"
                    / "label_efficiency.png")

@@ -52,5 +52,6 @@ def test_coverage_then_uncertainty_labels_in_two_rounds(data: Path, tmp_path: Pa
     assert all("cluster" in r["reason"] and "typical" in r["reason"] for r in rows[:4])
     assert all("most uncertain" in r["reason"] for r in rows[4:])
     # The first round's network was trained on the first half, from scratch.
-    assert (tmp_path / "finetune" / "labels_coverage_uncertainty_n8_s1_round1" / "variant.json").is_file()
+    assert (tmp_path / "finetune" / "labels_coverage_uncertainty_thumbnails_n8_s1_round1" / "variant.json").is_file()
     assert len({similarity_group(r) for r in choice.records}) == choice.groups
+    assert choice.out_dir.name == "coverage_uncertainty_thumbnails_n8_s1"

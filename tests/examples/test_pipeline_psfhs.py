@@ -49,7 +49,7 @@ def test_psfhs_demo_writes_a_challenge_folder_for_every_variant(psfhs_demo: dict
 
 def test_psfhs_demo_chose_its_labelled_cases_by_coverage(psfhs_demo: dict) -> None:
     out: Path = psfhs_demo["out"]
-    chosen = out / "labels" / "coverage_n10_s0"
+    chosen = out / "labels" / "coverage_stage1_n10_s0"
     assert (chosen / "selection.csv").is_file() and (out / "figures" / "labelled_cases.png").is_file()
     report = (out / "report.md").read_text()
     assert "chosen by `coverage` from" in report and "similarity groups" in report
@@ -87,7 +87,7 @@ def test_the_mean_teacher_never_trains_on_the_validation_groups(psfhs_demo: dict
     ds = load_dataset(psfhs_demo["data"])
     variant = json.loads((psfhs_demo["out"] / "finetune" / "semi_unet" / "variant.json").read_text())
     # The stage's own hold-out split of the chosen cases, made again from its seed.
-    rows = (psfhs_demo["out"] / "labels" / "coverage_n10_s0" / "selection.csv").read_text().splitlines()[1:]
+    rows = (psfhs_demo["out"] / "labels" / "coverage_stage1_n10_s0" / "selection.csv").read_text().splitlines()[1:]
     chosen = {line.split(",")[1] for line in rows}
     records = [r for r in ds.train if str(r.path) in chosen]
     _, val = holdout_split(records, 0.2, variant["seed"])

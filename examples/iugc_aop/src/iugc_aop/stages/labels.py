@@ -12,8 +12,10 @@ stage plays the user: it hides the labels, lets :func:`sslkeypoint.selection.sel
   network trained from scratch on those, then the rest where its predictions disagree most across
   augmented views (one per cluster of the remaining cases).
 
-The choice is kept in ``RUN/labels/<strategy>_n<budget>_s<seed>/`` (``selection.csv``, a contact
-sheet ``selection.png``, ``stage.json``), so every variant of a run trains on the same cases.
+The choice is kept in ``RUN/labels/<strategy>_<features>_n<budget>_s<seed>/`` (``<features>``:
+the folder of the encoder's weights, e.g. ``stage1``, or ``thumbnails``; ``selection.csv``, a
+contact sheet ``selection.png``, ``stage.json``), so every variant of a run trains on the same
+cases.
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ def choose_labelled(
         budget: Cases to label (``None``: all).
         strategy: One of :data:`SELECTIONS`.
         seed: Seed of the choice.
-        encoder: Weights whose encoder describes the cases (default: ``run_dir/stage1/encoder.safetensors``
-            when it exists, else thumbnails).
+        encoder: Weights whose encoder describes the cases, or ``"thumbnails"`` (default:
+            ``run_dir/stage1/encoder.safetensors`` when it exists, else thumbnails).
         force: Choose again even if a choice is kept.
         progress: Progress bars.
 
@@ -103,8 +105,12 @@ def choose_labelled(
                            len({similarity_group(r) for r in chosen}), time.perf_counter() - start)
     run = Path(run_dir)
     default = run / "stage1" / "encoder.safetensors"
-    weights = Path(encoder) if encoder is not None else default if default.is_file() else None
-    out = run / "labels" / f"{strategy}_n{budget}_s{seed}"
+    if encoder == "thumbnails":
+        weights = None
+    else:
+        weights = Path(encoder) if encoder is not None else default if default.is_file() else None
+    features_tag = "thumbnails" if weights is None else weights.parent.name
+    out = run / "labels" / f"{strategy}_{features_tag}_n{budget}_s{seed}"
     key = {"strategy": strategy, "budget": budget, "seed": seed, "data": records_fingerprint(train),
            "encoder": file_digest(weights) if weights is not None else None}
     cache = StageCache(out, key, profile.name)
@@ -124,7 +130,7 @@ def choose_labelled(
                               progress=progress)
         records = [table[str(p.resolve())] for p in first.paths]
         model = stage_finetune("unet", data_root, run, profile, labelled_cases=records, seed=seed,
-                               name=f"labels_{strategy}_n{budget}_s{seed}_round1", progress=progress)
+                               name=f"labels_{strategy}_{features_tag}_n{budget}_s{seed}_round1", progress=progress)
         second = select_images(files, budget - len(first), strategy="uncertainty", groups=groups, encoder=weights,
                                labelled=first.paths, model=model.checkpoint, seed=seed, progress=progress)
         later = [dataclasses.replace(c, rank=c.rank + len(first)) for c in second.choices]
