@@ -30,6 +30,7 @@ Variants (:data:`VARIANTS`), in table order:
 * ``semi_unet`` — the U-Net without SSL, fine-tuned as a mean teacher on the labelled images and
   every unlabelled training image; ``ssl_semi_unet`` — the same from the MoCo v2 encoder;
 * ``pseudo_unet`` — pseudo-label self-training (noisy student) from a supervised teacher;
+  ``pseudo2_unet`` — two rounds of it (the first student labels the pool again);
   ``semi_pseudo_unet`` — the same from a mean-teacher teacher; ``recon_pseudo_unet`` — pseudo-label
   self-training from the reconstruction-pre-trained U-Net.
 
@@ -202,6 +203,8 @@ VARIANTS: dict[str, Variant] = {
                 pretraining="moco", method=MeanTeacherMethod()),
         Variant("pseudo_unet", "U-Net, no SSL, pseudo-label self-training on the unlabelled images",
                 method=_PSEUDO),
+        Variant("pseudo2_unet", "U-Net, no SSL, pseudo-label self-training, two rounds",
+                method=dataclasses.replace(_PSEUDO, rounds=2)),
         Variant("semi_pseudo_unet", "U-Net, no SSL, pseudo-labels from a mean teacher",
                 method=dataclasses.replace(_PSEUDO, teacher=MeanTeacherMethod())),
         Variant("recon_pseudo_unet", "U-Net pre-trained by masked reconstruction, pseudo-label self-training",
