@@ -49,12 +49,25 @@ def blobs(counts: list[int], seed: int = 0) -> tuple[torch.Tensor, list[int]]:
 @given(st.lists(st.integers(2, 12), min_size=2, max_size=6), st.integers(0, 1000))
 def test_kmeans_finds_separated_clusters(counts: list[int], seed: int) -> None:
     x, truth = blobs(counts, seed)
-    labels, centres = kmeans(x, len(counts), seed=seed)
+    labels, centres = kmeans(x, len(counts), seed=seed, restarts=10)
     assert centres.shape == (len(counts), 2)
     # Same cluster in truth <=> same cluster found.
     for i in range(len(truth)):
         for j in range(i):
             assert (truth[i] == truth[j]) == bool(labels[i] == labels[j])
+
+
+def test_one_start_can_merge_separated_clusters_and_restarts_fix_it() -> None:
+    # A case where the single k-means++ start seeds two centres in the 12-point cluster at (30, 5)
+    # and merges the two 2-point clusters at (40, 0) and (50, 5).
+    x, truth = blobs([2, 5, 11, 12, 2, 2], 204)
+    one, _ = kmeans(x, 6, seed=204)
+    assert len(set(one[[t == 3 for t in truth]].tolist())) == 2
+    best, _ = kmeans(x, 6, seed=204, restarts=10)
+    assert [len(set(best[[t == j for t in truth]].tolist())) for j in range(6)] == [1] * 6
+    assert len(set(best.tolist())) == 6
+    with pytest.raises(ValueError, match="restarts"):
+        kmeans(x, 6, restarts=0)
 
 
 def test_typical_clusters_cover_every_cluster_before_any_twice() -> None:

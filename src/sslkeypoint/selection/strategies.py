@@ -44,14 +44,20 @@ def _check(features: Tensor) -> Tensor:
     return features.to(torch.float64)
 
 
-def kmeans(features: Tensor, k: int, seed: int = 0, iterations: int = 50) -> tuple[Tensor, Tensor]:
-    """Seeded k-means++ then Lloyd iterations.
+def kmeans(features: Tensor, k: int, seed: int = 0, iterations: int = 50,
+           restarts: int = 1) -> tuple[Tensor, Tensor]:
+    """Seeded k-means++ then Lloyd iterations, the best of ``restarts`` starts.
+
+    One k-means++ start (as scikit-learn's ``n_init="auto"``) usually separates well-apart clusters
+    but is not guaranteed to: it may seed two centres in one cluster and leave two others merged.
+    More ``restarts`` keep the partition with the smallest within-cluster sum of squares.
 
     Args:
         features: ``(N, D)``.
         k: Clusters (at most ``N``).
-        seed: Seed of the initialisation.
+        seed: Seed of the initialisation (start ``r`` uses ``seed + r``).
         iterations: Most Lloyd iterations (it stops when no assignment changes).
+        restarts: Independent starts (at least 1).
 
     Returns:
         ``(labels (N,) long, centres (k, D))``.
@@ -67,7 +73,22 @@ def kmeans(features: Tensor, k: int, seed: int = 0, iterations: int = 50) -> tup
     n = x.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}]; got {k}")
-    g = torch.Generator().manual_seed(int(seed))
+    if restarts < 1:
+        raise ValueError(f"restarts must be at least 1; got {restarts}")
+    best: tuple[float, Tensor, Tensor] | None = None
+    for r in range(restarts):
+        labels, centres = _kmeans_once(x, k, int(seed) + r, iterations)
+        inertia = float(((x - centres[labels]) ** 2).sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, labels, centres)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _kmeans_once(x: Tensor, k: int, seed: int, iterations: int) -> tuple[Tensor, Tensor]:
+    """One k-means++ start and its Lloyd iterations."""
+    n = x.shape[0]
+    g = torch.Generator().manual_seed(seed)
     centres = [x[int(torch.randint(n, (1,), generator=g))]]
     dist = torch.cdist(x, centres[0][None]).squeeze(1) ** 2
     for _ in range(1, k):
