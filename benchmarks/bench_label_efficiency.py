@@ -405,13 +405,15 @@ def plot(table: list[dict[str, Any]], path: Path, rows: list[str] | None = None)
                      key=lambda b: math.inf if b == "all" else int(b))
     width = 0.8 / max(1, len(others))
     for i, name in enumerate(others):
+        labelled = False  # the legend names each row once, at its first bar
         for j, budget in enumerate(budgets):
             row = next((r for r in table if r["method"] == name and r["budget"] == budget and "saving_mre" in r), None)
             if row is None:
                 continue
             x = j + (i - (len(others) - 1) / 2) * width
             colour = f"C{(names.index(name)) % 10}"
-            axes[2].bar(x - width / 4, row["saving_mre"], width / 2, color=colour, label=name if j == 0 else None)
+            axes[2].bar(x - width / 4, row["saving_mre"], width / 2, color=colour, label=None if labelled else name)
+            labelled = True
             axes[2].bar(x + width / 4, row["saving_aop"], width / 2, color=colour, alpha=0.45, hatch="//")
             for dx, bound, value in ((-width / 4, row["saving_mre_bound"], row["saving_mre"]),
                                      (width / 4, row["saving_aop_bound"], row["saving_aop"])):
