@@ -17,7 +17,7 @@ from iugc_aop.stages import (
 from iugc_aop.stages.common import data_is_real
 from tests.examples.test_psfhs import _psfhs
 
-VARIANTS = ("unet", "ssl_unet", "semi_unet")
+VARIANTS = ("unet", "ssl_unet", "semi_unet", "pseudo_unet")
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,17 @@ def test_psfhs_demo_writes_a_challenge_folder_for_every_variant(psfhs_demo: dict
     for name, m in metrics.items():
         assert m["source"] == "submission" and m["count"] == len(testing), name
         assert m["agrees_within_1e-4_px"] is True, name
+
+
+def test_psfhs_demo_reports_what_the_pseudo_label_filter_kept(psfhs_demo: dict) -> None:
+    out: Path = psfhs_demo["out"]
+    summary = json.loads((out / "finetune" / "pseudo_unet" / "summary.json").read_text())
+    counts = summary["pseudo_labels"][0]
+    # Every landmark of every pool image is kept or dropped for one reason.
+    for name in ("PS1", "PS2", "FH1"):
+        assert counts["kept"][name] + sum(r[name] for r in counts["dropped"].values()) == counts["images"]
+    line = next(x for x in (out / "report.md").read_text().splitlines() if "Pseudo-labels of round 1" in x)
+    assert f"{counts['images']} images, {counts['images_used']} used; kept PS1 {counts['kept']['PS1']}" in line
 
 
 def test_psfhs_demo_chose_its_labelled_cases_by_coverage(psfhs_demo: dict) -> None:

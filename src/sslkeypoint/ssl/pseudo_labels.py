@@ -200,6 +200,20 @@ class PseudoLabelStats:
             "dropped": {r: dict(zip(self.landmarks, c, strict=True)) for r, c in self.dropped.items()},
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PseudoLabelStats:
+        """Back from :meth:`to_dict` (other keys, such as a round number, are ignored).
+
+        Examples:
+            >>> s = PseudoLabelStats.count([["", "shape"], ["", ""]], ["A", "B"])
+            >>> PseudoLabelStats.from_dict({"round": 1, **s.to_dict()}) == s
+            True
+        """
+        names = list(data["kept"])
+        return cls(int(data["images"]), names, [int(data["kept"][n]) for n in names],
+                   {r: [int(c[n]) for n in names] for r, c in data.get("dropped", {}).items()},
+                   int(data.get("images_used", 0)))
+
     def describe(self) -> str:
         """One line: e.g. ``700 images, 655 used; kept PS1 690, PS2 688, FH1 640; dropped ...``."""
         kept = ", ".join(f"{n} {c}" for n, c in zip(self.landmarks, self.kept, strict=True))

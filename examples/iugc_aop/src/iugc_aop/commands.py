@@ -269,8 +269,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _configure_demo(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     p.add_argument("--variants", nargs="+", default=None, metavar="NAME",
-                   help="variants to train and report (default: the demo's, iugc_aop.variants.DEMO_VARIANTS, "
-                        "and the profile's recommended one)")
+                   help="variants to train and report (default: the profile's — iugc_aop.variants.DEMO_VARIANTS on "
+                        "synthetic data, unet ssl_unet pseudo_unet on real images — and its recommended one)")
     p.add_argument("--labels", "--label-budget", dest="label_budget", type=int, default=None, metavar="N",
                    help="labelled training cases used by fine-tuning (default: the profile's)")
     p.add_argument("--select", choices=_selections(), default=None,

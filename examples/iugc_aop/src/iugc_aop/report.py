@@ -39,6 +39,7 @@ from iugc_aop.report_figures import (
     training_curves,
 )
 from iugc_aop.variants import VARIANTS
+from sslkeypoint.ssl import PseudoLabelStats
 
 __all__ = ["ReportResult", "cpu_model", "ssl_verdict", "write_report"]
 
@@ -397,6 +398,10 @@ def write_report(
         lines.append(f"* fine-tuning `{name}`: {ft.labelled} labelled images (8:2 hold-out split), "
                      f"{ft.epochs} epochs, best epoch {ft.best_epoch}, hold-out MRE "
                      f"{_fmt(ft.best_metrics.get('val/mre_px'))} px.")
+        for counts in ft.pseudo_labels:
+            lines.append(f"  Pseudo-labels of round {counts.get('round', '?')}: "
+                         f"{PseudoLabelStats.from_dict(counts).describe()} (a landmark counted under the first "
+                         "test it failed).")
     lines += ["", "## Profile", "", "```", profile.describe(), "```", ""]
     lines += [
         "## Time and machine",
