@@ -39,6 +39,7 @@ Usage::
     python benchmarks/bench_label_efficiency.py --data ../shared/data/psfhs --work runs/label_eff --seeds 3
     python benchmarks/bench_label_efficiency.py --merge part1.json part2.json   # one table from several runs
     python benchmarks/bench_label_efficiency.py --budgets all --methods unet --input-size 256   # 256 -> 64 px
+    python benchmarks/bench_label_efficiency.py --budgets 50 --methods unet --input-size 128 --heatmap-size 64 --sigma 4
     python benchmarks/bench_label_efficiency.py --methods recon_unet --extra-unlabelled ../shared/data/hc18/images \
         ../shared/data/hc18/unlabelled --pretrain-tag hc18     # pre-training with HC18's images added
 """
@@ -88,9 +89,10 @@ def _images(folders: list[Path]) -> list[Path]:
 
 
 def _overridden(profile: Any, input_size: int | None, heatmap_size: int | None, epochs: int | None,
-                workers: int | None) -> Any:
+                workers: int | None, sigma: float | None = None) -> Any:
     """``profile`` with the command line's changes: square network input and heatmap size (every
-    stage), fine-tuning epochs, loader workers (``None``: the profile's)."""
+    stage), the targets' σ in heatmap pixels, fine-tuning epochs, loader workers (``None``: the
+    profile's)."""
     if input_size is not None:
         size = (input_size, input_size)
         heatmap = heatmap_size or input_size // 4
@@ -100,6 +102,8 @@ def _overridden(profile: Any, input_size: int | None, heatmap_size: int | None, 
             finetune=dataclasses.replace(profile.finetune, input_size=size, heatmap_size=(heatmap, heatmap)))
     elif heatmap_size is not None:
         raise SystemExit("--heatmap-size needs --input-size")
+    if sigma is not None:
+        profile = profile.with_overrides(finetune=dataclasses.replace(profile.finetune, sigma=sigma))
     if epochs is not None:
         profile = profile.with_overrides(finetune=dataclasses.replace(profile.finetune, max_epochs=epochs))
     if workers is not None:
@@ -130,7 +134,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Path], float]
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     profile = _overridden(get_profile(args.profile, real=True), args.input_size, args.heatmap_size, args.epochs,
-                          args.workers)
+                          args.workers, args.sigma)
     ds = load_dataset(Path(args.data))
     print(f"{len(ds.train)} training cases, {len(ds.testing)} testing cases "
           f"({ds.report.get('groups', {})})", flush=True)
@@ -459,6 +463,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="square network input of every stage (default: the profile's, 128 for quick)")
     p.add_argument("--heatmap-size", type=int, default=None, metavar="PX",
                    help="square heatmap size (default with --input-size: a quarter of it)")
+    p.add_argument("--sigma", type=float, default=None, metavar="PX",
+                   help="σ of the Gaussian targets in heatmap pixels (default: the profile's, 2; with a finer "
+                        "heatmap, scale it to keep the same width in input pixels)")
     p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the profile's, 40 for quick)")
     p.add_argument("--workers", type=int, default=None, help="data-loader workers (default: the profile's)")
     p.add_argument("--extra-unlabelled", nargs="+", type=Path, default=[], metavar="DIR",
