@@ -1,7 +1,8 @@
 """Data: image decoding, labelled records, datasets, invalid samples, splits, samplers, fingerprints.
 
 * :mod:`~sslkeypoint.data.images` — decoding by content, the resize, listing image files;
-* :mod:`~sslkeypoint.data.records` — :class:`KeypointRecord` and records files (CSV / JSON);
+* :mod:`~sslkeypoint.data.records` — :class:`KeypointRecord` (with group and pixel size);
+* :mod:`~sslkeypoint.data.formats` — records files: own CSV / JSON, COCO, DeepLabCut, LabelMe, sleap-io;
 * :mod:`~sslkeypoint.data.datasets` — labelled, unlabelled and temporal-pair datasets;
 * :mod:`~sslkeypoint.data.invalid` — the one mechanism for invalid samples;
 * :mod:`~sslkeypoint.data.splits` — reproducible (group-aware) splits;
@@ -39,18 +40,20 @@ from sslkeypoint.data.invalid import (
     filtering_collate,
     without_drops,
 )
+from sslkeypoint.data.formats import FORMATS, read_records, write_coco
 from sslkeypoint.data.records import (
     PARTIAL_LABELS,
     KeypointRecord,
+    PixelSize,
     format_point,
     parse_point,
-    read_records,
 )
 from sslkeypoint.data.samplers import EpochShuffleSampler, ShardSampler
 from sslkeypoint.data.splits import split_records
 
 __all__ = [
     "DROP_KEYS",
+    "FORMATS",
     "IMAGE_EXTENSIONS",
     "PARTIAL_LABELS",
     "DropCounts",
@@ -63,6 +66,7 @@ __all__ = [
     "InvalidSample",
     "KeypointDataset",
     "KeypointRecord",
+    "PixelSize",
     "ShardSampler",
     "TemporalPairDataset",
     "data_fingerprint",
@@ -79,4 +83,5 @@ __all__ = [
     "resize_image",
     "split_records",
     "without_drops",
+    "write_coco",
 ]

@@ -112,8 +112,8 @@ def data_fingerprint(items: Sequence[str | PathLike[str]] | Sequence[Sequence[st
 def records_fingerprint(records: Sequence[KeypointRecord]) -> str:
     """A fingerprint of labelled records: their files' contents, their order and their labels.
 
-    Editing a label or an image, or adding or removing a record, changes it; moving the data
-    folder does not.
+    Editing a label, a group, a pixel size or an image, or adding or removing a record, changes
+    it; moving the data folder does not.
 
     Args:
         records: Labelled records (an empty list has a fingerprint too).
@@ -134,6 +134,8 @@ def records_fingerprint(records: Sequence[KeypointRecord]) -> str:
         for array in (r.keypoints, r.visible):
             data = b"-" if array is None else np.ascontiguousarray(np.asarray(array, dtype=np.float64)).tobytes()
             h.update(data)
+        if r.group is not None or r.pixel_size is not None:  # absent ones keep older fingerprints
+            h.update(f"|group={r.group}|pixel_size={r.pixel_size}".encode())
     if records:
         h.update(data_fingerprint([r.path for r in records]).encode())
     return h.hexdigest()

@@ -1,29 +1,57 @@
-"""Labelled records: what a labelled image is, and reading records files (CSV or JSON).
+"""Labelled records: what a labelled image is, and the text form of a point.
 
-A :class:`KeypointRecord` names an image file and its ``(K, 2)`` keypoints in the original image's
-pixels. :func:`read_records` reads them from a CSV or JSON file with errors that name the file, the
-row and the column; :func:`parse_point` / :func:`format_point` are the text form of one point.
+A :class:`KeypointRecord` names an image file, its ``(K, 2)`` keypoints in the original image's
+pixels, and optionally its group (video, subject) and its pixel size in mm.
+:func:`parse_point` / :func:`format_point` are the text form of one point. Records files of every
+format are read by :func:`sslkeypoint.data.read_records` (:mod:`sslkeypoint.data.formats`).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PARTIAL_LABELS", "KeypointRecord", "format_point", "parse_point", "read_records"]
+__all__ = ["PARTIAL_LABELS", "KeypointRecord", "PixelSize", "check_pixel_size", "format_point", "parse_point"]
 
 #: ``KeypointRecord.meta`` key: when true, the record's missing (NaN) keypoints are unknown, not
 #: absent — a pseudo-label whose landmark was dropped. Fine-tuning adds no loss for them, where a
 #: missing keypoint of an ordinary record is taught as "no landmark here" (an all-zero heatmap).
 PARTIAL_LABELS = "partial_labels"
+
+#: A pixel size in mm: one number (square pixels) or ``(sx, sy)``.
+PixelSize = float | tuple[float, float]
+
+
+def check_pixel_size(value: Any, where: str = "pixel size") -> PixelSize | None:
+    """``value`` as a :data:`PixelSize` (``None`` stays ``None``), or a ValueError naming ``where``.
+
+    Examples:
+        >>> check_pixel_size(0.25), check_pixel_size([0.1, 0.2]), check_pixel_size(None)
+        (0.25, (0.1, 0.2), None)
+        >>> check_pixel_size(-1, "row 3, column 'pixel_size_mm'")
+        Traceback (most recent call last):
+        ...
+        ValueError: row 3, column 'pixel_size_mm': expected a positive, finite size in mm per pixel (a number or (sx, sy)); got -1
+    """
+    if value is None:
+        return None
+    values = [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+    try:
+        numbers = [float(v) for v in values if not isinstance(v, bool)]
+    except (TypeError, ValueError):
+        numbers = []
+    if not numbers or len(numbers) != len(list(values)) or len(numbers) > 2 or not all(
+        math.isfinite(v) and v > 0 for v in numbers
+    ):
+        raise ValueError(
+            f"{where}: expected a positive, finite size in mm per pixel (a number or (sx, sy)); got {value!r}"
+        )
+    return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
 @dataclass(frozen=True)
@@ -37,10 +65,14 @@ class KeypointRecord:
         visible: Optional ``(K,)`` bool array; ``None`` means every finite keypoint is visible.
         meta: Free-form information carried along (split, case id, AoP label, ...);
             ``meta[PARTIAL_LABELS]`` marks partial labels (see :data:`PARTIAL_LABELS`).
+        group: Optional group of near-duplicate images (one video, one subject): validation
+            splits keep a group on one side.
+        pixel_size: Optional size of a pixel of this image in mm (a number, or ``(sx, sy)``):
+            errors and distance measures of this image are given in mm with it.
 
     Raises:
         ValueError: If a coordinate is infinite (NaN, not infinity, marks a missing keypoint) or
-            complex, naming the record and the keypoint. Other malformed keypoints (text, a wrong
+            complex, naming the record and the keypoint, or if the pixel size is not positive. Other malformed keypoints (text, a wrong
             shape or count) are accepted here and reported by
             :class:`~sslkeypoint.data.KeypointDataset` as an invalid sample.
 
@@ -59,8 +91,15 @@ class KeypointRecord:
     keypoints: np.ndarray | None = None
     visible: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None
+    pixel_size: PixelSize | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "pixel_size", check_pixel_size(self.pixel_size, f"KeypointRecord {str(self.path)!r}: pixel_size")
+        )
+        if self.group is not None:
+            object.__setattr__(self, "group", str(self.group))
         if self.keypoints is None:
             return
         try:
@@ -87,9 +126,6 @@ class KeypointRecord:
         return 0 if self.keypoints is None else int(np.asarray(self.keypoints).shape[0])
 
 
-
-
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|NaN|NAN"
 
 
 _BRACKETS = "()[]{}<>\"' "
@@ -179,151 +215,8 @@ def _json_coordinate(value: Any) -> float:
     return number
 
 
-def _looks_like_point(text: str) -> bool:
-    return bool(re.search(r"[(\[,;]", text)) or len(re.findall(_NUMBER, text)) == 2
-
-
-def _pair_name(x: str, y: str, i: int) -> str:
-    bx, by = re.sub(r"[\s_.\-]*[xX]$", "", x), re.sub(r"[\s_.\-]*[yY]$", "", y)
-    if bx and bx == by and bx != x:
-        return bx
-    return f"kp{i}"
-
-
-def read_records(path: str | Path) -> tuple[list[KeypointRecord], tuple[str, ...] | None]:
-    """Read labelled records from a CSV or JSON file.
-
-    **CSV** (header row required; relative image paths are relative to the CSV's folder). The
-    first column is the image path; every other column is a label, in one of two layouts:
-
-    * one column per coordinate: ``path,x1,y1,x2,y2,...`` (an even number of numeric columns;
-      ``PS1_x,PS1_y`` style headers name the landmarks);
-    * one column per landmark holding a point ``"(x, y)"`` (brackets and spaces optional,
-      exactly two numbers): ``Filename,PS1,PS2,FH1`` — the header names the landmarks.
-
-    Coordinates are ``(x, y)`` in the original image's pixels. An empty cell (or ``nan``) marks a
-    missing landmark (it becomes NaN and is excluded from the loss mask and the metrics); an
-    infinite coordinate (``inf``, ``1e999``) is an error, not a missing landmark.
-
-    **JSON**: a list of objects ``{"path": ..., "keypoints": [[x, y], ...], "visible": [...]
-    (optional), "meta": {...} (optional)}``, or an object ``{"keypoint_names": [...], "records":
-    [...]}``.
-
-    Args:
-        path: The ``.csv`` or ``.json`` file.
-
-    Returns:
-        ``(records, keypoint_names)``; names are ``None`` when the file does not give them.
-
-    Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: On a malformed file; the message names the file, row and column (or JSON
-            record and field): a cell that is not a number or point, an infinite coordinate, a
-            JSON coordinate that is not a number (``true``), or JSON records with different
-            numbers of keypoints.
-
-    Examples:
-        >>> import tempfile
-        >>> from pathlib import Path
-        >>> f = Path(tempfile.mkdtemp()) / "labels.csv"
-        >>> _ = f.write_text('Filename,PS1,PS2,FH1\\na.png,"(300, 80)","(200, 80)",(300 200)\\n')
-        >>> records, names = read_records(f)
-        >>> names, records[0].keypoints.tolist()
-        (('PS1', 'PS2', 'FH1'), [[300.0, 80.0], [200.0, 80.0], [300.0, 200.0]])
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"records file not found: {p}")
-    if p.suffix.lower() == ".json":
-        return _read_json_records(p)
-    return _read_csv_records(p)
-
-
 def _resolve(base: Path, value: str) -> Path:
     q = Path(value)
     return q if q.is_absolute() else base / q
 
 
-def _read_csv_records(p: Path) -> tuple[list[KeypointRecord], tuple[str, ...] | None]:
-    with p.open(newline="", encoding="utf-8-sig") as fh:
-        rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
-    if len(rows) < 2:
-        raise ValueError(f"{p}: expected a header row and at least one data row; got {len(rows)} rows")
-    header = [h.strip() for h in rows[0]]
-    if len(header) < 2:
-        raise ValueError(f"{p}: expected an image path column and label columns; header is {header}")
-    label_cols = header[1:]
-    sample = next((c for r in rows[1:] for c in r[1:] if c.strip() and c.strip().lower() != "nan"), "")
-    point_mode = _looks_like_point(sample)
-    if not point_mode and len(label_cols) % 2:
-        raise ValueError(
-            f"{p}: coordinate columns must come in (x, y) pairs after the path column; got "
-            f"{len(label_cols)} columns {label_cols}"
-        )
-    if point_mode:
-        names = tuple(label_cols)
-    else:
-        names = tuple(_pair_name(label_cols[2 * i], label_cols[2 * i + 1], i) for i in range(len(label_cols) // 2))
-    named = not all(re.fullmatch(r"kp\d+", n) for n in names)
-    records: list[KeypointRecord] = []
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise ValueError(f"{p}, row {line}: expected {len(header)} columns ({header}); got {len(row)}")
-        if not row[0].strip():
-            raise ValueError(f"{p}, row {line}, column {header[0]!r}: empty image path")
-        if point_mode:
-            pts = []
-            for col, cell in zip(label_cols, row[1:]):
-                where = f"{p}, row {line}, column {col!r}"
-                pts.append([math.nan, math.nan] if cell.strip() in ("", "nan", "NaN") else list(parse_point(cell, where=where)))
-            kp = np.asarray(pts, dtype=np.float64)
-        else:
-            vals = [_parse_float(cell, f"{p}, row {line}, column {col!r}") for col, cell in zip(label_cols, row[1:])]
-            kp = np.asarray(vals, dtype=np.float64).reshape(-1, 2)
-        records.append(KeypointRecord(_resolve(p.parent, row[0].strip()), kp, None, {"row": line}))
-    return records, names if named else None
-
-
-def _read_json_records(p: Path) -> tuple[list[KeypointRecord], tuple[str, ...] | None]:
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{p}: not valid JSON: {err}") from None
-    names: tuple[str, ...] | None = None
-    if isinstance(data, Mapping):
-        if "records" not in data:
-            raise ValueError(f"{p}: a JSON object needs a 'records' list; got keys {sorted(data)}")
-        names = tuple(str(n) for n in data["keypoint_names"]) if data.get("keypoint_names") else None
-        data = data["records"]
-    if not isinstance(data, list):
-        raise ValueError(f"{p}: expected a list of records; got {type(data).__name__}")
-    records: list[KeypointRecord] = []
-    for i, item in enumerate(data):
-        where = f"{p}, record {i}"
-        if not isinstance(item, Mapping) or "path" not in item or "keypoints" not in item:
-            raise ValueError(f"{where}: expected an object with 'path' and 'keypoints'; got {item!r}"[:300])
-        try:
-            kp = np.asarray(
-                [[_json_coordinate(v) for v in pt] for pt in item["keypoints"]], dtype=np.float64
-            ) if item["keypoints"] and isinstance(item["keypoints"][0], (list, tuple)) else np.asarray(
-                [_json_coordinate(v) for v in item["keypoints"]], dtype=np.float64
-            ).reshape(-1, 2)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}, field 'keypoints': {err} (expected [[x, y], ...])") from None
-        if kp.ndim != 2 or kp.shape[1] != 2:
-            raise ValueError(f"{where}, field 'keypoints': expected shape (K, 2); got {kp.shape}")
-        vis: Any = item.get("visible")
-        visible = None if vis is None else np.asarray(vis, dtype=bool)
-        if visible is not None and visible.shape != (kp.shape[0],):
-            raise ValueError(f"{where}, field 'visible': expected {kp.shape[0]} booleans; got {list(vis)}")
-        first = next((j for j, r in enumerate(records) if r.num_keypoints), None)
-        if first is not None and kp.shape[0] and kp.shape[0] != records[first].num_keypoints:
-            raise ValueError(
-                f"{where}, field 'keypoints': expected K={records[first].num_keypoints} keypoints, as in "
-                f"record {first}; got {kp.shape[0]}"
-            )
-        meta = dict(item.get("meta") or {})
-        records.append(KeypointRecord(_resolve(p.parent, str(item["path"])), kp, visible, meta))
-    if names is not None and records and records[0].num_keypoints != len(names):
-        raise ValueError(f"{p}: {len(names)} keypoint_names but records have {records[0].num_keypoints} keypoints")
-    return records, names
