@@ -89,6 +89,32 @@ def blobs(tmp_path_factory) -> list[KeypointRecord]:
 
 
 
+# ---------------------------------------------------------------------------------- validation split
+
+
+def test_validation_split_keeps_groups_whole_and_says_so() -> None:
+    from sslkeypoint.recipes.finetune import _split
+
+    records = [KeypointRecord(f"/d/im{i}.png", np.zeros((2, 2)), group=f"v{i // 4}") for i in range(40)]
+    train, val, how = _split(records, tiny_config(val_fraction=0.2))
+    assert {r.group for r in train}.isdisjoint({r.group for r in val})
+    assert len({r.group for r in val}) == 2 and len(val) == 8
+    assert how == "by group (the records' groups): 2 of 10 groups, 8 of 40 images, for validation"
+
+
+def test_validation_split_uses_folders_when_records_have_no_groups() -> None:
+    from sslkeypoint.recipes.finetune import FOLDER_GROUPS, _split
+
+    records = [KeypointRecord(f"/d/video{i % 5}/f{i}.png", np.zeros((2, 2))) for i in range(30)]
+    train, val, how = _split(records, tiny_config())
+    assert {Path(r.path).parent for r in train}.isdisjoint({Path(r.path).parent for r in val})
+    assert how.startswith("by group (the images' folders): 1 of 5 groups")
+    flat = [KeypointRecord(f"/d/f{i}.png", np.zeros((2, 2))) for i in range(30)]
+    assert FOLDER_GROUPS > 1 and _split(flat, tiny_config())[2].startswith("image by image (no groups known): 6 of 30")
+    pair = (flat[:20], flat[20:])
+    assert _split(pair, tiny_config())[2] == "given: 20 training and 10 validation images"
+
+
 # ---------------------------------------------------------------------------------- records files
 
 
@@ -144,6 +170,7 @@ def test_bad_samples_are_dropped_counted_and_the_rest_trains(tmp_path, blobs) ->
     assert result.best_metrics["val/count"] == 4.0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["drop_summary"]["last_epoch"]["train"]["dropped"] == 4
+    assert summary["split"] == "given: 14 training and 5 validation images"
     # The encoder was initialised from the file and the report was saved.
     text = (tmp_path / "run" / "encoder_init.txt").read_text()
     assert "LoadReport: loaded" in text and result.encoder_init is not None

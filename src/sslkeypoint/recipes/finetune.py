@@ -21,13 +21,22 @@ from sslkeypoint.lightning.finetune import LossFn
 from sslkeypoint.methods import PseudoLabelMethod
 from sslkeypoint.recipes.fit import FinetuneResult, FitOptions, fit_finetuning
 
-__all__ = ["FinetuneResult", "run_finetuning"]
+__all__ = ["FOLDER_GROUPS", "FinetuneResult", "run_finetuning"]
 
 Records = Sequence[KeypointRecord] | tuple[Sequence[KeypointRecord], Sequence[KeypointRecord]]
 
+#: Without groups in the records, images in at least this many folders are split by folder.
+FOLDER_GROUPS = 3
 
-def _split(records: Records, config: FinetuneConfig) -> tuple[list[KeypointRecord], list[KeypointRecord]]:
-    """An explicit ``(train, val)`` pair as given, else the config's seeded ``val_fraction`` split."""
+
+def _split(records: Records, config: FinetuneConfig) -> tuple[list[KeypointRecord], list[KeypointRecord], str]:
+    """The ``(train, val)`` split and how it was made, in words.
+
+    An explicit ``(train, val)`` pair is taken as given. Otherwise the config's seeded
+    ``val_fraction`` split keeps groups on one side: the records' own groups where any record has
+    one (a record without one is a group of its own), else the images' folders when they lie in
+    at least :data:`FOLDER_GROUPS` folders (one folder per video or subject), else image by image.
+    """
     if (
         isinstance(records, tuple)
         and len(records) == 2
@@ -35,9 +44,28 @@ def _split(records: Records, config: FinetuneConfig) -> tuple[list[KeypointRecor
         and not isinstance(records[0], KeypointRecord)
     ):
         pair: tuple[Any, Any] = records
-        return list(pair[0]), list(pair[1])
+        train, val = list(pair[0]), list(pair[1])
+        return train, val, f"given: {len(train)} training and {len(val)} validation images"
     items: list[KeypointRecord] = list(records)  # type: ignore[arg-type]  # not a pair: records
-    return split_records(items, val_fraction=config.val_fraction, seed=config.seed)
+    if any(r.group is not None for r in items):
+        def key(r: KeypointRecord) -> str:
+            return f"group {r.group}" if r.group is not None else f"image {r.path}"
+        source = "the records' groups"
+    elif len({Path(r.path).parent for r in items}) >= FOLDER_GROUPS:
+        def key(r: KeypointRecord) -> str:
+            return str(Path(r.path).parent)
+        source = "the images' folders"
+    else:
+        train, val = split_records(items, val_fraction=config.val_fraction, seed=config.seed)
+        return train, val, (
+            f"image by image (no groups known): {len(val)} of {len(items)} images for validation; give each "
+            "record a group (video, subject) so that near-duplicate images stay on one side"
+        )
+    train, val = split_records(items, val_fraction=config.val_fraction, seed=config.seed, group=key)
+    groups, val_groups = len({key(r) for r in items}), len({key(r) for r in val})
+    return train, val, (
+        f"by group ({source}): {val_groups} of {groups} groups, {len(val)} of {len(items)} images, for validation"
+    )
 
 
 def _unlabelled_files(config: FinetuneConfig,
@@ -99,7 +127,9 @@ def run_finetuning(
     """Fine-tune a heatmap U-Net on labelled records with Lightning.
 
     Sets up: the train/validation split (``config.val_fraction`` with ``config.seed`` unless
-    ``records`` is a ``(train, val)`` pair) in a :class:`~sslkeypoint.data.KeypointDataModule`
+    ``records`` is a ``(train, val)`` pair; whole groups — the records' groups, else the images'
+    folders when there are at least :data:`FOLDER_GROUPS` — go to one side, and
+    :attr:`FinetuneResult.split` says how it was made) in a :class:`~sslkeypoint.data.KeypointDataModule`
     (invalid samples dropped and counted per epoch), the encoder initialisation from
     ``config.init_encoder`` (and of the decoder too with ``config.init_decoder``; report printed
     and saved as ``encoder_init.txt``), and a Trainer with
@@ -163,7 +193,9 @@ def run_finetuning(
     run = trainer or TrainerConfig(deterministic=True)
     pool = _unlabelled_files(config, unlabelled)
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    train, val = _split(records, config)
+    train, val, split = _split(records, config)
+    if progress:
+        print(f"validation split {split}", flush=True)
     pool, left_out = _without_validation(pool, val)
     options = FitOptions(trainer=run, codec=codec, resume=resume, max_epochs=max_epochs, max_steps=max_steps,
                          progress=progress, loss_fn=loss_fn, callbacks=tuple(callbacks))
@@ -171,5 +203,5 @@ def run_finetuning(
         from sslkeypoint.recipes.self_training import run_self_training
 
         assert pool is not None
-        return run_self_training(config, train, val, pool, Path(out_dir), options, left_out=left_out)
-    return fit_finetuning(config, train, val, Path(out_dir), options, pool=pool, left_out=left_out)
+        return run_self_training(config, train, val, pool, Path(out_dir), options, left_out=left_out, split=split)
+    return fit_finetuning(config, train, val, Path(out_dir), options, pool=pool, left_out=left_out, split=split)

@@ -73,6 +73,8 @@ class FinetuneResult:
         pseudo_labels: Pseudo-label self-training (:class:`~sslkeypoint.methods.PseudoLabelMethod`):
             one entry per student round, with the pseudo-labels kept and dropped per landmark and
             reason (:meth:`~sslkeypoint.ssl.PseudoLabelStats.to_dict`); empty for other methods.
+        split: How the training / validation split was made (given, by group, or image by
+            image), in words.
     """
 
     out_dir: Path
@@ -90,6 +92,7 @@ class FinetuneResult:
     collapsed_landmarks: dict[str, float] = dataclasses.field(default_factory=dict)
     unlabelled_left_out: int = 0
     pseudo_labels: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    split: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -127,6 +130,7 @@ def fit_finetuning(
     pool: Sequence[Path] | None = None,
     left_out: int = 0,
     init_model: Path | None = None,
+    split: str = "",
 ) -> FinetuneResult:
     """One fine-tuning run in ``out`` on a given split: what :func:`run_finetuning` does for one method.
 
@@ -251,6 +255,7 @@ def fit_finetuning(
             interrupted=interrupted,
             collapsed_landmarks=guard.check(best_metrics),
             unlabelled_left_out=left_out,
+            split=split,
         )
 
     def on_stop(signum: int) -> None:

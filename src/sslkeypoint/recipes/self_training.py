@@ -243,6 +243,7 @@ def run_self_training(
     options: FitOptions,
     *,
     left_out: int = 0,
+    split: str = "",
 ) -> FinetuneResult:
     """Pseudo-label self-training of ``config`` (its method a :class:`~sslkeypoint.methods.PseudoLabelMethod`).
 
@@ -269,7 +270,7 @@ def run_self_training(
     say(f"pseudo-label self-training: round 0, the teacher ({method.teacher.describe()}) -> {out / 'round0'}")
     result = _round(out / "round0", _key(teacher_config.run_settings(), data_key, "teacher"),
                     lambda: fit_finetuning(teacher_config, train, val, out / "round0", options, pool=teacher_pool,
-                                           left_out=left_out))
+                                           left_out=left_out, split=split))
     history: list[dict[str, Any]] = []
     student_config = dataclasses.replace(
         config, method=SupervisedMethod(), augment=True,
@@ -305,7 +306,7 @@ def run_self_training(
         say(f"round {r}: the student on {len(records)} records ({pseudo} pseudo-labelled images, the "
             f"{len(train)} labelled ones repeated to {len(records) - pseudo}) -> {folder}")
         result = _round(folder, key, functools.partial(fit_finetuning, student_config, records, val, folder, options,
-                                                       left_out=left_out, init_model=init))
+                                                       left_out=left_out, init_model=init, split=split))
     final = dataclasses.replace(result, out_dir=out, pseudo_labels=history, unlabelled_left_out=left_out)
     if rank == 0:
         _write_json(out / "summary.json", final.to_dict())
