@@ -302,3 +302,28 @@ def test_measure_error_golden_and_missing():
     assert measure_error(DistanceMeasure(1, 2), pred, target)[1].item() == 0.0
     with pytest.raises(ValueError, match="out of range"):
         measure_error(AngleMeasure(0, 1, 5), pred, target)
+
+
+def test_per_image_pixel_sizes_give_mm_errors_and_mm_lengths() -> None:
+    """Hand-derived: 4 px and 3 px errors at 0.1 and 0.3 mm/px; an image without a size is missing in mm."""
+    from sslkeypoint.measures import AngleMeasure, DistanceMeasure
+    from sslkeypoint.metrics import KeypointMetrics
+
+    m = KeypointMetrics(["a", "b", "c"], measures={"span": DistanceMeasure(0, 1), "ang": AngleMeasure(0, 1, 2)})
+    target = torch.tensor([[[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]] * 3)
+    pred = target.clone()
+    pred[:, 0, 1] += 4.0  # a: 4 px off
+    pred[:, 1, 0] += 3.0  # b: 3 px off
+    m.update(pred, target, pixel_size=torch.tensor([0.1, 0.3, float("nan")]))
+    out = m.compute()
+    assert out["mre_px"] == pytest.approx(7 / 3)
+    assert out["per_landmark_mm"] == {"a": pytest.approx(0.8), "b": pytest.approx(0.6), "c": pytest.approx(0.0)}
+    assert out["mre_mm"] == pytest.approx((0.4 + 0.3 + 1.2 + 0.9) / 6)
+    span = (13.0**2 + 4.0**2) ** 0.5 - 10.0  # |predicted span - true span| in px
+    assert out["span_mae_px"] == pytest.approx(span)
+    assert out["span_mae_mm"] == pytest.approx(0.2 * span)
+    assert out["span_count_mm"] == 2 and out["span_missing_mm"] == 1
+    assert "ang_mae_mm" not in out and "ang_mae_deg" in out
+    none = KeypointMetrics(["a", "b", "c"])
+    none.update(pred, target, pixel_size=torch.full((3,), float("nan")))
+    assert "mre_mm" not in none.compute()

@@ -23,7 +23,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -35,11 +35,14 @@ __all__ = [
     "AngleMeasure",
     "DistanceMeasure",
     "Measure",
+    "accepts_pixel_size",
     "compute_measures",
     "measure_from_dict",
     "measure_to_dict",
+    "measure_unit",
     "measures_from_dict",
     "measures_to_dict",
+    "pixel_size_tensor",
     "validate_measures",
 ]
 
@@ -83,6 +86,49 @@ def _check_keypoints(keypoints: Tensor, landmarks: tuple[int, ...]) -> Tensor:
     if any(not -k <= i < k for i in landmarks):
         raise ValueError(f"landmark indices {landmarks} out of range for K={k} keypoints")
     return keypoints if keypoints.is_floating_point() else keypoints.float()
+
+
+def accepts_pixel_size(measure: Any) -> bool:
+    """Whether a measure is a length that each image's own pixel size turns into mm.
+
+    Such a measure has a class attribute ``accepts_pixel_size = True`` and is called as
+    ``measure(keypoints, pixel_size=...)`` (see :class:`DistanceMeasure`); other measures
+    (angles, ratios) do not depend on the pixel size.
+    """
+    return bool(getattr(measure, "accepts_pixel_size", False))
+
+
+def pixel_size_tensor(pixel_size: Any, batch_shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """Per-image pixel sizes as a ``(*batch_shape, 2)`` tensor ``(sx, sy)`` in mm (NaN: unknown).
+
+    Args:
+        pixel_size: A number or ``(sx, sy)`` for every image, or a tensor of shape
+            ``batch_shape`` (square pixels) or ``(*batch_shape, 2)``; NaN marks an unknown size.
+        batch_shape: The keypoints' batch shape (``keypoints.shape[:-2]``).
+        like: Tensor whose dtype and device the result takes.
+
+    Raises:
+        ValueError: On another shape, or a size that is not positive (NaN aside).
+
+    Examples:
+        >>> import torch
+        >>> pixel_size_tensor(torch.tensor([0.5, float("nan")]), (2,), torch.zeros(1)).tolist()
+        [[0.5, 0.5], [nan, nan]]
+    """
+    s = torch.as_tensor(pixel_size, dtype=like.dtype, device=like.device)
+    if s.ndim == 0 or s.shape == (2,) and batch_shape != (2,):
+        s = s.expand(2) if s.ndim == 0 else s
+        s = s.expand(*batch_shape, 2)
+    elif s.shape == batch_shape:
+        s = s[..., None].expand(*batch_shape, 2)
+    if s.shape != (*batch_shape, 2):
+        raise ValueError(
+            f"pixel_size must be a number, (sx, sy), or a tensor of shape {batch_shape} or {(*batch_shape, 2)}; "
+            f"got shape {tuple(torch.as_tensor(pixel_size).shape)}"
+        )
+    if bool((s[torch.isfinite(s)] <= 0).any()) or bool(torch.isinf(s).any()):
+        raise ValueError("pixel sizes must be positive and finite (NaN marks an unknown size)")
+    return s
 
 
 def _index(name: str, value: Any) -> int:
@@ -159,8 +205,9 @@ class DistanceMeasure:
     Args:
         first: Index of one landmark.
         second: Index of the other.
-        pixel_spacing: Optional size of a pixel in mm, a float or ``(sx, sy)``; the distance is
-            then ``sqrt((sx·dx)² + (sy·dy)²)`` mm.
+        pixel_spacing: Optional size of a pixel in mm, a float or ``(sx, sy)``, for images that
+            do not bring their own; the distance is then ``sqrt((sx·dx)² + (sy·dy)²)`` mm. An
+            image's own pixel size (the call's ``pixel_size``) wins over it.
 
     Raises:
         ValueError: If the indices are not two different whole numbers or the pixel spacing is
@@ -174,11 +221,16 @@ class DistanceMeasure:
         (tensor(5.), 'px')
         >>> DistanceMeasure(0, 1, pixel_spacing=0.5)(kp), DistanceMeasure(0, 1, pixel_spacing=0.5).unit
         (tensor(2.5000), 'mm')
+        >>> DistanceMeasure(0, 1)(torch.stack([kp, kp]), pixel_size=torch.tensor([0.1, 2.0]))
+        tensor([ 0.5000, 10.0000])
     """
 
     first: int
     second: int
     pixel_spacing: float | tuple[float, float] | None = None
+
+    #: A length: each image's own pixel size (``pixel_size=``) turns it into mm.
+    accepts_pixel_size: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         first, second = _index("first", self.first), _index("second", self.second)
@@ -208,11 +260,24 @@ class DistanceMeasure:
         """The span between the two landmarks."""
         return ((self.first, self.second),)
 
-    def __call__(self, keypoints: Tensor) -> Tensor:
-        """``(..., K, 2)`` keypoints to ``(...)`` distances."""
+    def __call__(self, keypoints: Tensor, pixel_size: Any = None) -> Tensor:
+        """``(..., K, 2)`` keypoints to ``(...)`` distances.
+
+        Args:
+            keypoints: ``(..., K, 2)`` in pixels.
+            pixel_size: Optional per-image pixel sizes in mm (see :func:`pixel_size_tensor`);
+                where one is NaN, the measure's ``pixel_spacing`` is used, and where that is
+                ``None`` too, the distance is NaN (no mm without a pixel size).
+        """
         kp = _check_keypoints(keypoints, self.landmarks)
         d = kp[..., self.second, :] - kp[..., self.first, :]
-        if self.pixel_spacing is not None:
+        if pixel_size is not None:
+            own = pixel_size_tensor(pixel_size, tuple(kp.shape[:-2]), d)
+            if self.pixel_spacing is not None:
+                default = torch.as_tensor(self.pixel_spacing, dtype=d.dtype, device=d.device).expand_as(own)
+                own = torch.where(torch.isnan(own), default, own)
+            d = d * own
+        elif self.pixel_spacing is not None:
             d = d * torch.as_tensor(self.pixel_spacing, dtype=d.dtype, device=d.device)
         return d.square().sum(-1).sqrt()
 
@@ -257,16 +322,40 @@ def validate_measures(measures: Mapping[str, Any] | None, num_keypoints: int | N
     return out
 
 
-def compute_measures(measures: Mapping[str, Measure], keypoints: Tensor) -> dict[str, Tensor]:
+def compute_measures(measures: Mapping[str, Measure], keypoints: Tensor, pixel_size: Any = None) -> dict[str, Tensor]:
     """Every measure of ``(..., K, 2)`` keypoints: name → ``(...)`` values.
+
+    Args:
+        measures: Name → measure.
+        keypoints: ``(..., K, 2)`` in pixels.
+        pixel_size: Optional per-image pixel sizes in mm (see :func:`pixel_size_tensor`): lengths
+            (:func:`accepts_pixel_size`) are then in mm; other measures ignore it.
 
     Examples:
         >>> import torch
         >>> kp = torch.tensor([[[300.0, 80.0], [200.0, 80.0], [300.0, 200.0]]])
         >>> compute_measures({"aop": AngleMeasure(0, 1, 2), "ps": DistanceMeasure(0, 1)}, kp)
         {'aop': tensor([90.]), 'ps': tensor([100.])}
+        >>> compute_measures({"ps": DistanceMeasure(0, 1)}, kp, pixel_size=torch.tensor([0.2]))
+        {'ps': tensor([20.])}
     """
-    return {name: measure(keypoints) for name, measure in measures.items()}
+    return {
+        name: measure(keypoints, pixel_size=pixel_size)  # type: ignore[call-arg]
+        if pixel_size is not None and accepts_pixel_size(measure) else measure(keypoints)
+        for name, measure in measures.items()
+    }
+
+
+def measure_unit(measure: Measure, pixel_size: bool = False) -> str:
+    """The unit of a measure's values: ``"mm"`` for a length given per-image pixel sizes, else its own.
+
+    Examples:
+        >>> measure_unit(DistanceMeasure(0, 1)), measure_unit(DistanceMeasure(0, 1), pixel_size=True)
+        ('px', 'mm')
+        >>> measure_unit(AngleMeasure(0, 1, 2), pixel_size=True)
+        'deg'
+    """
+    return "mm" if pixel_size and accepts_pixel_size(measure) else measure.unit
 
 
 # ------------------------------------------------------------------------------------------

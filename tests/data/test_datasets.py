@@ -230,3 +230,20 @@ def test_infinite_or_complex_keypoints_are_unparseable_not_missing(tmp_path: Pat
         item = ds[i]
         assert isinstance(item, InvalidSample) and item.reason == KeypointDataset.REASON_UNPARSEABLE, item
         assert fragment in item.detail
+
+
+def test_items_carry_the_records_pixel_size(tmp_path) -> None:
+    import math
+
+    from PIL import Image
+
+    from sslkeypoint.data import KeypointDataset, KeypointRecord
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+    kp = np.array([[1.0, 2.0]])
+    ds = KeypointDataset([KeypointRecord(tmp_path / "a.png", kp, pixel_size=0.25),
+                          KeypointRecord(tmp_path / "a.png", kp, pixel_size=(0.1, 0.2)),
+                          KeypointRecord(tmp_path / "a.png", kp)], input_size=(4, 4))
+    assert ds[0]["pixel_size"].tolist() == [0.25, 0.25]
+    assert ds[1]["pixel_size"].tolist() == pytest.approx([0.1, 0.2])
+    assert all(math.isnan(v) for v in ds[2]["pixel_size"].tolist())

@@ -11,6 +11,7 @@ marked invisible are not checked).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -60,6 +61,13 @@ def _load_or_mark(index: int, path: str | Path, size: tuple[int, int], in_chans:
         return InvalidSample(index, str(path), KeypointDataset.REASON_UNREADABLE, str(exc))
 
 
+def _pixel_size(size: float | tuple[float, float] | None) -> Tensor:
+    """A record's pixel size as a ``(2,)`` float tensor ``(sx, sy)`` in mm, NaN when unknown."""
+    if size is None:
+        return torch.full((2,), math.nan)
+    return torch.tensor([size, size] if isinstance(size, int | float) else list(size), dtype=torch.float32)
+
+
 class KeypointDataset(Dataset):
     """Labelled images resized to the network input, keypoints mapped along.
 
@@ -71,6 +79,8 @@ class KeypointDataset(Dataset):
     * ``visible``: ``(K,)`` bool, false for missing keypoints and those the record marks invisible;
     * ``original_size``: ``(2,)`` long ``(H, W)`` of the file, to map predictions back with
       :func:`~sslkeypoint.heatmaps.keypoints_to_original`;
+    * ``pixel_size``: ``(2,)`` float32 ``(sx, sy)``, the record's pixel size in mm (NaN when it has
+      none);
     * ``annotated``: ``(K,)`` bool, the landmarks the record says anything about: all of them,
       except for a record with partial labels (``meta[PARTIAL_LABELS]`` true, e.g. a
       pseudo-label), whose missing keypoints are unknown rather than absent — fine-tuning then
@@ -264,6 +274,7 @@ class KeypointDataset(Dataset):
             "keypoints": keypoints,
             "visible": torch.from_numpy(visible),
             "original_size": torch.tensor([h, w], dtype=torch.long),
+            "pixel_size": _pixel_size(self.records[index].pixel_size),
             "annotated": torch.from_numpy(visible.copy()) if self.records[index].meta.get(PARTIAL_LABELS)
             else torch.ones(len(visible), dtype=torch.bool),
             "index": index,

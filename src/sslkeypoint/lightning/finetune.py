@@ -346,6 +346,7 @@ class HeatmapFinetuneModule(pl.LightningModule):
             visible=visible,
             pred_heatmaps=pred.detach().float(),
             target_heatmaps=target.detach().float(),
+            pixel_size=data["pixel_size"] if "pixel_size" in data else None,
         )
 
     def on_validation_epoch_end(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sslkeypoint.measures import AngleMeasure, Measure
+from sslkeypoint.measures import AngleMeasure, Measure, compute_measures
 
 __all__ = [
     "aop_absolute_error",
@@ -155,7 +155,7 @@ def mean_radial_error(
     return err[ok].mean()
 
 
-def measure_error(measure: Measure, pred: Any, target: Any, visible: Any = None) -> Tensor:
+def measure_error(measure: Measure, pred: Any, target: Any, visible: Any = None, pixel_size: Any = None) -> Tensor:
     """Absolute error of a measure, ``|m(pred) − m(target)|``, in the measure's unit.
 
     Args:
@@ -165,6 +165,10 @@ def measure_error(measure: Measure, pred: Any, target: Any, visible: Any = None)
         target: ``(..., K, 2)`` target keypoints.
         visible: Optional ``(..., K)`` bool; the target value is missing when one of the measure's
             landmarks is invisible.
+        pixel_size: Optional per-image pixel sizes in mm for lengths
+            (:func:`~sslkeypoint.measures.accepts_pixel_size`; see
+            :func:`~sslkeypoint.measures.pixel_size_tensor`): the error is then in mm, and
+            missing (NaN) for an image without a size.
 
     Returns:
         ``(...)`` errors. ``NaN`` where the target value is missing (invisible, non-finite or
@@ -188,8 +192,8 @@ def measure_error(measure: Measure, pred: Any, target: Any, visible: Any = None)
     if any(not -num_k <= i < num_k for i in idx):
         raise ValueError(f"the measure uses landmarks {tuple(idx)}, out of range for K={num_k} keypoints")
     vis = _visible(visible, p.shape[:-1], p.device)
-    m_pred = measure(p)
-    m_target = measure(t)
+    m_pred = compute_measures({"m": measure}, p, pixel_size)["m"]
+    m_target = compute_measures({"m": measure}, t, pixel_size)["m"]
     err = (m_pred - m_target).abs()
     missing = ~torch.isfinite(m_target) | ~vis[..., idx].all(-1)
     failed = ~missing & ~torch.isfinite(m_pred)

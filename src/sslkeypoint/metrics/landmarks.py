@@ -18,7 +18,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from sslkeypoint.measures import Measure, validate_measures
+from sslkeypoint.measures import Measure, accepts_pixel_size, pixel_size_tensor, validate_measures
 from sslkeypoint.metrics.functional import (
     _as_float,
     _check_keypoints,
@@ -116,6 +116,7 @@ class KeypointMetrics(Metric):
         self.add_state("points", default=[], dist_reduce_fx="cat")
         for name in self.measures:
             self.add_state(self._measure_state(name), default=[], dist_reduce_fx="cat")
+            self.add_state(self._measure_state(name) + "_mm", default=[], dist_reduce_fx="cat")
         zero = torch.zeros((), dtype=torch.float64)
         self.add_state("heatmap_sq", default=zero.clone(), dist_reduce_fx="sum")
         self.add_state("heatmap_abs", default=zero.clone(), dist_reduce_fx="sum")
@@ -139,6 +140,7 @@ class KeypointMetrics(Metric):
         visible: Any = None,
         pred_heatmaps: Any = None,
         target_heatmaps: Any = None,
+        pixel_size: Any = None,
     ) -> None:
         """Add a batch.
 
@@ -149,6 +151,10 @@ class KeypointMetrics(Metric):
             pred_heatmaps: Optional ``(B, K, h, w)`` predicted heatmaps.
             target_heatmaps: Optional ``(B, K, h, w)`` target heatmaps (given together with
                 ``pred_heatmaps``).
+            pixel_size: Optional per-image pixel sizes in mm, ``(B,)`` or ``(B, 2)`` (NaN: unknown,
+                then the metric's ``pixel_spacing`` if any): adds errors in mm, and length
+                measures in mm. An image's own size wins over ``pixel_spacing``. A batch in which
+                no image has a size adds nothing in mm.
         """
         p = _as_float(pred, "pred")
         t = _as_float(target, "target").to(device=p.device)
@@ -193,10 +199,24 @@ class KeypointMetrics(Metric):
         usable = vis & torch.isfinite(t).all(-1)
         both = torch.cat([p, t], dim=-1).masked_fill(~usable[..., None], math.nan)
         self.points.append(both.flatten())
-        if self.pixel_spacing is not None:
-            self.errors_mm.append(radial_error(p, t, vis, self.pixel_spacing).flatten())
+        spacing: Tensor | None = None
+        if pixel_size is not None and self.pixel_spacing is None and not bool(torch.isfinite(torch.as_tensor(pixel_size)).any()):
+            pixel_size = None  # no image of the batch has a size: nothing to give in mm
+        if pixel_size is not None:
+            spacing = pixel_size_tensor(torch.as_tensor(pixel_size).to(self.device), tuple(p.shape[:1]), p)
+            if self.pixel_spacing is not None:
+                default = torch.as_tensor(self.pixel_spacing, dtype=p.dtype, device=p.device).expand_as(spacing)
+                spacing = torch.where(torch.isnan(spacing), default, spacing)
+        elif self.pixel_spacing is not None:
+            spacing = torch.as_tensor(self.pixel_spacing, dtype=p.dtype, device=p.device).expand(p.shape[0], 2)
+        if spacing is not None:
+            self.errors_mm.append(radial_error(p, t, vis, spacing[:, None, :]).flatten())
         for name, measure in self.measures.items():
             getattr(self, self._measure_state(name)).append(measure_error(measure, p, t, vis).flatten())
+            if pixel_size is not None and accepts_pixel_size(measure):
+                getattr(self, self._measure_state(name) + "_mm").append(
+                    measure_error(measure, p, t, vis, pixel_size=spacing).flatten()
+                )
 
     def _errors(self, state: list[Tensor] | Tensor) -> Tensor:
         """A (possibly synchronised) flat error state as ``(N, K)`` float64 on the CPU."""
@@ -247,8 +267,11 @@ class KeypointMetrics(Metric):
               whatever the image (a collapsed landmark; see
               :class:`~sslkeypoint.lightning.CollapseWarning`).
             * With heatmaps: ``heatmap_mse``, ``heatmap_mae`` (means over every element).
-            * With ``pixel_spacing``: ``mre_mm``, ``mre_std_mm``, ``mre_median_mm``,
-              ``per_landmark_mm``, ``per_landmark_std_mm``, ``sdr_mm`` (radii read as mm).
+            * With ``pixel_spacing`` or per-image pixel sizes: ``mre_mm``, ``mre_std_mm``,
+              ``mre_median_mm``, ``per_landmark_mm``, ``per_landmark_std_mm``, ``sdr_mm`` (radii
+              read as mm); an image without a size is missing in mm. With per-image sizes, a
+              length measure also gets ``name_mae_mm`` ... and ``name_count_mm``,
+              ``name_missing_mm``, ``name_failed_mm``.
         """
         errors = self._errors(self.errors)
         num_k = errors.shape[1] if errors.ndim == 2 else 0
@@ -276,20 +299,23 @@ class KeypointMetrics(Metric):
         }
         for name, measure in self.measures.items():
             values = _cat(getattr(self, self._measure_state(name)))
-            mean, std, median, n = _stats(values)
-            unit = measure.unit
-            out.update({
-                f"{name}_mae_{unit}": mean,
-                f"{name}_std_{unit}": std,
-                f"{name}_median_{unit}": median,
-                f"{name}_count": n,
-                f"{name}_missing": int(torch.isnan(values).sum()),
-                f"{name}_failed": int(torch.isinf(values).sum()),
-            })
+            in_mm = _cat(getattr(self, self._measure_state(name) + "_mm"))
+            for unit, vals, suffix in ((measure.unit, values, ""), ("mm", in_mm, "_mm")):
+                if suffix and not in_mm.numel():
+                    continue
+                mean, std, median, n = _stats(vals)
+                out.update({
+                    f"{name}_mae_{unit}": mean,
+                    f"{name}_std_{unit}": std,
+                    f"{name}_median_{unit}": median,
+                    f"{name}_count{suffix}": n,
+                    f"{name}_missing{suffix}": int(torch.isnan(vals).sum()),
+                    f"{name}_failed{suffix}": int(torch.isinf(vals).sum()),
+                })
         if int(self.heatmap_count):
             out["heatmap_mse"] = float(self.heatmap_sq) / int(self.heatmap_count)
             out["heatmap_mae"] = float(self.heatmap_abs) / int(self.heatmap_count)
-        if self.pixel_spacing is not None:
+        if _cat(self.errors_mm).numel():
             out.update(self._summary(self._errors(self.errors_mm), "mm"))
         return out
 
@@ -301,7 +327,7 @@ class KeypointMetrics(Metric):
         """
         with self.sync_context():
             errors = self._errors(self.errors)
-            errors_mm = self._errors(self.errors_mm) if self.pixel_spacing is not None else None
+            errors_mm = self._errors(self.errors_mm) if _cat(self.errors_mm).numel() else None
         header = ["landmark", "n", "mean px", "std px", "median px"]
         if errors_mm is not None:
             header.append("mean mm")
