@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -271,3 +272,57 @@ def test_damaged_checkpoints_are_named(tmp_path) -> None:
     (tmp_path / "e.ckpt").write_bytes(b"")
     with pytest.raises(WeightFileError, match=r"e\.ckpt: is empty"):
         KeypointPredictor.from_checkpoint(tmp_path / "e.ckpt")
+
+
+# ------------------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_scores_a_predictor_in_px_and_mm_and_writes_its_files(tmp_path) -> None:
+    """Hand-derived: targets 5 px (3, 4) from the predictions; 0.5 mm/px on one image gives 2.5 mm."""
+    from sslkeypoint.data import KeypointRecord
+    from sslkeypoint.measures import DistanceMeasure
+    from sslkeypoint.metrics import evaluate
+
+    measures = {**AOP, "ps": DistanceMeasure(0, 1)}
+    pred = KeypointPredictor(FixedHeatmaps(CODEC, KP_INPUT), CODEC, in_chans=1, measures=measures,
+                             keypoint_names=("PS1", "PS2", "FH1"))
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"im{i}.png")
+        Image.fromarray(np.full((64, 64), 40 * i, np.uint8)).save(files[-1])
+    expected = (KP_INPUT + 0.5) * 2 - 0.5  # original pixels of a 64x64 image
+    target = (expected + torch.tensor([3.0, 4.0])).numpy().astype(np.float64)
+    missing = target.copy()
+    missing[2] = np.nan
+    records = [KeypointRecord(files[0], target, pixel_size=0.5), KeypointRecord(files[1], target),
+               KeypointRecord(files[2], missing, pixel_size=(0.5, 0.5))]
+    result = evaluate(pred, records)
+    assert result.metrics["mre_px"] == pytest.approx(5.0, abs=1e-3)
+    assert result.metrics["missing"] == 1 and result.metrics["count"] == 3
+    assert result.metrics["mre_mm"] == pytest.approx(2.5, abs=1e-3)  # two images with sizes, 5 keypoints
+    assert result.metrics["ps_mae_px"] == pytest.approx(0.0, abs=1e-3)  # both ends moved alike
+    assert result.units == {"aop": "deg", "ps": "mm"}
+    assert "PS1" in str(result) and "mean mm" in str(result)
+    header, rows = result.rows()
+    assert header[:4] == ["file", "PS1_error_px", "PS2_error_px", "FH1_error_px"] and rows[2][3] == ""
+    out = result.save(tmp_path / "eval")
+    assert json.loads((out / "metrics.json").read_text())["count"] == 3
+    assert (out / "per_image.csv").read_text().count("\n") == 4 and (out / "errors.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match=r"record 1 .* has 0 keypoints; expected 3"):
+        evaluate(pred, [records[0], KeypointRecord(files[1])])
+
+
+def test_prediction_csv_has_original_pixels_measures_and_mm(tmp_path) -> None:
+    from sslkeypoint.measures import DistanceMeasure
+
+    pred = KeypointPredictor(FixedHeatmaps(CODEC, KP_INPUT), CODEC, in_chans=1,
+                             measures={"ps": DistanceMeasure(0, 1)}, keypoint_names=("PS1", "PS2", "FH1"))
+    out = pred.predict([torch.rand(1, 64, 64), torch.rand(1, 32, 32)], pixel_size=[0.5, None])
+    assert out.units == {"ps": "mm"}
+    ps_px = float(torch.linalg.norm(KP_INPUT[0] - KP_INPUT[1]))
+    assert float(out.measures["ps"][0]) == pytest.approx(ps_px * 2 * 0.5, rel=1e-4)
+    assert math.isnan(float(out.measures["ps"][1]))
+    path = out.write_csv(tmp_path / "pred.csv", ["a.png", "b.png"])
+    header, first, _ = path.read_text().splitlines()
+    assert header.split(",")[:4] == ["file", "PS1_x", "PS1_y", "PS1_score"] and header.endswith("ps_mm,pixel_size_mm")
+    assert first.startswith("a.png,") and float(first.split(",")[1]) == pytest.approx(float((KP_INPUT[0, 0] + 0.5) * 2 - 0.5), abs=1e-2)

@@ -21,9 +21,12 @@ so no arbitrary object is ever unpickled — or a folder written by :meth:`Keypo
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +44,17 @@ from sslkeypoint._predictor_files import (
     predictor_spec,
     spec_parts,
 )
+from sslkeypoint._utils import write_text_atomic
 from sslkeypoint.data.images import read_image, resize_image
 from sslkeypoint.heatmaps import KeypointCodec
-from sslkeypoint.measures import Measure, compute_measures, measures_to_dict, validate_measures
+from sslkeypoint.measures import (
+    Measure,
+    compute_measures,
+    measure_unit,
+    measures_to_dict,
+    pixel_size_tensor,
+    validate_measures,
+)
 from sslkeypoint.models import HeatmapEnsemble, build_heatmap_model
 from sslkeypoint.weights import (
     WeightFileError,
@@ -102,6 +113,9 @@ class KeypointPrediction:
         measures: Measure name → ``(N,)`` values in the measure's unit (e.g. ``"aop"`` in degrees).
         heatmaps: ``(N, K, h, w)`` network heatmaps when asked for (``return_heatmaps=True``), else
             ``None``.
+        pixel_sizes: ``(N, 2)`` pixel size ``(sx, sy)`` of each image in mm (NaN where unknown),
+            when sizes were given; lengths among the measures are then in mm.
+        units: Measure name → unit of its values (``"deg"``, ``"px"``, ``"mm"``).
     """
 
     keypoints: Tensor
@@ -110,6 +124,8 @@ class KeypointPrediction:
     keypoint_names: tuple[str, ...] | None = None
     measures: dict[str, Tensor] = field(default_factory=dict)
     heatmaps: Tensor | None = None
+    pixel_sizes: Tensor | None = None
+    units: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -126,8 +142,58 @@ class KeypointPrediction:
             rec.update({name: float(values[i]) for name, values in self.measures.items()})
             if self.keypoint_names is not None:
                 rec["keypoint_names"] = list(self.keypoint_names)
+            if self.pixel_sizes is not None:
+                rec["pixel_size_mm"] = self.pixel_sizes[i].tolist()
             out.append(rec)
         return out
+
+    def table(self, files: Sequence[str | os.PathLike[str]] | None = None) -> tuple[list[str], list[list[Any]]]:
+        """The predictions as a header and rows: ``file``, ``<name>_x``, ``<name>_y``, ``<name>_score``
+        per landmark (original pixels), then each measure as ``<name>_<unit>``, then
+        ``pixel_size_mm`` when sizes were given.
+
+        Args:
+            files: One name per image for the first column (default: the image's index).
+        """
+        names = list(self.keypoint_names or (f"kp{k}" for k in range(self.keypoints.shape[1])))
+        header = ["file"] + [f"{n}_{c}" for n in names for c in ("x", "y", "score")]
+        header += [f"{name}_{self.units.get(name, 'value')}" for name in self.measures]
+        if self.pixel_sizes is not None:
+            header.append("pixel_size_mm")
+        rows = []
+        for i in range(len(self)):
+            row: list[Any] = [str(files[i]) if files is not None else str(i)]
+            for k in range(len(names)):
+                row += [round(float(v), 3) for v in self.keypoints[i, k]] + [round(float(self.scores[i, k]), 4)]
+            row += [round(float(values[i]), 4) for values in self.measures.values()]
+            if self.pixel_sizes is not None:
+                row.append(float(self.pixel_sizes[i, 0]))
+            rows.append(row)
+        return header, rows
+
+    def write_csv(self, path: str | os.PathLike[str], files: Sequence[str | os.PathLike[str]] | None = None) -> Path:
+        """Write :meth:`table` as CSV (replaced atomically); returns the path."""
+        header, rows = self.table(files)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        write_text_atomic(path, buffer.getvalue())
+        return Path(path)
+
+
+def _per_image_sizes(pixel_size: Any, n: int) -> Tensor:
+    """``(n, 2)`` float32 pixel sizes from one size for all images or one per image (None: NaN)."""
+    if isinstance(pixel_size, int | float) or (
+        isinstance(pixel_size, tuple) and len(pixel_size) == 2 and n != 2
+        and all(isinstance(v, int | float) for v in pixel_size)
+    ):
+        return pixel_size_tensor(torch.as_tensor(pixel_size, dtype=torch.float32), (n,), torch.zeros((), dtype=torch.float32))
+    values = [math.nan if v is None else v for v in (pixel_size.tolist() if isinstance(pixel_size, Tensor) else pixel_size)]
+    if len(values) != n:
+        raise ValueError(f"pixel_size: expected one size for all images or one per image ({n}); got {len(values)}")
+    rows = [[v, v] if isinstance(v, int | float) else list(v) for v in values]
+    return pixel_size_tensor(torch.tensor(rows, dtype=torch.float32), (n,), torch.zeros((), dtype=torch.float32))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -433,22 +499,31 @@ class KeypointPredictor:
 
     @torch.inference_mode()
     def predict_batch(
-        self, images: Tensor, original_sizes: Tensor, *, return_heatmaps: bool = False
+        self, images: Tensor, original_sizes: Tensor, *, return_heatmaps: bool = False, pixel_size: Any = None
     ) -> KeypointPrediction:
-        """Predict for an already resized batch ``(B, C, H_in, W_in)`` with its ``(B, 2)`` sizes."""
+        """Predict for an already resized batch ``(B, C, H_in, W_in)`` with its ``(B, 2)`` sizes.
+
+        ``pixel_size``: optional per-image pixel sizes in mm (``(B,)`` or ``(B, 2)``, NaN where
+        unknown; see :func:`~sslkeypoint.measures.pixel_size_tensor`): lengths are then in mm.
+        """
         heatmaps = self.model(images.to(self.device))
         kp, scores = self.codec.decode(heatmaps)
         kp = self.codec.to_original(kp.float().cpu(), original_sizes.to(torch.float32))
+        sizes = None if pixel_size is None else pixel_size_tensor(pixel_size, (kp.shape[0],), kp)
         return KeypointPrediction(
             kp,
             scores.float().cpu(),
             original_sizes,
             self.keypoint_names,
-            compute_measures(self.measures, kp),
+            compute_measures(self.measures, kp, sizes),
             heatmaps.float().cpu() if return_heatmaps else None,
+            sizes,
+            {name: measure_unit(m, sizes is not None) for name, m in self.measures.items()},
         )
 
-    def predict(self, images: Any, *, progress: bool = False, return_heatmaps: bool = False) -> KeypointPrediction:
+    def predict(
+        self, images: Any, *, progress: bool = False, return_heatmaps: bool = False, pixel_size: Any = None
+    ) -> KeypointPrediction:
         """Predict landmarks for one image or a list of images of any sizes.
 
         Args:
@@ -458,6 +533,9 @@ class KeypointPredictor:
             progress: Show a progress bar over batches.
             return_heatmaps: Also return the network's heatmaps (e.g. to score them against
                 targets).
+            pixel_size: Optional pixel size in mm: one for every image (a number or ``(sx, sy)``)
+                or one per image (a sequence, NaN or ``None`` where unknown). Lengths among the
+                measures are then in mm (:attr:`KeypointPrediction.units`).
 
         Returns:
             A :class:`KeypointPrediction` with ``N`` rows (``N = 1`` for a single image), in the
@@ -476,18 +554,23 @@ class KeypointPredictor:
                 torch.zeros(0, 2, dtype=torch.long),
                 self.keypoint_names,
                 {name: torch.zeros(0) for name in self.measures},
+                units={name: measure_unit(m, pixel_size is not None) for name, m in self.measures.items()},
             )
+        sizes = None if pixel_size is None else _per_image_sizes(pixel_size, len(items))
         batches: Iterable[Sequence[Any]] = _chunks(items, self.batch_size)
         if progress:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, total=math.ceil(len(items) / self.batch_size), desc="predict", unit="batch")
         parts: list[KeypointPrediction] = []
+        start = 0
         for chunk in batches:
             prepared = [self.preprocess(im) for im in chunk]
             x = torch.stack([t for t, _ in prepared])
-            sizes = torch.tensor([s for _, s in prepared], dtype=torch.long)
-            parts.append(self.predict_batch(x, sizes, return_heatmaps=return_heatmaps))
+            shapes = torch.tensor([s for _, s in prepared], dtype=torch.long)
+            chunk_sizes = None if sizes is None else sizes[start : start + len(chunk)]
+            start += len(chunk)
+            parts.append(self.predict_batch(x, shapes, return_heatmaps=return_heatmaps, pixel_size=chunk_sizes))
         return KeypointPrediction(
             keypoints=torch.cat([p.keypoints for p in parts]),
             scores=torch.cat([p.scores for p in parts]),
@@ -495,4 +578,6 @@ class KeypointPredictor:
             keypoint_names=self.keypoint_names,
             measures={name: torch.cat([p.measures[name] for p in parts]) for name in self.measures},
             heatmaps=torch.cat([p.heatmaps for p in parts if p.heatmaps is not None]) if return_heatmaps else None,
+            pixel_sizes=sizes,
+            units=parts[0].units,
         )

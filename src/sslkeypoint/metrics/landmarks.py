@@ -362,6 +362,12 @@ class KeypointMetrics(Metric):
                     f"(median {res[f'{name}_median_{u}']:.2f}{sym}, n={res[f'{name}_count']}, "
                     f"missing {res[f'{name}_missing']}, failed {res[f'{name}_failed']})"
                 )
+                if u != "mm" and f"{name}_mae_mm" in res:
+                    lines.append(
+                        f"{name}: MAE {res[f'{name}_mae_mm']:.2f} mm ± {res[f'{name}_std_mm']:.2f} mm "
+                        f"(median {res[f'{name}_median_mm']:.2f} mm, n={res[f'{name}_count_mm']}, "
+                        f"without a pixel size {res[f'{name}_missing_mm'] - res[f'{name}_missing']})"
+                    )
         return "\n".join(lines)
 
     def extra_repr(self) -> str:
