@@ -11,14 +11,16 @@ How a stage learns is its ``method``, an object of :mod:`sslkeypoint.methods`
 set of flags. Configs are plain dataclasses: derive variants with :func:`dataclasses.replace`,
 store them with ``to_dict()`` (plain JSON-ready types) and rebuild them with ``from_dict()``, which
 rejects unknown fields by name and reads the configs stored by earlier versions
-(:mod:`~sslkeypoint.configs.legacy`). The command line (``python -m sslkeypoint pretrain|finetune
---help``) is generated from their fields.
+(:mod:`~sslkeypoint.configs.legacy`). :mod:`~sslkeypoint.configs.profiles` names starting points
+(``cpu``, ``paper``). The command line (``python -m sslkeypoint pretrain|finetune --help``) is
+generated from their fields.
 """
 
 from __future__ import annotations
 
 from sslkeypoint.configs.finetune import FinetuneConfig
 from sslkeypoint.configs.pretrain import STAGE2_AUGMENT, PretrainConfig
+from sslkeypoint.configs.profiles import PROFILES, profile_defaults
 from sslkeypoint.configs.trainer import TrainerConfig
 
-__all__ = ["STAGE2_AUGMENT", "FinetuneConfig", "PretrainConfig", "TrainerConfig"]
+__all__ = ["PROFILES", "STAGE2_AUGMENT", "FinetuneConfig", "PretrainConfig", "TrainerConfig", "profile_defaults"]

@@ -109,7 +109,7 @@ class FinetuneConfig(DictForm):
         default_factory=lambda: {
             "rotation": 10.0,
             "translate": 0.05,
-            "scale": (0.9, 1.1),
+            "scale": [0.9, 1.1],
             "brightness": 0.2,
             "contrast": 0.2,
         }
@@ -166,6 +166,19 @@ class FinetuneConfig(DictForm):
             )
         self.codec()  # validates sigma, refine and blur_kernel
         self.method = method_from_dict(self.method, FinetuningMethod)
+
+    @classmethod
+    def profile(cls, name: str, **overrides: Any) -> FinetuneConfig:
+        """A config that starts from a named profile (:mod:`sslkeypoint.configs.profiles`): ``"cpu"``
+        (trains in minutes on a CPU) or ``"paper"`` (these defaults), with overrides.
+
+        Examples:
+            >>> FinetuneConfig.profile("cpu", num_keypoints=4).input_size
+            (128, 128)
+        """
+        from sslkeypoint.configs.profiles import profile_defaults
+
+        return cls.from_dict({**profile_defaults(name, "finetune"), **overrides})
 
     @property
     def heatmap_stride(self) -> int:

@@ -105,6 +105,23 @@ class PretrainConfig(DictForm):
         }
         return cls(**{**defaults, **overrides})
 
+    @classmethod
+    def profile(cls, name: str, stage: int = 1, **overrides: Any) -> PretrainConfig:
+        """A stage-1 or stage-2 config that starts from a named profile
+        (:mod:`sslkeypoint.configs.profiles`): ``"cpu"`` or ``"paper"`` (:meth:`stage1` /
+        :meth:`stage2`), with overrides.
+
+        Examples:
+            >>> c = PretrainConfig.profile("cpu", stage=2)
+            >>> c.stage, c.image_size, c.plateau
+            (2, (128, 128), True)
+        """
+        from sslkeypoint.configs.profiles import profile_defaults
+
+        base = cls.stage2() if stage == 2 else cls.stage1()
+        fields = profile_defaults(name, "pretrain_stage2" if stage == 2 else "pretrain")
+        return cls.from_dict({**base.to_dict(), **fields, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists, numbers, strings, None); the method in its stored form.
 

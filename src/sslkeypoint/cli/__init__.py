@@ -1,0 +1,77 @@
+"""The command line, ``python -m sslkeypoint COMMAND``: select, pretrain, finetune, evaluate, predict, export.
+
+Options are generated from the configs with jsonargparse (:mod:`sslkeypoint.cli.parser`); each
+command reads ``--config FILE.yaml`` (or JSON) and writes its whole configuration with
+``--print_config``. Typical use, from a labelling tool's COCO export to a deployable model::
+
+    python -m sslkeypoint finetune --records coco.json --out runs/ft \\
+        --measures '{span: {class_path: DistanceMeasure, init_args: {first: 0, second: 1}}}'
+    python -m sslkeypoint evaluate --model runs/ft --records test.json --out runs/ft/test
+    python -m sslkeypoint predict --model runs/ft --images new/ --out predictions.csv
+    python -m sslkeypoint export --model runs/ft --out model.onnx --check_images new/
+
+Settings start from the ``cpu`` profile (a small network that trains in minutes on a CPU);
+``--profile paper`` starts from the SSL-FetalBioNet GPU schedule (:mod:`sslkeypoint.configs.profiles`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from sslkeypoint.cli.parser import COMMANDS, build_parser, first_value, usage
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+
+def _parse(command: str, argv: list[str]):  # type: ignore[no-untyped-def]
+    """Parse ``argv`` with the command's parser, rebuilt when the profile or the stage (from a config
+    file, say) changes the starting values."""
+    profile = first_value(argv, "--profile") or "cpu"
+    parser = build_parser(command, profile=profile if profile in ("cpu", "paper") else "cpu")
+    cfg = parser.parse_args(argv)
+    stage2 = command == "pretrain" and cfg.get("sequences") is not None
+    chosen = cfg.get("profile", "cpu")
+    if stage2 or chosen != profile:
+        cfg = build_parser(command, profile=chosen, stage2=stage2).parse_args(argv)
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m sslkeypoint`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    An ordinary mistake (a bad option, a missing or malformed file, a run folder that holds another
+    run) ends with a one-line ``error:`` and exit status 2, not a traceback. A run stopped by
+    ``SIGTERM`` or ``SIGINT`` exits with status 143 or 130 after saying what was saved
+    (:class:`~sslkeypoint.runs.RunInterrupted`).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if args else 2
+    if args[0] in ("-V", "--version"):
+        from sslkeypoint._version import __version__
+
+        print(f"sslkeypoint {__version__}")
+        return 0
+    command = args[0]
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}; the commands are {', '.join(COMMANDS)} "
+              "(python -m sslkeypoint --help)", file=sys.stderr)
+        return 2
+    from jsonargparse import ArgumentError
+
+    from sslkeypoint.cli.commands import RUNNERS
+
+    try:
+        cfg = _parse(command, args[1:])
+    except SystemExit as stop:  # --help, --print_config
+        return int(stop.code or 0)
+    except ArgumentError as err:
+        print(f"error: {err} (python -m sslkeypoint {command} --help)", file=sys.stderr)
+        return 2
+    try:
+        return RUNNERS[command](cfg)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
