@@ -150,7 +150,8 @@ class KeypointPrediction:
     def table(self, files: Sequence[str | os.PathLike[str]] | None = None) -> tuple[list[str], list[list[Any]]]:
         """The predictions as a header and rows: ``file``, ``<name>_x``, ``<name>_y``, ``<name>_score``
         per landmark (original pixels), then each measure as ``<name>_<unit>``, then
-        ``pixel_size_mm`` when sizes were given.
+        ``pixel_size_mm`` when sizes were given. A value that is not a number (a length of an
+        image without a pixel size) is an empty cell.
 
         Args:
             files: One name per image for the first column (default: the image's index).
@@ -164,10 +165,10 @@ class KeypointPrediction:
         for i in range(len(self)):
             row: list[Any] = [str(files[i]) if files is not None else str(i)]
             for k in range(len(names)):
-                row += [round(float(v), 3) for v in self.keypoints[i, k]] + [round(float(self.scores[i, k]), 4)]
-            row += [round(float(values[i]), 4) for values in self.measures.values()]
+                row += [_cell(v, 3) for v in self.keypoints[i, k]] + [_cell(self.scores[i, k], 4)]
+            row += [_cell(values[i], 4) for values in self.measures.values()]
             if self.pixel_sizes is not None:
-                row.append(float(self.pixel_sizes[i, 0]))
+                row.append(_cell(self.pixel_sizes[i, 0], 6))
             rows.append(row)
         return header, rows
 
@@ -180,6 +181,11 @@ class KeypointPrediction:
         writer.writerows(rows)
         write_text_atomic(path, buffer.getvalue())
         return Path(path)
+
+
+def _cell(value: Any, digits: int) -> float | str:
+    number = float(value)
+    return round(number, digits) if math.isfinite(number) else ""
 
 
 def _per_image_sizes(pixel_size: Any, n: int) -> Tensor:

@@ -10,7 +10,8 @@ command reads ``--config FILE.yaml`` (or JSON) and writes its whole configuratio
     python -m sslkeypoint predict --model runs/ft --images new/ --out predictions.csv
     python -m sslkeypoint export --model runs/ft --out model.onnx --check_images new/
 
-Settings start from the ``cpu`` profile (a small network that trains in minutes on a CPU);
+Option names take underscores or dashes (``--max_epochs`` or ``--max-epochs``); switches take
+``true`` / ``false`` or ``--no-NAME``. Settings start from the ``cpu`` profile (a small network that trains in minutes on a CPU);
 ``--profile paper`` starts from the SSL-FetalBioNet GPU schedule (:mod:`sslkeypoint.configs.profiles`).
 """
 
@@ -21,7 +22,33 @@ from collections.abc import Sequence
 
 from sslkeypoint.cli.parser import COMMANDS, build_parser, first_value, usage
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "normalise"]
+
+
+#: Switches that ``--no-NAME`` turns off (``--NAME false``).
+_SWITCHES = frozenset({"progress", "resume", "augment", "init_decoder", "original_pixels", "plateau"})
+
+
+def normalise(argv: Sequence[str]) -> list[str]:
+    """Options as the parser spells them: dashes inside a name become underscores (``--max-epochs``
+    is ``--max_epochs``) and ``--no-progress`` is ``--progress=false``; values are left alone.
+
+    Examples:
+        >>> normalise(["--max-epochs", "3", "--no-progress", "--records=a-b.csv"])
+        ['--max_epochs', '3', '--progress=false', '--records=a-b.csv']
+    """
+    out = []
+    for arg in argv:
+        if not arg.startswith("--") or len(arg) == 2:
+            out.append(arg)
+            continue
+        name, eq, value = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        if not eq and name.startswith("no_") and name[3:] in _SWITCHES:
+            out.append(f"--{name[3:]}=false")
+        else:
+            out.append(f"--{name}{eq}{value}")
+    return out
 
 
 def _parse(command: str, argv: list[str]):  # type: ignore[no-untyped-def]
@@ -64,11 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sslkeypoint.cli.commands import RUNNERS
 
     try:
-        cfg = _parse(command, args[1:])
+        cfg = _parse(command, normalise(args[1:]))
     except SystemExit as stop:  # --help, --print_config
         return int(stop.code or 0)
     except ArgumentError as err:
-        print(f"error: {err} (python -m sslkeypoint {command} --help)", file=sys.stderr)
+        message = " ".join(str(err).split())
+        config = first_value(normalise(args[1:]), "--config")
+        if config is not None and "parsing config" in message:
+            message = f"--config {config}: " + message.replace('"<unicode string>"', config)
+        print(f"error: {message} (python -m sslkeypoint {command} --help)", file=sys.stderr)
         return 2
     try:
         return RUNNERS[command](cfg)

@@ -207,6 +207,7 @@ def run_predict(cfg: Any) -> int:
     from sslkeypoint.data import list_images
     from sslkeypoint.inference import KeypointPredictor
 
+    model = model_path(cfg.model)
     root = Path(cfg.images)
     if root.is_dir():
         files = list_images(root)
@@ -216,7 +217,7 @@ def run_predict(cfg: Any) -> int:
         files, root = [root], root.parent
     else:
         raise FileNotFoundError(f"--images {root}: no such file or folder")
-    predictor = KeypointPredictor.from_checkpoint(model_path(cfg.model), batch_size=cfg.batch_size)
+    predictor = KeypointPredictor.from_checkpoint(model, batch_size=cfg.batch_size)
     sizes = _pixel_sizes(cfg.pixel_size, files, root)
     prediction = predictor.predict(files, progress=_progress(cfg.progress), pixel_size=sizes)
     names = [str(f.relative_to(root)) for f in files]
