@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sslkeypoint._version import __version__
+from sslkeypoint._version import __version__ as __version__
 
 #: Public name → the module that defines it (imported when the name is first used).
 _EXPORTS: dict[str, str] = {

@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 import math
 import numbers
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
@@ -112,12 +113,11 @@ def dataclass_from_spec(spec: Mapping[str, Any], what: str) -> Any:
         raise ValueError(f"cannot build the {what} {path} from {kwargs}: {err}") from None
 
 
-def write_text_atomic(path: str | PurePath, text: str) -> None:
+def write_text_atomic(path: str | PurePath | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
     A reader never sees a cut-short file: either the old content or the new one.
     """
-    import os
     import tempfile
 
     target = os.fspath(path)

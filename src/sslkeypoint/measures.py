@@ -116,7 +116,7 @@ def pixel_size_tensor(pixel_size: Any, batch_shape: tuple[int, ...], like: Tenso
         [[0.5, 0.5], [nan, nan]]
     """
     s = torch.as_tensor(pixel_size, dtype=like.dtype, device=like.device)
-    if s.ndim == 0 or s.shape == (2,) and batch_shape != (2,):
+    if s.ndim == 0 or (s.shape == (2,) and batch_shape != (2,)):
         s = s.expand(2) if s.ndim == 0 else s
         s = s.expand(*batch_shape, 2)
     elif s.shape == batch_shape:

@@ -64,7 +64,7 @@ def model_path(path: str) -> Path:
     return p
 
 
-def _config(cls: type, cfg: Any, extra: Mapping[str, Any]) -> Any:
+def _config(cls: Any, cfg: Any, extra: Mapping[str, Any]) -> Any:
     from sslkeypoint.cli.parser import config_fields
 
     objects = ("method", "measures")  # given as class specs: in ``extra`` when set

@@ -23,6 +23,7 @@ from sslkeypoint.data.datasets import (
     list_sequences,
 )
 from sslkeypoint.data.fingerprint import data_fingerprint, file_digest, records_fingerprint
+from sslkeypoint.data.formats import FORMATS, read_records, write_coco
 from sslkeypoint.data.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -40,7 +41,6 @@ from sslkeypoint.data.invalid import (
     filtering_collate,
     without_drops,
 )
-from sslkeypoint.data.formats import FORMATS, read_records, write_coco
 from sslkeypoint.data.records import (
     PARTIAL_LABELS,
     KeypointRecord,

@@ -15,15 +15,35 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from sslkeypoint._utils import plain
+from sslkeypoint._utils import plain, write_text_atomic
 from sslkeypoint.data import file_digest
 from sslkeypoint.runs import RunFolder, RunInterrupted, open_run_folder
 
 __all__: list[str] = []
 
 
+#: Lightning's loggers of boilerplate lines (devices found, a cloud-logging tip, "fit stopped").
+_LIGHTNING_INFO = ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
+                   "lightning_fabric.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's boilerplate out of a run's output: its informational lines (which devices
+    exist, advertisements) go below WARNING unless the user configured those loggers, and a
+    deprecation warning of Lightning's own code under recent torch is hidden. Warnings the user
+    can act on stay."""
+    import logging
+    import warnings
+
+    for name in _LIGHTNING_INFO:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=DeprecationWarning)
+
+
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(plain(data), indent=2, default=str))
+    write_text_atomic(path, json.dumps(plain(data), indent=2, default=str))
 
 
 def _weights_identity(path: str | PathLike[str] | None) -> dict[str, str] | None:

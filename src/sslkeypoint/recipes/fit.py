@@ -39,6 +39,7 @@ from sslkeypoint.recipes._run import (
     _stops_on_signal,
     _weights_identity,
     _write_json,
+    quiet_lightning,
 )
 from sslkeypoint.weights import read_weight_file
 
@@ -177,6 +178,7 @@ def fit_finetuning(
     if progress:
         cbs.append(TQDMProgressBar())
     cbs.extend(callbacks)
+    quiet_lightning()
     fit = pl.Trainer(
         **run.trainer_kwargs(),
         default_root_dir=out,
@@ -185,7 +187,7 @@ def fit_finetuning(
         callbacks=cbs,
         logger=CSVLogger(out, name="logs"),
         enable_progress_bar=progress,
-        enable_model_summary=progress,
+        enable_model_summary=False,
         # The DataModule shards itself: exact validation figures under DDP (no padded repeats).
         use_distributed_sampler=False,
     )

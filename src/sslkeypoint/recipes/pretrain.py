@@ -31,6 +31,7 @@ from sslkeypoint.recipes._run import (
     _stops_on_signal,
     _weights_identity,
     _write_json,
+    quiet_lightning,
 )
 from sslkeypoint.weights import read_weight_file, save_state_dict
 
@@ -185,6 +186,7 @@ def run_pretraining(
     # ``last.ckpt`` after every epoch: with a monitor, Lightning refreshes its ``save_last`` file only
     # when the monitored loss improves, and a stopped run would resume from an older epoch.
     latest = RunCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    quiet_lightning()
     fit = pl.Trainer(
         **{**run.trainer_kwargs(), "strategy": _pretrain_strategy(run)},
         max_epochs=config.max_epochs,

@@ -159,9 +159,10 @@ def write_coco(
             )
         kp = np.asarray(r.keypoints, dtype=np.float64)
         visible = np.ones(len(names), bool) if r.visible is None else np.asarray(r.visible, bool)
-        known = np.isfinite(kp).all(axis=1)
+        known = np.asarray(np.isfinite(kp).all(axis=1), dtype=bool)
+        flags: list[bool] = [bool(v) for v in np.asarray(visible, bool).reshape(-1)]
         flat: list[float] = []
-        for (x, y), ok, vis in zip(kp.tolist(), known.tolist(), visible.tolist()):
+        for (x, y), ok, vis in zip(kp.tolist(), [bool(v) for v in known.reshape(-1)], flags):
             flat += [x, y, 2 if vis else 1] if ok else [0, 0, 0]
         width, height = _image_size(Path(r.path))
         try:

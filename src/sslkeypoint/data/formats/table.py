@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sslkeypoint.data.records import KeypointRecord, _parse_float, _resolve, check_pixel_size, parse_point
+from sslkeypoint.data.records import (
+    KeypointRecord,
+    _parse_float,
+    _resolve,
+    check_pixel_size,
+    parse_point,
+)
 
 __all__ = ["GROUP_COLUMNS", "PIXEL_SIZE_COLUMNS", "read_table"]
 
