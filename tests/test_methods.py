@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import pytest
 import torch
@@ -95,9 +96,10 @@ def test_methods_build_their_objectives() -> None:
         PseudoLabelMethod().build(net, heatmap_stride=4, augment_kwargs={})
 
 
-def test_the_queue_is_capped_from_the_data() -> None:
-    with pytest.warns(UserWarning, match="capped to 92"):
+def test_the_queue_is_capped_from_the_data(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="sslkeypoint.ssl.moco"):
         capped = MoCoV2Method(queue_size=4096).resolved(num_items=100, global_batch=8)
+    assert "capped to 92" in caplog.text
     assert capped == MoCoV2Method(queue_size=92, cap_queue=False)
     assert MoCoV2Method(queue_size=4096, cap_queue=False).resolved(100, 8).queue_size == 4096
     assert ReconstructionMethod().resolved(100, 8) == ReconstructionMethod()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import socket
 import warnings
@@ -93,13 +94,16 @@ def test_momentum_update_arithmetic() -> None:
     assert not any(p.requires_grad for p in model.projection_head_momentum.parameters())
 
 
-def test_cap_queue_size_warns_and_caps() -> None:
-    with pytest.warns(UserWarning, match="capped to 36"):
+def test_cap_queue_size_says_so_and_caps(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="sslkeypoint.ssl.moco"):
         assert cap_queue_size(65536, 100, 64) == 36
-    with warnings.catch_warnings():
+    assert "MoCo queue of 65536 capped to 36" in caplog.text
+    caplog.clear()
+    with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="sslkeypoint.ssl.moco"):
         warnings.simplefilter("error")
         assert cap_queue_size(1000, 100_000, 64) == 1000
         assert MoCoV2.cap_queue_size(36, 100, 64) == 36
+    assert caplog.text == ""
     with pytest.raises(ValueError, match="more training images than one batch"):
         cap_queue_size(100, 64, 64)
 

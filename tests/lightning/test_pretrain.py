@@ -118,9 +118,8 @@ def test_data_fingerprint_tracks_names_and_content_not_location(tmp_path: Path, 
 
 def test_stage1_loss_falls_and_checkpoint_holds_full_state(tmp_path: Path, images: Path) -> None:
     out = tmp_path / "run"
-    with pytest.warns(UserWarning, match="capped to 8"):
-        result = run_pretraining(trainer=TRAINER, config=tiny_config(lr=3e-3, momentum=0.99, momentum_end=1.0),
-                                 images=images, out_dir=out, max_steps=150, progress=False)
+    result = run_pretraining(trainer=TRAINER, config=tiny_config(lr=3e-3, momentum=0.99, momentum_end=1.0),
+                             images=images, out_dir=out, max_steps=150, progress=False)
     assert result.global_step == 150 and result.queue_size == 8
     losses = step_losses(out)
     assert len(losses) == 150
@@ -289,9 +288,8 @@ def test_default_momentum_is_constant_and_chosen_from_the_run_length(tmp_path: P
     # MoCo v2's 0.999 would leave the key encoder near its random start in a short run; the
     # default momentum follows the run length (auto_momentum) and stays constant.
     out = tmp_path / "run"
-    with pytest.warns(UserWarning, match="capped"):
-        run_pretraining(trainer=TRAINER, config=tiny_config(), images=images, out_dir=out, max_steps=12,
-                        progress=False)
+    run_pretraining(trainer=TRAINER, config=tiny_config(), images=images, out_dir=out, max_steps=12,
+                    progress=False)
     momenta = logged_momenta(out)
     assert len(momenta) == 12
     assert list(momenta.values()) == pytest.approx([auto_momentum(12)] * 12)
@@ -309,7 +307,7 @@ def test_a_stopped_run_keeps_its_last_epoch_even_when_the_loss_rose(
 
     monkeypatch.setattr(PretrainModule, "on_train_batch_start", stop_in_epoch_4, raising=False)
     out = tmp_path / "run"
-    with pytest.warns(UserWarning, match="capped"), pytest.raises(RunInterrupted):
+    with pytest.raises(RunInterrupted):
         run_pretraining(trainer=TRAINER, config=tiny_config(max_epochs=8, lr=3e-2), images=images, out_dir=out,
                         progress=False)
     assert sorted(p.name for p in (out / "checkpoints").glob("best-*.ckpt")) == ["best-epoch=000.ckpt"]

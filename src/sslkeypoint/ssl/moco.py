@@ -35,7 +35,7 @@ holds the same queue; buffers need not be broadcast (``DDPStrategy(broadcast_buf
 from __future__ import annotations
 
 import copy
-import warnings
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -87,7 +87,8 @@ def cap_queue_size(requested: int, num_images: int, batch_size: int) -> int:
 
     Within one epoch the queue then holds only keys of other images than those in the current
     batch. (After a reshuffle at an epoch boundary an image seen at the end of the last epoch can
-    still meet itself once; that is rare and harmless.) Warns when the size is reduced.
+    still meet itself once; that is rare and harmless.) A reduced size is logged (INFO, logger
+    ``sslkeypoint.ssl.moco``): it is the right size for the data, nothing to act on.
 
     Args:
         requested: Queue size asked for (e.g. 65536).
@@ -103,10 +104,7 @@ def cap_queue_size(requested: int, num_images: int, batch_size: int) -> int:
     Examples:
         >>> cap_queue_size(4096, 100_000, 64)
         4096
-        >>> import warnings
-        >>> with warnings.catch_warnings():
-        ...     warnings.simplefilter("ignore")
-        ...     cap_queue_size(65536, 1000, 64)
+        >>> cap_queue_size(65536, 1000, 64)
         936
     """
     if requested < 1 or batch_size < 1:
@@ -118,11 +116,9 @@ def cap_queue_size(requested: int, num_images: int, batch_size: int) -> int:
             f"and a batch of {batch_size}"
         )
     if requested > limit:
-        warnings.warn(
-            f"MoCo queue of {requested} capped to {limit}: the training set has {num_images} images "
-            f"and a batch of {batch_size}, so a larger queue would hold keys of the query's own image",
-            UserWarning,
-            stacklevel=2,
+        logging.getLogger(__name__).info(
+            "MoCo queue of %d capped to %d: the training set has %d images and a batch of %d, so a larger "
+            "queue would hold keys of the query's own image", requested, limit, num_images, batch_size,
         )
         return limit
     return requested
