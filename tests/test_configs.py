@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,22 @@ def test_trainer_config_and_codec_of_a_config() -> None:
     with pytest.raises(ValueError, match="refine"):
         FinetuneConfig(refine="fancy")
     assert PretrainConfig.from_dict(PretrainConfig.stage2().to_dict()) == PretrainConfig.stage2()
+
+
+def test_trainer_loggers_always_keep_the_csv_log_and_name_a_missing_package(tmp_path) -> None:
+    import importlib.util
+
+    from pytorch_lightning.loggers import CSVLogger
+
+    from sslkeypoint.configs import TrainerConfig
+
+    (only,) = TrainerConfig().loggers(tmp_path)
+    assert isinstance(only, CSVLogger) and Path(only.log_dir).parent == tmp_path / "logs"
+    with pytest.raises(ValueError, match="logger must be one of"):
+        TrainerConfig(logger="neptune")
+    for name in ("tensorboard", "mlflow", "wandb"):
+        if importlib.util.find_spec(name) is None and (name != "tensorboard" or importlib.util.find_spec("tensorboardX") is None):
+            with pytest.raises(ValueError, match=f"pip install {name}"):
+                TrainerConfig(logger=name).loggers(tmp_path)
+        else:
+            assert len(TrainerConfig(logger=name).loggers(tmp_path)) == 2

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, TQDMProgressBar
-from pytorch_lightning.loggers import CSVLogger
 
 from sslkeypoint._utils import plain
 from sslkeypoint.configs import FinetuneConfig, TrainerConfig
@@ -185,7 +184,7 @@ def fit_finetuning(
         max_epochs=int(max_epochs if max_epochs is not None else config.max_epochs),
         max_steps=int(max_steps) if max_steps is not None else -1,
         callbacks=cbs,
-        logger=CSVLogger(out, name="logs"),
+        logger=run.loggers(out),
         enable_progress_bar=progress,
         enable_model_summary=False,
         # The DataModule shards itself: exact validation figures under DDP (no padded repeats).

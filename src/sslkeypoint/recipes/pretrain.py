@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.loggers import CSVLogger
 
 from sslkeypoint._version import __version__
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
@@ -191,7 +190,7 @@ def run_pretraining(
         **{**run.trainer_kwargs(), "strategy": _pretrain_strategy(run)},
         max_epochs=config.max_epochs,
         max_steps=-1 if max_steps is None else max_steps,
-        logger=CSVLogger(out, name="logs"),
+        logger=run.loggers(out),
         callbacks=[checkpoint, latest, DropReport(verbose=progress)],
         enable_progress_bar=progress,
         enable_model_summary=False,
