@@ -108,9 +108,27 @@ def test_timm_out_indices():
     _check_interface(enc, torch.rand(1, 3, 64, 64))
 
 
-def test_timm_refuses_download_and_unknown_names():
-    with pytest.raises(ValueError, match="never downloads"):
+def test_timm_downloads_only_on_request_and_says_what_to_do_offline(monkeypatch):
+    import timm
+
+    calls = []
+    real = timm.create_model
+
+    def offline(name, **kwargs):
+        calls.append(kwargs.get("pretrained"))
+        if kwargs.get("pretrained"):
+            raise ConnectionError("no network")
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    TimmEncoder("resnet18")
+    assert calls == [False]  # the default downloads nothing
+    with pytest.raises(ValueError, match=r"could not download .*ConnectionError.*pass pretrained_file="):
         TimmEncoder("resnet18", pretrained=True)
+    assert calls[-1] is True
+
+
+def test_timm_refuses_unknown_names():
     with pytest.raises(ValueError, match=r"close matches: .*resnet18"):
         TimmEncoder("resnet188")
 
@@ -315,7 +333,7 @@ def test_timm_bad_weight_files_name_the_file(tmp_path):
     with pytest.raises(UnsafeCheckpointError, match=r"unsafe\.pth: refused for safety"):
         TimmEncoder("resnet18", pretrained_file=unsafe)
     assert _UNPICKLED == []
-    with pytest.raises(ValueError, match="never downloads"):
+    with pytest.raises(ValueError, match="not both"):
         TimmEncoder("resnet18", pretrained=True, pretrained_file=unsafe)
 
 

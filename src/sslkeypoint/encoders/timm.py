@@ -1,4 +1,4 @@
-"""Any timm backbone as an encoder, with weights from a local file only.
+"""Any timm backbone as an encoder, with weights from a local file (or, on request, downloaded by timm).
 
 Weights go through timm's own builder: ``timm.create_model(name, features_only=True,
 pretrained=True, pretrained_cfg_overlay={"file": <local file>, ...})`` reads the file, drops the
@@ -16,6 +16,11 @@ Two guarantees are added around it:
   ``meta`` device (no memory, no initialisation cost); anything missing, extra (other than the
   classifier) or of another shape (other than the first convolution's input channels) raises an
   error naming the file.
+
+``pretrained=True`` is the opt-in exception: timm downloads the model's published weights (ImageNet
+for most) from its hub, where the machine can reach it — the baseline initialisation that
+self-supervision on the user's own images must beat. Without a network it fails with a message
+that says how to save the weights once elsewhere and pass them as ``pretrained_file``.
 """
 
 from __future__ import annotations
@@ -167,7 +172,7 @@ def _check_fit(
 class TimmEncoder(Encoder):
     """A timm model built with ``features_only=True`` as an encoder.
 
-    Never downloads. Pretrained weights (ImageNet or other) come from a local file
+    Downloads nothing unless ``pretrained=True``. Pretrained weights (ImageNet or other) come from a local file
     (``.safetensors``, ``.pth``, ``.bin``) holding the full model's state dict in timm's naming, as
     saved by ``timm.create_model(name).state_dict()`` or found in timm's Hugging Face repositories
     (wrapper prefixes ``module.`` and ``_orig_mod.`` and the containers read by
@@ -182,6 +187,8 @@ class TimmEncoder(Encoder):
         name: timm model name (any of ``timm.list_models()``).
         in_chans: Input image channels.
         pretrained_file: Optional local weight file.
+        pretrained: Let timm download the model's published weights (needs a network; with
+            ``pretrained_file`` it is an error to ask for both).
         out_indices: Which feature levels to return (timm's ``out_indices``); default timm's.
         **kwargs: Further arguments of ``timm.create_model`` (e.g. ``drop_path_rate``).
 
@@ -196,8 +203,9 @@ class TimmEncoder(Encoder):
             its input channels were adapted), or ``None`` without a file.
 
     Raises:
-        ValueError: If ``name`` is unknown to timm (close matches are listed), ``pretrained=True``
-            is passed, or ``pretrained_file`` is unreadable, unsafe or does not fit the model.
+        ValueError: If ``name`` is unknown to timm (close matches are listed), both
+            ``pretrained=True`` and ``pretrained_file`` are given, the download fails, or
+            ``pretrained_file`` is unreadable, unsafe or does not fit the model.
         FileNotFoundError: If ``pretrained_file`` does not exist.
 
     Examples:
@@ -224,15 +232,15 @@ class TimmEncoder(Encoder):
         in_chans: int = 3,
         pretrained_file: str | os.PathLike[str] | None = None,
         out_indices: Sequence[int] | None = None,
+        pretrained: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__()
         import timm
 
-        if kwargs.pop("pretrained", False):
+        if pretrained and pretrained_file is not None:
             raise ValueError(
-                "TimmEncoder never downloads weights: pass pretrained_file=<local weight file> "
-                "instead of pretrained=True"
+                "give pretrained_file=<local weight file> or pretrained=True (a download by timm), not both"
             )
         kwargs.pop("features_only", None)
         if not timm.is_model(name):
@@ -248,13 +256,29 @@ class TimmEncoder(Encoder):
         if out_indices is not None:
             kwargs["out_indices"] = tuple(int(i) for i in out_indices)
         self.load_report: LoadReport | None = None
-        if pretrained_file is None:
+        if pretrained:
+            self.model = self._download(name, kwargs)
+        elif pretrained_file is None:
             self.model = timm.create_model(name, features_only=True, pretrained=False, **kwargs)
         else:
             self.model = self._build_from_file(name, Path(pretrained_file), kwargs, model_kwargs)
         info: Any = self.model.feature_info
         self.channels = [int(c) for c in info.channels()]
         self.reductions = [int(r) for r in info.reduction()]
+
+    def _download(self, name: str, kwargs: dict[str, Any]) -> nn.Module:
+        """timm's own download of the published weights, with an error that says what to do offline."""
+        import timm
+
+        try:
+            model: nn.Module = timm.create_model(name, features_only=True, pretrained=True, **kwargs)
+        except Exception as err:
+            raise ValueError(
+                f"timm could not download the weights of {name!r} ({type(err).__name__}: {err}). Where this "
+                f"machine cannot download, save them once elsewhere — save_state_dict(timm.create_model({name!r}, "
+                "pretrained=True), 'weights.safetensors') — and pass pretrained_file='weights.safetensors'"
+            ) from err
+        return model
 
     def _build_from_file(
         self, name: str, path: Path, kwargs: dict[str, Any], model_kwargs: dict[str, Any]
