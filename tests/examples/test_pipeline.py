@@ -181,3 +181,18 @@ def test_ssl_verdict_wording() -> None:
     mixed = {"unet": {"mre_px": 10.0, "aop_mae_deg": 4.0}, "ssl_unet": {"mre_px": 9.0, "aop_mae_deg": 5.0}}
     assert ssl_verdict(mixed, 60, 100).startswith("**SSL gives a mixed result**")
     assert "needs both" in ssl_verdict({"unet": worse["unet"]}, 60, 100)
+
+
+def test_readme_help_and_tutorial_name_the_same_demo_variants(capsys: pytest.CaptureFixture[str]) -> None:
+    """One source for the list of variants: README, --help and the tutorial agree with DEMO_VARIANTS."""
+    from iugc_aop.variants import DEMO_VARIANTS
+
+    root = Path(__file__).resolve().parents[2]
+    words = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+    count = words[len(DEMO_VARIANTS)]
+    assert f"{count} variants" in " ".join((root / "README.md").read_text().split())
+    assert f"trains {count} variants" in " ".join((root / "docs" / "tutorial_iugc.rst").read_text().split())
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"the {len(DEMO_VARIANTS)} of iugc_aop.variants.DEMO_VARIANTS ({' '.join(DEMO_VARIANTS)})" in help_text

@@ -267,10 +267,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _configure_demo(p: argparse.ArgumentParser) -> None:
+    from iugc_aop.profiles import get_profile
+    from iugc_aop.variants import DEMO_VARIANTS
+
     add_run_arguments(p)
+    real = get_profile("quick", real=True)
     p.add_argument("--variants", nargs="+", default=None, metavar="NAME",
-                   help="variants to train and report (default: the profile's — iugc_aop.variants.DEMO_VARIANTS on "
-                        "synthetic data, unet ssl_unet pseudo_unet on real images — and its recommended one)")
+                   help=f"variants to train and report (default: the profile's — the {len(DEMO_VARIANTS)} of "
+                        f"iugc_aop.variants.DEMO_VARIANTS ({' '.join(DEMO_VARIANTS)}) on synthetic data, "
+                        f"{' '.join(real.variants)} on real images — and its recommended one)")
     p.add_argument("--labels", "--label-budget", dest="label_budget", type=int, default=None, metavar="N",
                    help="labelled training cases used by fine-tuning (default: the profile's)")
     p.add_argument("--select", choices=_selections(), default=None,
