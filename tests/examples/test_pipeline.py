@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import math
 import time
@@ -24,8 +26,10 @@ PIPELINE_COMMANDS = ("pretrain", "select", "pretrain-temporal", "finetune", "eva
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("demo") / "run"
     start = time.perf_counter()
-    rc = main(["demo", "--profile", "smoke", "--out", str(out), "--no-progress"])
-    return {"rc": rc, "out": out, "seconds": time.perf_counter() - start}
+    said = io.StringIO()
+    with contextlib.redirect_stderr(said):
+        rc = main(["demo", "--profile", "smoke", "--out", str(out), "--no-progress"])
+    return {"rc": rc, "out": out, "seconds": time.perf_counter() - start, "stderr": said.getvalue()}
 
 
 @pytest.mark.timeout(300)
@@ -35,6 +39,9 @@ def test_demo_smoke_end_to_end(demo: dict, capsys: pytest.CaptureFixture[str]) -
     out: Path = demo["out"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics) == list(VARIANTS)
+    for number, name in enumerate(VARIANTS, start=1):  # each variant is reported as it finishes
+        assert f"variant {number}/{len(VARIANTS)} {name}: validation MRE " in demo["stderr"], name
+    assert "evaluate submission" not in demo["stderr"]  # --no-progress: no progress bar
     for name, m in metrics.items():
         assert math.isfinite(m["mre_px"]) and m["mre_px"] >= 0, name
         # Two smoke epochs may leave a variant's heatmaps at their flat start, every landmark at one

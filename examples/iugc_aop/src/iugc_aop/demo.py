@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from iugc_aop.variants import DEMO_VARIANTS, get_pretraining, get_variant
 from sslkeypoint.configs import TrainerConfig
 from sslkeypoint.data import file_digest, records_fingerprint
 
-__all__ = ["DemoResult", "prepare_demo_data", "run_demo"]
+__all__ = ["DemoResult", "prepare_demo_data", "run_demo", "variant_line"]
 
 
 @dataclass
@@ -88,7 +89,7 @@ def prepare_demo_data(out_dir: PathLike, profile: Profile | str, seed: int = 0, 
 
 
 def _submission_stage(variant: str, checkpoint: Path, submission_dir: Path, out: Path, root: Path,
-                      force: bool) -> dict[str, Any]:
+                      force: bool, progress: bool = True) -> dict[str, Any]:
     """Export a variant's challenge folder and score it on Testing (skipped when done)."""
     tag = submission_dir.resolve().relative_to(out.resolve()).as_posix().replace("/", "_")
     marker = out / "eval" / f"{tag}_testing.json"
@@ -99,11 +100,28 @@ def _submission_stage(variant: str, checkpoint: Path, submission_dir: Path, out:
         if saved.get("fingerprint") == key:
             return dict(saved["metrics"])
     export_submission(checkpoint, submission_dir, metadata={"variant": variant})
-    metrics = dict(evaluate_submission(submission_dir, testing))
+    metrics = dict(evaluate_submission(submission_dir, testing, progress=progress))
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"fingerprint": key, "variant": variant, "checkpoint": str(checkpoint),
                                   "metrics": metrics}, indent=2, default=str))
     return metrics
+
+
+def variant_line(number: int, total: int, name: str, result: EvaluationResult, seconds: float) -> str:
+    """One line for a finished variant: its error on the evaluation split(s) and its time.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> r = EvaluationResult("unet", Path("c"), {"testing": {"mre_px": 9.04, "aop_mae_deg": 8.92}}, {}, 3.0,
+        ...                      Path("e"))
+        >>> variant_line(2, 3, "unet", r, 95.4)
+        'variant 2/3 unet: testing MRE 9.04 px, AoP error 8.92° (95 s)'
+    """
+    parts = [f"{split} MRE {m['mre_px']:.2f} px, AoP error "
+             + (f"{m['aop_mae_deg']:.2f}°" if math.isfinite(m["aop_mae_deg"]) else "undefined (no predicted angle)")
+             for split, m in result.metrics.items() if "mre_px" in m and "aop_mae_deg" in m]
+    reused = ", reused" if result.skipped else ""
+    return f"variant {number}/{total} {name}: {'; '.join(parts) or 'no evaluation split'} ({seconds:.0f} s{reused})"
 
 
 def run_demo(
@@ -195,19 +213,21 @@ def run_demo(
     say(f"labelled cases: {len(labels.records)} ({labels.strategy}), from {labels.groups} similarity groups")
     fts: dict[str, FinetuneStageResult] = {}
     evals: dict[str, EvaluationResult] = {}
-    for name in variants:
+    for number, name in enumerate(variants, start=1):
         fts[name] = timed(f"finetune {name}", stage_finetune, name, root, out, profile,
                           labelled_cases=labels.records, **training)
         evals[name] = timed(f"evaluate {name}", stage_evaluate, name, root, out, profile, **common)
+        say(variant_line(number, len(variants), name, evals[name], times[f"finetune {name}"] + times[f"evaluate {name}"]))
     submission_dir: Path | None = None
     submissions: dict[str, dict[str, Any]] = {}
     t = time.perf_counter()
     for name, ft in fts.items():
-        submissions[name] = _submission_stage(name, ft.checkpoint, out / "submissions" / name, out, root, force)
+        submissions[name] = _submission_stage(name, ft.checkpoint, out / "submissions" / name, out, root, force,
+                                              progress)
     recommended = profile.recommended if profile.recommended in fts else None
     if recommended is not None:
         submission_dir = out / "submission"
-        _submission_stage(recommended, fts[recommended].checkpoint, submission_dir, out, root, force)
+        _submission_stage(recommended, fts[recommended].checkpoint, submission_dir, out, root, force, progress)
     times["submissions"] = round(time.perf_counter() - t, 2)
     times["total before report"] = round(time.perf_counter() - t0, 2)
     load_end = list(os.getloadavg())
