@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import pytorch_lightning as pl
+import torch
 
 from sslkeypoint.configs import PretrainConfig, TrainerConfig
 from sslkeypoint.data import KeypointRecord
@@ -305,8 +306,15 @@ def full_disk(tmp: Path) -> tuple[int, str, Path]:
 def check_full_disk(result: tuple[int, str, Path], tmp: Path) -> None:
     status, err, checkpoints = result
     assert status != 0 and "File too large" in err, err[-2000:]
-    leftovers = sorted(p.name for p in checkpoints.iterdir()) if checkpoints.is_dir() else []
-    assert leftovers == [], f"partial checkpoint files left: {leftovers}"
+    leftovers = sorted(checkpoints.iterdir()) if checkpoints.is_dir() else []
+    # What is left must be whole: the weights-only best checkpoint fits under the limit, the full
+    # last.ckpt does not and must leave nothing behind.
+    assert "last.ckpt" not in [p.name for p in leftovers]
+    for path in leftovers:
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a cut-short file
+            raise AssertionError(f"partial checkpoint file left: {path.name} ({err})") from None
 
 
 # -- the example's stage cache ----------------------------------------------------------------

@@ -163,9 +163,11 @@ def fit_finetuning(
         unlabelled_batch_size=config.method.batch_of_unlabelled(config.batch_size),
     )
     module = HeatmapFinetuneModule(config, codec=codec, loss_fn=loss_fn)
+    # The best epoch's checkpoint is for prediction: weights and description, no optimiser state
+    # (a third of its size with Adam). ``last.ckpt`` keeps everything a resumed run needs.
     checkpoint = RunCheckpoint(
         dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor=MONITOR, mode="min", save_top_k=1,
-        auto_insert_metric_name=False,
+        auto_insert_metric_name=False, save_weights_only=True,
     )
     # A second, unmonitored checkpoint written after every validation: with a monitor, Lightning
     # only refreshes ``last.ckpt`` when the monitored value improves.
