@@ -489,7 +489,7 @@ class KeypointPredictor:
         out.mkdir(parents=True, exist_ok=True)
         spec = self.spec()
         save_state_dict(self.model, out / "model.safetensors")
-        (out / "predictor.json").write_text(json.dumps(spec, indent=2))
+        write_text_atomic(out / "predictor.json", json.dumps(spec, indent=2))
         return out
 
     # ------------------------------------------------------------------ prediction

@@ -37,6 +37,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from sslkeypoint._utils import write_text_atomic
 from sslkeypoint._version import __version__
 
 __all__ = [
@@ -114,9 +115,10 @@ class RunFolder:
     notes: list[str] = field(default_factory=list)
 
     def write(self) -> None:
-        """Write ``run.json`` (process 0 only)."""
+        """Write ``run.json`` (process 0 only), atomically: another process checking the folder at
+        the same moment reads the old file or the new one, never a cut-short one."""
         self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / RUN_FILE).write_text(json.dumps(self.record, indent=2, sort_keys=True, default=str))
+        write_text_atomic(self.path / RUN_FILE, json.dumps(self.record, indent=2, sort_keys=True, default=str))
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, TQDMProgressBar
 
-from sslkeypoint._utils import plain
+from sslkeypoint._utils import plain, write_text_atomic
 from sslkeypoint.configs import FinetuneConfig, TrainerConfig
 from sslkeypoint.configs.legacy import upgrade_finetune_settings
 from sslkeypoint.data import (
@@ -233,7 +233,7 @@ def fit_finetuning(
             print(f"{left_out} unlabelled images are validation images: left out of the pool", flush=True)
         if ckpt_path is None and init_text is not None:
             print(init_text, flush=True)
-            (out / "encoder_init.txt").write_text(init_text + "\n")
+            write_text_atomic(out / "encoder_init.txt", init_text + "\n")
 
     def result(interrupted: str | None = None) -> FinetuneResult:
         best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
