@@ -39,6 +39,8 @@ def test_demo_smoke_end_to_end(demo: dict, capsys: pytest.CaptureFixture[str]) -
     out: Path = demo["out"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics) == list(VARIANTS)
+    report = (out / "report.md").read_text()
+    assert "with two-stage SSL" in report and "## Validation split" in report  # synthetic data: both stages
     for number, name in enumerate(VARIANTS, start=1):  # each variant is reported as it finishes
         assert f"variant {number}/{len(VARIANTS)} {name}: validation MRE " in demo["stderr"], name
     assert "evaluate submission" not in demo["stderr"]  # --no-progress: no progress bar

@@ -76,6 +76,10 @@ def test_psfhs_demo_has_no_stage_2_and_says_so(psfhs_demo: dict) -> None:
     assert not (out / "stage2").exists() and not (out / "select").exists()
     report = (out / "report.md").read_text()
     assert "no screening and no stage 2" in report
+    # One stage of SSL is called so, and a table of dashes (no validation split here) is left out.
+    assert "two-stage SSL" not in report and "stage-1 SSL" in report and "SSL (stage 1 only)" in report
+    assert "## Validation split" not in report
+    assert "| stage | wall s | CPU s |" in report
     # The SSL variant started from the stage-1 encoder.
     init = (out / "finetune" / "ssl_unet" / "encoder_init.txt").read_text()
     assert "stage1" in init and "encoder.safetensors" in init

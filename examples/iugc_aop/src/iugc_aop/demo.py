@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from iugc_aop.formats.truth import load_truth, screening_scores
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.report import write_report
@@ -33,7 +35,7 @@ from iugc_aop.variants import DEMO_VARIANTS, get_pretraining, get_variant
 from sslkeypoint.configs import TrainerConfig
 from sslkeypoint.data import file_digest, records_fingerprint
 
-__all__ = ["DemoResult", "prepare_demo_data", "run_demo", "variant_line"]
+__all__ = ["DemoResult", "prepare_demo_data", "run_demo", "threads_for_load", "variant_line"]
 
 
 @dataclass
@@ -107,6 +109,22 @@ def _submission_stage(variant: str, checkpoint: Path, submission_dir: Path, out:
     return metrics
 
 
+def threads_for_load(current: int, cores: int, load: float) -> int:
+    """Intra-op threads for torch on a machine that other jobs keep busy: the cores they leave free.
+
+    Threads that wait on each other for a busy core make every step slower, not faster (a demo of
+    4 minutes on two quiet cores took 46 beside other jobs). Never more than ``current``.
+
+    Examples:
+        >>> threads_for_load(current=2, cores=2, load=0.1), threads_for_load(current=2, cores=2, load=1.6)
+        (2, 1)
+        >>> threads_for_load(current=8, cores=16, load=12.0)
+        4
+    """
+    free = max(1, cores - round(load))
+    return max(1, min(current, free))
+
+
 def variant_line(number: int, total: int, name: str, result: EvaluationResult, seconds: float) -> str:
     """One line for a finished variant: its error on the evaluation split(s) and its time.
 
@@ -167,6 +185,11 @@ def run_demo(
     """
     t0 = time.perf_counter()
     load_start = list(os.getloadavg())
+    threads = threads_for_load(torch.get_num_threads(), os.cpu_count() or 1, load_start[0])
+    if threads < torch.get_num_threads():
+        say(f"the machine is busy (load {load_start[0]:.1f} on {os.cpu_count()} cores): torch uses {threads} "
+            f"thread(s) instead of {torch.get_num_threads()}; expect the run to take longer than on a quiet machine")
+        torch.set_num_threads(threads)
     real = data_root is not None and data_is_real(data_root)
     profile = get_profile(profile, real=real)
     if label_budget != "profile":
@@ -180,11 +203,13 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     say(profile.describe())
     times: dict[str, float] = {}
+    cpu_times: dict[str, float] = {}
 
     def timed(key: str, fn: Any, *a: Any, **kw: Any) -> Any:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         res = fn(*a, **kw)
         times[key] = round(time.perf_counter() - t, 2)
+        cpu_times[key] = round(time.process_time() - c, 2)
         return res
 
     root = Path(data_root) if data_root is not None else timed("data", prepare_demo_data, out, profile, seed, progress)
@@ -233,7 +258,8 @@ def run_demo(
     load_end = list(os.getloadavg())
     report = write_report(
         out, profile, root, evals, finetunes=fts, pretrain=pretrain, selection=sel, selection_truth=selection_truth,
-        submissions=submissions, recommended=recommended, stage_seconds=times, labels=labels,
+        submissions=submissions, recommended=recommended, stage_seconds=times, stage_cpu_seconds=cpu_times,
+        labels=labels,
         load={"start": load_start, "end": load_end}, seed=seed,
     )
     seconds = time.perf_counter() - t0

@@ -34,6 +34,7 @@ from iugc_aop.report_figures import (
     error_histograms,
     image_grid,
     landmark_points,
+    loss_rebound,
     read_rows,
     series,
     training_curves,
@@ -94,11 +95,12 @@ def _sci(value: Any) -> str:
     return f"{v:.2e}" if math.isfinite(v) else "–"
 
 
-def ssl_verdict(metrics: Mapping[str, Mapping[str, Any]], labelled: int | None, test_count: int | None) -> str:
+def ssl_verdict(metrics: Mapping[str, Mapping[str, Any]], labelled: int | None, test_count: int | None,
+                two_stage: bool = True) -> str:
     """One plain paragraph: does SSL help at this budget, and by how much (Testing split).
 
     Compares ``ssl_unet`` with ``unet`` (and, when present, ``ssl_unet_starter_codec`` with
-    ``unet_starter``).
+    ``unet_starter``). ``two_stage``: whether stage 2 ran (else the SSL encoder is stage 1's).
 
     Examples:
         >>> m = {"unet": {"mre_px": 20.0, "aop_mae_deg": 8.0}, "ssl_unet": {"mre_px": 15.0, "aop_mae_deg": 6.0}}
@@ -121,7 +123,7 @@ def ssl_verdict(metrics: Mapping[str, Mapping[str, Any]], labelled: int | None, 
     budget = f"{labelled} labelled images" if labelled else "this label budget"
     text = (
         f"{head} at {budget} in this run: on the Testing split ({test_count or '?'} images) the U-Net "
-        f"with two-stage SSL has an MRE of {_fmt(b['mre_px'])} px against {_fmt(a['mre_px'])} px without "
+        f"with {'two-stage SSL' if two_stage else 'SSL (stage 1 only)'} has an MRE of {_fmt(b['mre_px'])} px against {_fmt(a['mre_px'])} px without "
         f"it ({d_mre:+.2f} px, {rel_mre:+.1f} %) and an AoP MAE of {_fmt(b['aop_mae_deg'])}° against "
         f"{_fmt(a['aop_mae_deg'])}° ({d_aop:+.2f}°, {rel_aop:+.1f} %)."
     )
@@ -171,14 +173,22 @@ def recommended_verdict(metrics: Mapping[str, Mapping[str, Any]], recommended: s
 def _ssl_context(run: Path, pretrain: Sequence[Any], finetunes: Mapping[str, Any]) -> str:
     """How far pre-training got (loss vs chance) and how fast each U-Net converged."""
     parts: list[str] = []
+    flags: list[str] = []
     for stage in pretrain:
         queue = int(stage.queue_size or 0)
         if stage.final_loss is not None and queue:
             parts.append(f"{stage.stage} ended at an InfoNCE loss of {stage.final_loss:.2f} (chance level "
                          f"ln({queue}+1) = {math.log(queue + 1):.2f}) after {stage.global_step} steps")
+            xs, ys = series(csv_log(Path(stage.out_dir)), "train_loss_epoch")
+            rebound = loss_rebound(xs, ys, math.log(queue + 1))
+            if rebound:
+                flags.append(f"{stage.stage}: {rebound}")
     text = ""
     if parts:
         text += " Pre-training was short: " + "; ".join(parts) + "."
+    if flags:
+        text += (" **Flag:** " + "; ".join(flags) + " — the encoder saved at the end is likely worse than at its "
+                 "lowest epoch (too high a learning rate, or too little data for the queue).")
     early = {}
     for name in ("unet", "ssl_unet"):
         if name in finetunes:
@@ -259,6 +269,7 @@ def write_report(
     submissions: Mapping[str, Mapping[str, Any]] | None = None,
     recommended: str | None = None,
     stage_seconds: Mapping[str, float] | None = None,
+    stage_cpu_seconds: Mapping[str, float] | None = None,
     load: Mapping[str, Sequence[float]] | None = None,
     seed: int = 0,
     labels: Any = None,
@@ -280,6 +291,8 @@ def write_report(
             metrics; the library predictor's are kept).
         recommended: The variant exported to ``out_dir/submission/`` (stated in the report).
         stage_seconds: Stage → wall seconds.
+        stage_cpu_seconds: Stage → CPU seconds of this process (all its threads): less affected by
+            other jobs on a shared machine than wall time.
         load: ``{"start": [...], "end": [...]}`` load averages.
         seed: The run's seed.
         labels: The :class:`~iugc_aop.stages.LabelChoice` of the labelled cases (stated in the
@@ -335,9 +348,10 @@ def write_report(
     # Text
     labelled = next((ft.labelled for ft in finetunes.values()), None)
     test_count = next((int(m.get("count", 0)) for m in metrics.values()), None)
-    verdict = ssl_verdict(metrics, labelled, test_count) + _ssl_context(out, pretrain, finetunes)
+    two_stage = any(s.stage == "stage2" for s in pretrain)
+    verdict = ssl_verdict(metrics, labelled, test_count, two_stage) + _ssl_context(out, pretrain, finetunes)
     rec_text = recommended_verdict(metrics, recommended)
-    if not any(s.stage == "stage2" for s in pretrain):
+    if not two_stage:
         verdict += (" These data have no unlabelled sequences, so there was no screening and no stage 2: "
                     "the SSL variants start from the stage-1 encoder.")
     lines: list[str] = [
@@ -370,24 +384,24 @@ def write_report(
             f"{_fmt(m.get('aop_mae_deg'))} | {_fmt(m.get('missing_rate'), 3)} | {_fmt(m.get('ms_per_image'), 1)} |"
         )
     lines += ["", "Variants:", ""]
-    lines += [f"* `{n}` — {VARIANTS[n].title}." for n in metrics if n in VARIANTS]
+    titles = {n: VARIANTS[n].title if two_stage else VARIANTS[n].title.replace("two-stage SSL", "stage-1 SSL")
+              for n in metrics if n in VARIANTS}
+    lines += [f"* `{n}` — {title}." for n, title in titles.items()]
     lines += [
         "",
         "The ResNet encoder is randomly initialised (no pretrained weights are downloaded). The "
         "starter-codec rows train on Gaussians centred on the truncated heatmap pixel and decode "
         "with argmax and `x·W/w` scaling, mapped back to the original with `x·W/W_in`, as the IUGC "
         "starter code does; the other rows use the exact pixel-centre codec with DARK refinement.",
-        "",
-        "## Validation split",
-        "",
-        "| variant | MRE px | PS1 px | PS2 px | FH1 px | AoP MAE ° |",
-        "|---|---|---|---|---|---|",
     ]
-    for name, m in metrics.items():
-        v = m.get("validation") or {}
-        per = v.get("per_landmark_px", {}) or {}
-        lines.append(f"| `{name}` | {_fmt(v.get('mre_px'))} | {_fmt(per.get('PS1'))} | {_fmt(per.get('PS2'))} | "
-                     f"{_fmt(per.get('FH1'))} | {_fmt(v.get('aop_mae_deg'))} |")
+    validation = [(name, m.get("validation") or {}) for name, m in metrics.items()]
+    if any(isinstance(v.get("mre_px"), int | float) and math.isfinite(v["mre_px"]) for _, v in validation):
+        lines += ["", "## Validation split", "",
+                  "| variant | MRE px | PS1 px | PS2 px | FH1 px | AoP MAE ° |", "|---|---|---|---|---|---|"]
+        for name, v in validation:
+            per = v.get("per_landmark_px", {}) or {}
+            lines.append(f"| `{name}` | {_fmt(v.get('mre_px'))} | {_fmt(per.get('PS1'))} | {_fmt(per.get('PS2'))} | "
+                         f"{_fmt(per.get('FH1'))} | {_fmt(v.get('aop_mae_deg'))} |")
     exported = [n for n, m in metrics.items() if m.get("source") == "submission"]
     if exported:
         lines += [
@@ -440,8 +454,13 @@ def write_report(
         "",
     ]
     if stage_seconds:
-        lines += ["| stage | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v:.1f} |" for k, v in stage_seconds.items()]
+        cpu = dict(stage_cpu_seconds or {})
+        lines += [
+            "Wall seconds grow with whatever else runs on the machine; CPU seconds (this process, all its "
+            "threads) much less so: compare runs by CPU seconds.", "",
+            "| stage | wall s | CPU s |", "|---|---|---|",
+        ]
+        lines += [f"| {k} | {v:.1f} | {_fmt(cpu.get(k), 1)} |" for k, v in stage_seconds.items()]
         lines.append("")
     captions = {
         "test_predictions": "Predictions (filled discs, AoP construction drawn) against the ground truth "

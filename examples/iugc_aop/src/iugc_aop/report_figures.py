@@ -11,7 +11,8 @@ from typing import Any
 from iugc_aop.landmarks import AOP, LANDMARK_NAMES
 from sslkeypoint.visualize import draw_predictions
 
-__all__ = ["csv_log", "error_histograms", "image_grid", "landmark_points", "pyplot", "read_rows", "series", "training_curves"]
+__all__ = ["csv_log", "error_histograms", "image_grid", "landmark_points", "loss_rebound", "pyplot", "read_rows",
+           "series", "training_curves"]
 
 
 def pyplot() -> Any:
@@ -91,6 +92,29 @@ def series(rows: Sequence[Mapping[str, str]], key: str, x: str = "epoch") -> tup
     return xs, [seen[k] for k in xs]
 
 
+def loss_rebound(xs: Sequence[float], ys: Sequence[float], chance: float) -> str | None:
+    """A sentence when a contrastive loss rose back towards chance after its lowest epoch, else ``None``.
+
+    Flagged when the last epoch's loss has given back more than a quarter of what the lowest epoch
+    had gained below chance (and at least 0.05): the encoder saved at the end is then likely worse
+    than the one of the lowest epoch.
+
+    Examples:
+        >>> loss_rebound([0, 1, 2, 3], [6.0, 4.0, 4.5, 5.2], chance=6.2)
+        'the loss rose back towards chance: lowest 4.00 at epoch 1, last 5.20 (chance 6.20)'
+        >>> loss_rebound([0, 1, 2], [6.0, 4.0, 3.9], chance=6.2) is None
+        True
+    """
+    if len(ys) < 2 or not all(math.isfinite(v) for v in ys):
+        return None
+    low = min(range(len(ys)), key=lambda i: ys[i])
+    gained, given_back = chance - ys[low], ys[-1] - ys[low]
+    if gained <= 0 or given_back < 0.05 or given_back <= 0.25 * gained:
+        return None
+    return (f"the loss rose back towards chance: lowest {ys[low]:.2f} at epoch {int(xs[low])}, last {ys[-1]:.2f} "
+            f"(chance {chance:.2f})")
+
+
 def _finetune_folder(run: Path, name: str) -> Path:
     """A variant's fine-tuning folder, or for pseudo-label self-training its last round's."""
     folder = run / "finetune" / name
@@ -102,7 +126,10 @@ def training_curves(run: Path, variants: Sequence[str], path: Path, pretrain: Se
     """Fine-tuning hold-out MRE and training loss per variant (pseudo-label self-training: its last
     student), the contrastive pre-trainings' InfoNCE against chance and the reconstruction losses."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4))
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    fig, grid = plt.subplots(2, 2, figsize=(12, 8.5))
+    axes = grid.ravel()
     drawn = False
     for name in variants:
         rows = csv_log(_finetune_folder(run, name))
@@ -124,13 +151,30 @@ def training_curves(run: Path, variants: Sequence[str], path: Path, pretrain: Se
         if queue:
             ax.axhline(math.log(queue + 1), color=line.get_color(), linestyle="--",
                        label=f"{stage.stage} chance: ln({queue}+1)")
-    axes[0].set(title="fine-tuning: hold-out MRE (original px)", xlabel="epoch", ylabel="MRE px")
-    axes[1].set(title="fine-tuning: training heatmap MSE", xlabel="epoch", ylabel="loss", yscale="log")
-    axes[2].set(title="contrastive pre-training: InfoNCE loss", xlabel="epoch", ylabel="loss")
-    axes[3].set(title="reconstruction pre-training: masked-pixel MSE", xlabel="epoch", ylabel="loss", yscale="log")
+    axes[0].set(title="fine-tuning: hold-out mean radial error", xlabel="epoch",
+                ylabel="MRE (px of the original images, log scale)", yscale="log")
+    axes[1].set(title="fine-tuning: training loss (heatmap MSE)", xlabel="epoch", ylabel="loss (log scale)",
+                yscale="log")
+    axes[2].set(title="contrastive pre-training: InfoNCE loss (dashed: chance)", xlabel="epoch", ylabel="loss")
+    axes[3].set(title="reconstruction pre-training: masked-pixel MSE", xlabel="epoch", ylabel="loss (log scale)",
+                yscale="log")
     for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        curves = [line for line in ax.get_lines() if line.get_linestyle() != "--"]  # not the chance lines
+        if not curves:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "nothing of this kind in this run", ha="center", va="center",
+                    transform=ax.transAxes, color="grey")
+            continue
+        epochs = sorted({float(x) for line in curves for x in line.get_xdata()})
+        if 0 < len(epochs) <= 12:
+            ax.set_xticks(epochs, [str(int(e)) for e in epochs])  # whole epochs, each one
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.get_yscale() == "log":  # plain numbers, not powers of ten
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(ScalarFormatter())
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
