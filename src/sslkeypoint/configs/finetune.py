@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sslkeypoint._utils import plain, size_pair
 from sslkeypoint.configs._form import DictForm, tuple_or_none
@@ -93,7 +93,7 @@ class FinetuneConfig(DictForm):
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     init_encoder: str | None = None
     init_strip_prefix: tuple[str, ...] = ("model.", "module.", "backbone.", "encoder.")
-    loss: str = "mse"
+    loss: Literal["mse", "masked_mse"] = "mse"
     lr: float = 1e-5
     weight_decay: float = 0.0
     batch_size: int = 8
@@ -114,7 +114,7 @@ class FinetuneConfig(DictForm):
             "contrast": 0.2,
         }
     )
-    refine: str = "dark"
+    refine: Literal["dark", "quarter", "none"] = "dark"
     blur_kernel: int | None = None
     pixel_spacing: float | None = None
     init_decoder: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -120,7 +121,7 @@ def run_finetuning(
     resume: bool = True,
     max_epochs: int | None = None,
     max_steps: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     loss_fn: LossFn | None = None,
     callbacks: Sequence[pl.Callback] = (),
 ) -> FinetuneResult:
@@ -171,7 +172,8 @@ def run_finetuning(
             the folder over (the files a run writes are removed first, nothing else).
         max_epochs: Override ``config.max_epochs`` (e.g. to extend a finished run).
         max_steps: Optional cap on optimisation steps.
-        progress: Show the progress bar and the per-epoch drop summary.
+        progress: Show the progress bar and the per-epoch drop summary; ``None`` (default): only
+            when standard error is a terminal, so that redirected logs stay readable.
         loss_fn: Optional custom loss ``(pred, target, visible) -> scalar``.
         callbacks: Extra Lightning callbacks.
 
@@ -190,6 +192,7 @@ def run_finetuning(
             status 143 or 130), after ``summary.json`` recorded the interruption and the message
             said what was saved to resume from.
     """
+    progress = sys.stderr.isatty() if progress is None else progress
     run = trainer or TrainerConfig(deterministic=True)
     pool = _unlabelled_files(config, unlabelled)
     pl.seed_everything(config.seed, workers=True, verbose=False)

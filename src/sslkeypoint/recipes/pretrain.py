@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -99,7 +100,7 @@ def run_pretraining(
     trainer: TrainerConfig | None = None,
     resume: bool = True,
     max_steps: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> PretrainResult:
     """Pre-train an encoder (or a whole U-Net) with the config's method: stage 1 on ``images``,
     stage 2 on ``sequences``.
@@ -129,7 +130,7 @@ def run_pretraining(
         resume: Continue from ``out_dir/checkpoints/last.ckpt`` when it exists; ``False`` starts
             the folder over (the files a run writes are removed first, nothing else).
         max_steps: Stop after this many optimizer steps in total (``None``: ``max_epochs``).
-        progress: Show the progress bar.
+        progress: Show the progress bar; ``None`` (default): only when standard error is a terminal.
 
     Returns:
         A :class:`PretrainResult`.
@@ -141,6 +142,7 @@ def run_pretraining(
         sslkeypoint.runs.RunInterrupted: On ``SIGTERM`` or ``SIGINT`` (status 143 or 130), after
             saying which checkpoint the run resumes from.
     """
+    progress = sys.stderr.isatty() if progress is None else progress
     run = trainer or TrainerConfig()
     if (images is None) == (sequences is None):
         raise ValueError("give exactly one of images (stage 1) or sequences (stage 2)")

@@ -98,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     143 or 130 after saying what was saved (:class:`sslkeypoint.runs.RunInterrupted`).
     """
     args = build_parser().parse_args(argv)
+    if hasattr(args, "no_progress") and not sys.stderr.isatty():
+        args.no_progress = True  # progress bars only on a terminal: they fill redirected logs
     from iugc_aop.formats import IUGCFormatError, IUGCLayoutError
     from iugc_aop.submission.export import SubmissionFolderError
     from iugc_aop.synth.write import SyntheticFolderError
@@ -132,7 +134,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--synthetic-size", choices=SIZES, default="quick",
                    help="size of the synthetic data (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars (shown only on a terminal)")
 
 
 def resolve_data_root(args: argparse.Namespace) -> Path:
@@ -202,7 +204,7 @@ def _configure_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=_default_workers(),
                    help="rendering processes (default: %(default)s)")
     p.add_argument("--no-contact-sheet", action="store_true", help="skip contact_sheet.png")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only on a terminal)")
 
 
 def _run_synth(args: argparse.Namespace) -> int:
@@ -248,7 +250,7 @@ def _configure_inspect(p: argparse.ArgumentParser) -> None:
                    "warning is found")
     p.add_argument("--contact-sheet", type=Path, default=None, metavar="PNG",
                    help="also draw a contact sheet")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (shown only on a terminal)")
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
