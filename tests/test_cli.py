@@ -6,7 +6,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +55,13 @@ def test_every_config_field_is_an_option_with_its_documentation() -> None:
     assert "Adam learning rate" in text and "--early_stopping_patience" in text and "COCO keypoints" in text
 
 
-def test_help_is_fast_and_lists_every_command() -> None:
-    start = time.perf_counter()
+def test_help_lists_every_command_without_importing_torch() -> None:
     proc = subprocess.run([sys.executable, "-m", "sslkeypoint", "--help"], capture_output=True, text=True, timeout=60)
-    took = time.perf_counter() - start
     assert proc.returncode == 0 and all(f"  {c}" in proc.stdout for c in COMMANDS)
-    # No torch behind the list of commands (torch alone takes seconds to import); generous bound.
-    assert "torch" not in subprocess.run([sys.executable, "-c", "import sys, sslkeypoint.cli; print(sorted(sys.modules))"],
-                                         capture_output=True, text=True, timeout=60).stdout
-    assert took < 60
+    # What makes --help fast: no torch (seconds to import) behind the list of commands.
+    code = "import sys, sslkeypoint.cli, sslkeypoint; sslkeypoint.cli.main(['--help']); print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert "'torch'" not in loaded and "'pytorch_lightning'" not in loaded
     assert main(["train"]) == 2
 
 
