@@ -164,3 +164,10 @@ def test_bad_files_give_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert err.startswith("error: ") and "row 2, column 'y1'" in err and "Traceback" not in err
     assert main(["predict", "--model", str(tmp_path / "none"), "--images", str(tmp_path), "--out", "p.csv"]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    for command in COMMANDS:
+        parser = build_parser(command)
+        silent = [a.option_strings for a in parser._actions if a.option_strings and not (a.help or "").strip()]
+        assert silent == [], f"{command}: options without help {silent}"
