@@ -261,6 +261,7 @@ def _check(predictor: Any, onnx_file: Path, folder: Path, original_pixels: bool)
     """Run the ONNX file on the images of ``folder`` and compare with the predictor (original pixels)."""
     import numpy as np
     import onnxruntime
+    import torch
 
     from sslkeypoint.data import list_images, read_image
     from sslkeypoint.heatmaps import keypoints_to_original
@@ -278,8 +279,6 @@ def _check(predictor: Any, onnx_file: Path, folder: Path, original_pixels: bool)
         else:
             x, size = predictor.preprocess(f)
             kp = session.run(None, {"images": x[None].numpy()})[0]
-            import torch
-
             got = keypoints_to_original(torch.from_numpy(kp), size, predictor.input_size)[0].numpy()
         worst = max(worst, float(np.nanmax(np.abs(got - expected))))
     if worst > 0.5:
