@@ -138,6 +138,10 @@ def test_finetune_evaluate_predict_export_from_one_records_file(records: Path, t
     onnx = ev / "m.onnx"
     assert main(["export", "--model", str(run), "--out", str(onnx), "--check_images", str(tmp_path)]) == 0
     assert "checked on 10 images: within" in capsys.readouterr().out
+    assert main(["export", "--model", str(run), "--out", str(ev / "resized.onnx"), "--original_pixels", "false",
+                 "--check_images", str(tmp_path)]) == 0
+    said = capsys.readouterr().out
+    assert "keypoints in input pixels" in said and "checked on 10 images: within" in said
 
 
 def test_pretrain_runs_two_steps(tmp_path: Path) -> None:
