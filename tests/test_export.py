@@ -20,16 +20,20 @@ SPEC = {"encoder": "unet", "encoder_kwargs": {"widths": [4, 8], "bottleneck_widt
         "num_keypoints": 3, "heatmap_stride": 2}
 
 
-@pytest.fixture(scope="module")
-def real_predictor() -> KeypointPredictor:
+def contrasted_model() -> torch.nn.Module:
+    """A seeded network whose heatmaps have contrast, as a trained one gives: at the 0.01 prior of a
+    fresh head they are nearly flat, and sub-pixel refinement of a flat map is ill-conditioned in float32."""
     torch.manual_seed(3)
     model = build_heatmap_model(SPEC)
-    # Heatmaps with contrast, as a trained network gives: at the 0.01 prior of a fresh head they are
-    # nearly flat, and sub-pixel refinement of a flat map is ill-conditioned in float32.
     with torch.no_grad():
         model.head.bias.zero_()
         model.head.weight.mul_(20.0)
-    return KeypointPredictor(model, CODEC, in_chans=1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def real_predictor() -> KeypointPredictor:
+    return KeypointPredictor(contrasted_model(), CODEC, in_chans=1)
 
 
 def test_export_onnx_parity(real_predictor: KeypointPredictor, tmp_path) -> None:
@@ -83,11 +87,7 @@ def test_original_pixels_export_matches_predict_in_original_pixels(tmp_path) -> 
     from sslkeypoint.export import onnx_metadata
     from sslkeypoint.measures import AngleMeasure
 
-    torch.manual_seed(3)
-    model = build_heatmap_model(SPEC)
-    with torch.no_grad():
-        model.head.bias.zero_()
-        model.head.weight.mul_(20.0)
+    model = contrasted_model()
     measures = {"aop": AngleMeasure(0, 1, 2)}
     predictor = KeypointPredictor(model, CODEC, in_chans=1, keypoint_names=("PS1", "PS2", "FH1"), measures=measures)
     path = export_onnx(predictor, tmp_path / "model.onnx", original_pixels=True)
@@ -119,11 +119,7 @@ def test_the_documented_onnxruntime_snippet_runs_alone(tmp_path) -> None:
 
     from PIL import Image
 
-    torch.manual_seed(3)
-    model = build_heatmap_model(SPEC)
-    with torch.no_grad():
-        model.head.bias.zero_()
-        model.head.weight.mul_(20.0)
+    model = contrasted_model()
     predictor = KeypointPredictor(model, CODEC, in_chans=1, keypoint_names=("a", "b", "c"))
     onnx_path = export_onnx(predictor, tmp_path / "model.onnx", original_pixels=True)
     image = tmp_path / "img.png"

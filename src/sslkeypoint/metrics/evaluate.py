@@ -214,7 +214,7 @@ def evaluate(
     metric.update(pred, target, visible=visible, pixel_size=sizes)
     measures = predictor.measures
     labelled = compute_measures(measures, target, sizes)
-    predicted = compute_measures(measures, pred, sizes)
+    predicted = {name: values.to(torch.float64) for name, values in prediction.measures.items()}
     return Evaluation(
         metrics=metric.compute(),
         table=metric.table(),
