@@ -17,12 +17,16 @@ Option names take underscores or dashes (``--max_epochs`` or ``--max-epochs``); 
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 
 from sslkeypoint.cli.parser import COMMANDS, build_parser, first_value, usage
 
-__all__ = ["COMMANDS", "build_parser", "main", "normalise"]
+__all__ = ["COMMANDS", "DEBUG_FLAG", "build_parser", "main", "normalise"]
+
+#: Anywhere on a command line: print the traceback of an ordinary error too.
+DEBUG_FLAG = "--debug"
 
 
 #: Switches that ``--no-NAME`` turns off (``--NAME false``).
@@ -68,11 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m sslkeypoint`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
     An ordinary mistake (a bad option, a missing or malformed file, a run folder that holds another
-    run) ends with a one-line ``error:`` and exit status 2, not a traceback. A run stopped by
+    run, a full or read-only disk) ends with a one-line ``error:`` and exit status 2, not a
+    traceback (:func:`~sslkeypoint.cli.boundary.run_command`); ``--debug``, anywhere on the line,
+    prints the traceback too. A run stopped by
     ``SIGTERM`` or ``SIGINT`` exits with status 143 or 130 after saying what was saved
     (:class:`~sslkeypoint.runs.RunInterrupted`).
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in args
+    args = [a for a in args if a != DEBUG_FLAG]
     if not args or args[0] in ("-h", "--help"):
         print(usage())
         return 0 if args else 2
@@ -88,21 +96,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from jsonargparse import ArgumentError
 
+    from sslkeypoint.cli.boundary import run_command
     from sslkeypoint.cli.commands import RUNNERS
 
-    try:
-        cfg = _parse(command, normalise(args[1:]))
-    except SystemExit as stop:  # --help, --print_config
-        return int(stop.code or 0)
-    except ArgumentError as err:
-        message = " ".join(str(err).split())
-        config = first_value(normalise(args[1:]), "--config")
-        if config is not None and "parsing config" in message:
-            message = f"--config {config}: " + message.replace('"<unicode string>"', config)
-        print(f"error: {message} (python -m sslkeypoint {command} --help)", file=sys.stderr)
-        return 2
-    try:
+    def parse_and_run() -> int:
+        try:
+            cfg = _parse(command, normalise(args[1:]))
+        except SystemExit as stop:  # --help, --print_config
+            return int(stop.code or 0)
+        except ArgumentError as err:
+            message = re.sub(r'Parser key "([\w.]+)":', r"--\1:", " ".join(str(err).split()))
+            config = first_value(normalise(args[1:]), "--config")
+            if config is not None and "parsing config" in message:
+                message = f"--config {config}: " + message.replace('"<unicode string>"', config)
+            print(f"error: {message} (python -m sslkeypoint {command} --help)", file=sys.stderr)
+            return 2
         return RUNNERS[command](cfg)
-    except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+    return run_command(parse_and_run, debug=debug)

@@ -227,6 +227,8 @@ def usage() -> str:
         *(f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()),
         "",
         "Every command reads --config FILE (YAML or JSON) and writes one with --print_config.",
+        "A mistake in the input ends with one line 'error: ...' and exit status 2; --debug (anywhere on",
+        "the line) also prints where it was raised.",
     ]
     return "\n".join(lines)
 

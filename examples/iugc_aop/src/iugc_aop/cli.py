@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m iugc_aop",
         description="Angle of Progression on IUGC 2025 transperineal ultrasound (sslkeypoint "
         "worked example).",
+        epilog="A mistake in the input ends with one line 'error: ...' and exit status 2; --debug (anywhere "
+        "on the line) also prints where it was raised.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in commands().values():
@@ -94,24 +96,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     Bad input ends with a one-line ``error: ...`` on stderr and status 2, not a traceback: a
     malformed data folder, a folder that holds files the command will not overwrite (synthetic
     data, a submission, a run or stage folder made with other settings or data), an unusable
-    weight file, a missing input. A training run stopped by ``SIGTERM`` or ``SIGINT`` exits with
+    weight file, a missing input, a full or read-only disk
+    (:func:`sslkeypoint.cli.boundary.run_command`); ``--debug``, anywhere on the line, prints the
+    traceback too. A training run stopped by ``SIGTERM`` or ``SIGINT`` exits with
     143 or 130 after saying what was saved (:class:`sslkeypoint.runs.RunInterrupted`).
     """
-    args = build_parser().parse_args(argv)
+    from sslkeypoint.cli import DEBUG_FLAG
+    from sslkeypoint.cli.boundary import run_command
+
+    given = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in given
+    args = build_parser().parse_args([a for a in given if a != DEBUG_FLAG])
     if hasattr(args, "no_progress") and not sys.stderr.isatty():
         args.no_progress = True  # progress bars only on a terminal: they fill redirected logs
-    from iugc_aop.formats import IUGCFormatError, IUGCLayoutError
-    from iugc_aop.submission.export import SubmissionFolderError
-    from iugc_aop.synth.write import SyntheticFolderError
-    from sslkeypoint.runs import RunFolderError
-    from sslkeypoint.weights import WeightFileError
-
-    try:
-        return int(args._run(args))
-    except (IUGCLayoutError, IUGCFormatError, SyntheticFolderError, SubmissionFolderError, RunFolderError,
-            WeightFileError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(lambda: args._run(args), debug=debug, program="python -m iugc_aop")
 
 
 # --------------------------------------------------------------------------------------------

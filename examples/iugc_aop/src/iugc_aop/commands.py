@@ -30,7 +30,30 @@ from typing import Any
 
 from iugc_aop.cli import Command, add_data_arguments, register, resolve_data_root
 
-__all__ = ["add_run_arguments", "data_root_for", "trainer_options"]
+__all__ = ["add_run_arguments", "data_root_for", "label_budget", "trainer_options"]
+
+
+def label_budget(text: str) -> int | str:
+    """A label budget as the command line takes it: a whole number >= 1, or ``"all"``.
+
+    Examples:
+        >>> label_budget("50"), label_budget("ALL")
+        (50, 'all')
+        >>> label_budget("-3")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: a label budget is a whole number >= 1 or 'all'; got '-3'
+    """
+    word = text.strip().lower()
+    if word == "all":
+        return "all"
+    try:
+        value = int(word)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a label budget is a whole number >= 1 or 'all'; got {text!r}")
+    return value
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, data: bool = True) -> None:
@@ -184,8 +207,8 @@ def _configure_finetune(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     p.add_argument("--variant", choices=_variant_choices(), default="ssl_unet",
                    help="which model to train (default: %(default)s; 'all' trains every row of the report)")
-    p.add_argument("--labels", "--label-budget", dest="label_budget", type=int, default=None, metavar="N",
-                   help="labelled training cases to use (default: the profile's)")
+    p.add_argument("--labels", "--label-budget", dest="label_budget", type=label_budget, default=None, metavar="N",
+                   help="labelled training cases to use: a whole number >= 1, or 'all' (default: the profile's)")
 
 
 def _variants(name: str) -> list[str]:
@@ -198,7 +221,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
     from iugc_aop.stages import stage_finetune
 
     profile, root = _start(args)
-    budget: Any = "profile" if args.label_budget is None else args.label_budget
+    budget: Any = "profile" if args.label_budget is None else None if args.label_budget == "all" else args.label_budget
     for name in _variants(args.variant):
         r = stage_finetune(name, root, args.work, profile, label_budget=budget, seed=args.seed, force=args.force,
                            progress=not args.no_progress, trainer=trainer_options(args, profile))
@@ -276,8 +299,9 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
                    help=f"variants to train and report (default: the profile's — the {len(DEMO_VARIANTS)} of "
                         f"iugc_aop.variants.DEMO_VARIANTS ({' '.join(DEMO_VARIANTS)}) on synthetic data, "
                         f"{' '.join(real.variants)} on real images — and its recommended one)")
-    p.add_argument("--labels", "--label-budget", dest="label_budget", type=int, default=None, metavar="N",
-                   help="labelled training cases used by fine-tuning (default: the profile's)")
+    p.add_argument("--labels", "--label-budget", dest="label_budget", type=label_budget, default=None, metavar="N",
+                   help="labelled training cases used by fine-tuning: a whole number >= 1, or 'all' (default: the "
+                        "profile's)")
     p.add_argument("--select", choices=_selections(), default=None,
                    help="how the labelled cases are chosen (their labels are then revealed): random, or the library's "
                         "selection (coverage, kcenter, coverage_uncertainty); default: the profile's")
@@ -300,7 +324,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             print(f"error: unknown variant(s) {unknown}; expected some of {list(VARIANTS)}", file=sys.stderr)
             return 2
     start = time.perf_counter()
-    budget: Any = "profile" if args.label_budget is None else args.label_budget
+    budget: Any = "profile" if args.label_budget is None else None if args.label_budget == "all" else args.label_budget
     r = run_demo(args.work, args.profile, args.data, seed=args.seed, variants=args.variants,
                  label_budget=budget, select=args.select, force=args.force, progress=not args.no_progress,
                  trainer=trainer_options(args, get_profile(args.profile)))

@@ -39,9 +39,49 @@ from sslkeypoint.masks import landmarks_from_masks
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["PSFHSCases", "read_psfhs_cases"]
+__all__ = ["PLAUSIBLE_SHARE", "PSFHSCases", "implausible_mask", "read_psfhs_cases"]
 
 _PS_LABEL, _FH_LABEL = 1, 2
+
+#: Share of the image each structure may cover, ``(least, most)``: far outside what expert masks of
+#: transperineal frames hold (over the 1,058 cases of the project's PSFHS folder: PS 0.9–5 %, FH
+#: 5.9–33 %), so only a mistake is caught — another label map, labels swapped, a stray value.
+PLAUSIBLE_SHARE = {_PS_LABEL: (0.001, 0.15), _FH_LABEL: (0.01, 0.8)}
+
+
+def implausible_mask(labels: NDArray[Any], name: str) -> str | None:
+    """Why a PSFHS label map cannot be what it claims to be, or ``None`` when it is plausible.
+
+    Caught before any landmark is measured: label values other than 0 (background), 1 (PS) and 2
+    (FH) — a map saved as 0/255, or of another data set; a pubic symphysis larger than the fetal
+    head (the two labels swapped); a structure covering a share of the image outside
+    :data:`PLAUSIBLE_SHARE`.
+
+    Examples:
+        >>> m = np.zeros((100, 100), np.uint8); m[:4, :50] = 1; m[40:90, 20:80] = 2
+        >>> implausible_mask(m, "a.png") is None
+        True
+        >>> implausible_mask(np.where(m == 1, 2, np.where(m == 2, 1, 0)), "a.png")
+        'a.png: the pubic symphysis (label 1, 30.0 % of the image) is larger than the fetal head (label 2, 2.0 %); labels swapped?'
+        >>> implausible_mask(m * 127, "a.png")
+        'a.png: holds label values [127, 254]; expected 0 (background), 1 (PS), 2 (FH)'
+    """
+    values, counts = np.unique(labels, return_counts=True)
+    stray = [int(v) for v in values if v not in (0, _PS_LABEL, _FH_LABEL)]
+    if stray:
+        shown = ", ".join(str(v) for v in stray[:5]) + (", ..." if len(stray) > 5 else "")
+        return f"{name}: holds label values [{shown}]; expected 0 (background), 1 (PS), 2 (FH)"
+    share = {int(v): c / labels.size for v, c in zip(values, counts)}
+    ps, fh = share.get(_PS_LABEL, 0.0), share.get(_FH_LABEL, 0.0)
+    if ps and fh and ps > fh:
+        return (f"{name}: the pubic symphysis (label {_PS_LABEL}, {100 * ps:.1f} % of the image) is larger than the "
+                f"fetal head (label {_FH_LABEL}, {100 * fh:.1f} %); labels swapped?")
+    for label, what in ((_PS_LABEL, "pubic symphysis"), (_FH_LABEL, "fetal head")):
+        low, high = PLAUSIBLE_SHARE[label]
+        if share.get(label, 0.0) and not low <= share[label] <= high:
+            return (f"{name}: the {what} (label {label}) covers {100 * share[label]:.2g} % of the image; expected "
+                    f"{100 * low:g}–{100 * high:g} %")
+    return None
 
 
 def _read_cases_csv(
@@ -144,6 +184,9 @@ def _measure(
                      f"{size[0]}×{size[1]}; expected one label value per image pixel")
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
         return nan, f"mask {mask.name} holds {labels.dtype} values; expected integer labels"
+    implausible = implausible_mask(labels, f"mask {mask.name}")
+    if implausible is not None:
+        return nan, implausible
     kp = np.asarray(landmarks_from_masks(labels, _PS_LABEL, _FH_LABEL, method="challenge"),
                     dtype=np.float64)
     if np.isnan(kp[0]).any():
@@ -211,8 +254,9 @@ def read_psfhs_cases(root: str | os.PathLike[str], progress: bool = False) -> PS
     The landmarks PS1, PS2, FH1 come from each mask by the 2023 PS/FH challenge rule
     (:func:`sslkeypoint.masks.landmarks_from_masks`, ``method="challenge"``; needs OpenCV,
     ``pip install "sslkeypoint[masks]"``), in the image's pixels. A case without a mask, with an
-    unreadable mask, a mask of another size than its image, or a mask in which PS or FH cannot
-    be measured is skipped: NaN landmarks, its ``(case, reason)`` in ``skipped`` and an error in
+    unreadable mask, a mask of another size than its image, an implausible mask
+    (:func:`implausible_mask`: stray label values, PS and FH swapped, a structure of an
+    implausible size), or a mask in which PS or FH cannot be measured is skipped: NaN landmarks, its ``(case, reason)`` in ``skipped`` and an error in
     ``problems``. A mask without an image is a warning. Groups come from ``cases.csv`` when the
     folder has one, else from :func:`~iugc_aop.formats.psfhs.similarity_groups` over the images
     in id order. Reading the 1,058 masks of the project's PSFHS folder takes about 1.3 s (one CPU
