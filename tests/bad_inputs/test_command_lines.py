@@ -179,7 +179,7 @@ CASES = [
     Case("finetune --init_encoder names a folder",
          library("finetune", "--records", _records, "--init_encoder", lambda t: t / "images", "--out",
                  lambda t: t / "ft"),
-         check=one_line_error("TMP/images: is a folder; a file was expected")),
+         check=one_line_error("TMP/images: is a folder, not a weight file")),
     Case("finetune --config names a folder",
          library("finetune", "--config", _images, "--records", _records),
          check=one_line_error("--config", "images", "not a file")),
