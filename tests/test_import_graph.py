@@ -17,9 +17,9 @@ PACKAGES = {"sslkeypoint": ROOT / "src" / "sslkeypoint", "iugc_aop": ROOT / "exa
 # Floors of the library, bottom to top (docs/architecture.rst). A module may import its own floor
 # and the floors below.
 FLOORS: list[tuple[str, ...]] = [
-    ("_utils", "_version"),
+    ("_utils", "_version", "atomic"),
     ("heatmaps", "geometry", "masks", "measures", "encoders", "weights", "augment", "data"),
-    ("models", "_predictor_files", "metrics", "losses", "ssl", "methods", "configs", "runs"),
+    ("models", "_predictor_files", "metrics", "losses", "ssl", "methods", "configs", "runs", "locks"),
     ("inference", "export", "lightning", "recipes", "selection", "cli", "visualize", "__init__", "__main__"),
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -326,3 +327,51 @@ def test_prediction_csv_has_original_pixels_measures_and_mm(tmp_path) -> None:
     header, first, _ = path.read_text().splitlines()
     assert header.split(",")[:4] == ["file", "PS1_x", "PS1_y", "PS1_score"] and header.endswith("ps_mm,pixel_size_mm")
     assert first.startswith("a.png,") and float(first.split(",")[1]) == pytest.approx(float((KP_INPUT[0, 0] + 0.5) * 2 - 0.5), abs=1e-2)
+
+
+def test_images_are_checked_like_files_and_named_by_position(predictor: KeypointPredictor) -> None:
+    good = torch.rand(1, 40, 40)
+    for images, fragment in (
+        ([good, good * 255], "image 1: <tensor shape=(1, 40, 40) dtype=torch.float32>: a float image must hold "
+                             "values in [0, 1] (uint8 images are scaled by 255)"),
+        (torch.stack([good, good, good.clone().fill_(float("nan"))]), "image 2: <tensor shape=(1, 40, 40) "
+                                                                       "dtype=torch.float32>: 1600 values are NaN"),
+        ([good, np.zeros((0, 3), np.uint8)], "image 1: <array shape=(0, 3) dtype=uint8>: an empty image"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            predictor.predict(images)
+    # uint8 data is scaled: the same image as floats in [0, 1] gives the same prediction.
+    as_bytes = (good * 255).round().to(torch.uint8)
+    torch.testing.assert_close(predictor.predict(as_bytes).keypoints, predictor.predict(as_bytes / 255.0).keypoints)
+
+
+def test_predict_batch_refuses_what_preprocess_never_returns(predictor: KeypointPredictor) -> None:
+    x, sizes = torch.rand(2, 1, 32, 32), torch.tensor([[32, 32], [64, 48]])
+    assert predictor.predict_batch(x, sizes).keypoints.shape == (2, 3, 2)
+    bad = x.clone()
+    bad[1, 0, 0, :3] = float("inf")
+    for images, original, fragment in (
+        (bad, sizes, "predict_batch: image 1: 3 values are infinite"),
+        (x * 255, sizes, "predict_batch: image 0: a float image must hold values in [0, 1]"),
+        ((x * 255).to(torch.uint8), sizes, "images must be floats in [0, 1], as preprocess() returns them; got torch.uint8"),
+        (x[0], sizes, "images must be a (B, C, H, W) tensor; got (1, 32, 32)"),
+        (x, sizes[:1], "original_sizes must have shape (B, 2) = (2, 2); got (1, 2)"),
+        (x, torch.tensor([[32, 32], [0, 48]]), "original_sizes must be positive (H, W)"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            predictor.predict_batch(images, original)
+    assert predictor.predict_batch(torch.zeros(0, 1, 32, 32), torch.zeros(0, 2)).keypoints.shape[0] == 0
+
+
+def test_photos_are_predicted_in_the_pixels_they_are_shown_in(tmp_path) -> None:
+    """A file with EXIF orientation 6 is read upright: the same keypoints as the upright file."""
+    upright = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 50), dtype=np.uint8))
+    upright.save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "turned.png", exif=exif.tobytes())
+    net = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(1, 3, 1))
+    model = KeypointPredictor(net, CODEC, in_chans=1)
+    a, b = model.predict([tmp_path / "upright.png", tmp_path / "turned.png"]).keypoints
+    assert model.predict(tmp_path / "turned.png").original_sizes.tolist() == [[30, 50]]
+    torch.testing.assert_close(a, b)

@@ -6,13 +6,15 @@ import dataclasses
 import importlib
 import math
 import numbers
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 from torch import Tensor
+
+# Kept here for the modules that import it from here (inference, data.formats.coco).
+from sslkeypoint.atomic import write_text_atomic as write_text_atomic
 
 
 def size_pair(size: int | Sequence[int] | Tensor, name: str = "size") -> tuple[int, int]:
@@ -111,25 +113,3 @@ def dataclass_from_spec(spec: Mapping[str, Any], what: str) -> Any:
         return obj(**kwargs)
     except TypeError as err:
         raise ValueError(f"cannot build the {what} {path} from {kwargs}: {err}") from None
-
-
-def write_text_atomic(path: str | PurePath | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A reader never sees a cut-short file: either the old content or the new one.
-    """
-    import tempfile
-
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

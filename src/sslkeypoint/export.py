@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslkeypoint._version import __version__
+from sslkeypoint.atomic import atomic_path
 from sslkeypoint.heatmaps import KeypointCodec, codec_to_dict
 from sslkeypoint.inference import KeypointDecoder, KeypointPredictor
 from sslkeypoint.measures import measures_to_dict
@@ -189,8 +190,10 @@ def export_onnx(
                     options.update(external_data=False, verbose=False, dynamic_shapes=(axes,))
                 else:
                     options["dynamic_axes"] = {n: {0: "batch"} for n in (name, "keypoints", "scores")}
-                torch.onnx.export(module, (x,), str(out), **options)
-            _add_metadata(out, _metadata(predictor, original_pixels))
+                # Written beside ``out`` and put in place whole: a failed exporter leaves no partial file.
+                with atomic_path(out) as tmp:
+                    torch.onnx.export(module, (x,), str(tmp), **options)
+                    _add_metadata(tmp, _metadata(predictor, original_pixels))
             return out
         except Exception as err:  # try the next exporter, report all failures at the end
             errors.append(f"{'dynamo' if use_dynamo else 'torchscript'} exporter: {type(err).__name__}: {err}")
@@ -217,5 +220,6 @@ def export_torchscript(predictor: KeypointPredictor, path: str | Path, *, batch_
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(decoder, (x,), check_trace=False)
-        traced.save(str(out))
+        with atomic_path(out) as tmp:
+            traced.save(str(tmp))
     return out

@@ -45,7 +45,7 @@ from sslkeypoint._predictor_files import (
     spec_parts,
 )
 from sslkeypoint._utils import write_text_atomic
-from sslkeypoint.data.images import read_image, resize_image
+from sslkeypoint.data.images import _check_float_tensor, read_image, resize_image
 from sslkeypoint.heatmaps import KeypointCodec
 from sslkeypoint.measures import (
     Measure,
@@ -200,6 +200,31 @@ def _per_image_sizes(pixel_size: Any, n: int) -> Tensor:
         raise ValueError(f"pixel_size: expected one size for all images or one per image ({n}); got {len(values)}")
     rows = [[v, v] if isinstance(v, int | float) else list(v) for v in values]
     return pixel_size_tensor(torch.tensor(rows, dtype=torch.float32), (n,), torch.zeros((), dtype=torch.float32))
+
+
+def _check_batch(images: Tensor, original_sizes: Tensor) -> None:
+    """Refuse a resized batch that :meth:`KeypointPredictor.predict_batch` cannot read right."""
+    if not isinstance(images, Tensor) or images.ndim != 4:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"predict_batch: images must be a (B, C, H, W) tensor; got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(
+            f"predict_batch: images must be floats in [0, 1], as preprocess() returns them; got {images.dtype}"
+        )
+    b = images.shape[0]
+    sizes = torch.as_tensor(original_sizes)
+    if tuple(sizes.shape) != (b, 2):
+        raise ValueError(f"predict_batch: original_sizes must have shape (B, 2) = ({b}, 2); got {tuple(sizes.shape)}")
+    if b and not bool((sizes > 0).all()):
+        raise ValueError(f"predict_batch: original_sizes must be positive (H, W); got {sizes.tolist()}"[:300])
+    if b == 0 or images.numel() == 0:
+        return
+    flat = images.detach().flatten(1)
+    odd = ~torch.isfinite(flat) | (flat < 0) | (flat > 1)
+    bad = odd.any(dim=1)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        _check_float_tensor(images[i].detach().float().cpu(), f"predict_batch: image {i}")
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -509,9 +534,17 @@ class KeypointPredictor:
     ) -> KeypointPrediction:
         """Predict for an already resized batch ``(B, C, H_in, W_in)`` with its ``(B, 2)`` sizes.
 
-        ``pixel_size``: optional per-image pixel sizes in mm (``(B,)`` or ``(B, 2)``, NaN where
-        unknown; see :func:`~sslkeypoint.measures.pixel_size_tensor`): lengths are then in mm.
+        ``images`` must be float values in ``[0, 1]``, as :meth:`preprocess` returns them; NaN,
+        infinite and out-of-range values (a 0–255 batch) are refused, naming the first such image.
+        ``original_sizes`` are the ``(H, W)`` of the original images, positive. ``pixel_size``:
+        optional per-image pixel sizes in mm (``(B,)`` or ``(B, 2)``, NaN where unknown; see
+        :func:`~sslkeypoint.measures.pixel_size_tensor`): lengths are then in mm.
+
+        Raises:
+            ValueError: A batch of another shape or dtype, values outside ``[0, 1]``, or
+                ``original_sizes`` that are not ``(B, 2)`` positive sizes.
         """
+        _check_batch(images, original_sizes)
         heatmaps = self.model(images.to(self.device))
         kp, scores = self.codec.decode(heatmaps)
         kp = self.codec.to_original(kp.float().cpu(), original_sizes.to(torch.float32))
@@ -543,9 +576,22 @@ class KeypointPredictor:
                 or one per image (a sequence, NaN or ``None`` where unknown). Lengths among the
                 measures are then in mm (:attr:`KeypointPrediction.units`).
 
+        Every image is read with :func:`~sslkeypoint.data.read_image`: a file as it is shown
+        (an EXIF orientation applied, so the keypoints are in the displayed image's pixels), a
+        PIL image, array or tensor as given; float arrays and tensors must hold finite values in
+        ``[0, 1]`` (``uint8`` data is scaled by 255). An empty sequence (or a ``(0, C, H, W)``
+        tensor) gives an empty prediction.
+
         Returns:
             A :class:`KeypointPrediction` with ``N`` rows (``N = 1`` for a single image), in the
             original pixels of each image.
+
+        Raises:
+            ValueError: An image that cannot be used (NaN or infinite values, floats outside
+                ``[0, 1]``, no pixels, an unsupported shape or dtype), named by its position:
+                ``image 3: ...``.
+            FileNotFoundError: A path that does not exist (or a link to a missing file).
+            ImageReadError: A file that cannot be decoded.
         """
         if _is_single(images):
             items: Sequence[Any] = [images]
@@ -571,7 +617,12 @@ class KeypointPredictor:
         parts: list[KeypointPrediction] = []
         start = 0
         for chunk in batches:
-            prepared = [self.preprocess(im) for im in chunk]
+            prepared = []
+            for j, image in enumerate(chunk):
+                try:
+                    prepared.append(self.preprocess(image))
+                except ValueError as err:
+                    raise ValueError(f"image {start + j}: {err}") from None
             x = torch.stack([t for t, _ in prepared])
             shapes = torch.tensor([s for _, s in prepared], dtype=torch.long)
             chunk_sizes = None if sizes is None else sizes[start : start + len(chunk)]

@@ -18,7 +18,14 @@ reads it before anything is written, and decides:
   without ``resume``; nothing is removed;
 * a folder whose ``run.json`` names another place was copied or moved: the run gets a new
   identity, records where it came from, and its checkpoints follow it
-  (:class:`~sslkeypoint.lightning.RunCheckpoint`).
+  (:class:`~sslkeypoint.lightning.RunCheckpoint`);
+* a ``run.json`` (or the ``config.json`` of an older folder) that cannot be read — cut short by a
+  crash of an older version, edited by hand — is refused when resuming, with the way out:
+  ``resume=False`` (``--no-resume``) starts the folder over, with a note, as it would any run.
+
+``run.json`` is replaced atomically (:mod:`sslkeypoint.atomic`), so a run of this version never
+leaves it cut short. Which process may write into a folder at all is :mod:`sslkeypoint.locks`'s
+business: one run holds a folder at a time.
 
 :class:`RunInterrupted` is what a run stopped by ``SIGTERM`` or ``SIGINT`` raises: a
 ``SystemExit`` with status 128 + the signal number, after saying what was saved.
@@ -37,8 +44,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from sslkeypoint._utils import write_text_atomic
 from sslkeypoint._version import __version__
+from sslkeypoint.atomic import write_text_atomic
 
 __all__ = [
     "RUN_FILE",
@@ -197,7 +204,8 @@ def open_run_folder(
         settings: Everything that changes the run's result (JSON-ready).
         data: Fingerprint of the run's data.
         resume: Continue the run in the folder; ``False`` starts it over (the files in
-            :data:`RUN_OUTPUTS` are removed, nothing else).
+            :data:`RUN_OUTPUTS` are removed, nothing else), also when its ``run.json`` is
+            unreadable.
         resumable: Top-level settings that may change when a run resumes.
         legacy_settings: Settings to compare with the ``config.json`` of a folder written
             without ``run.json`` (default: ``settings``).
@@ -210,7 +218,8 @@ def open_run_folder(
 
     Raises:
         RunFolderError: If the folder holds a run of another kind, with other settings or data
-            (when resuming), or files with a run's names that no run wrote.
+            (when resuming), an unreadable ``run.json`` (when resuming), or files with a run's
+            names that no run wrote.
 
     Examples:
         >>> import tempfile
@@ -245,12 +254,20 @@ def open_run_folder(
             f"{path} holds {', '.join(present)} but no {RUN_FILE}: no sslkeypoint run made it; nothing was "
             "changed: choose a new or empty folder"
         )
+    state_file = run_file if run_file.is_file() else config_file
     try:
-        saved = json.loads(run_file.read_text()) if run_file.is_file() else None
-        legacy = None if saved is not None else json.loads(config_file.read_text()) if config_file.is_file() else {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunFolderError(f"{run_file if run_file.is_file() else config_file} is unreadable ({exc}); nothing "
-                             "was changed: choose a new folder") from exc
+        saved = _read_state(run_file) if run_file.is_file() else None
+        legacy = None if saved is not None else _read_state(config_file) if config_file.is_file() else {}
+    except (OSError, ValueError) as exc:
+        if resume:
+            raise RunFolderError(
+                f"{state_file} is unreadable ({exc}); nothing was changed: start the folder over with "
+                "resume=False (--no-resume), which removes only the files a run writes, or choose a new folder"
+            ) from exc
+        if writer:
+            _start_over(path)
+        return RunFolder(path, record, fresh=True, notes=[
+            f"{state_file} was unreadable ({exc}): {path} was started over (the previous run's files were removed)"])
     if saved is not None and saved.get("kind") != kind:
         raise RunFolderError(f"{path} holds a {saved.get('kind')} run, not a {kind} run: use another folder")
     if not resume:
@@ -291,6 +308,14 @@ def open_run_folder(
             + "\nnothing was changed: use another folder, or start this one over (resume=False, --no-resume)"
         )
     return RunFolder(path, record, fresh=False, notes=notes)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """A state file's JSON object; ``ValueError`` when it is cut short or holds something else."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
+    return data
 
 
 def _same_id(run_file: Path, run_id: Any) -> bool:

@@ -27,6 +27,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from sslkeypoint.atomic import atomic_path
+from sslkeypoint.data.images import open_image
 from sslkeypoint.measures import Measure, validate_measures
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,8 +54,9 @@ def to_pil_image(image: Any) -> Image.Image:
     """Convert an image of any supported kind to an RGB :class:`PIL.Image.Image`.
 
     Args:
-        image: A path (decoded by content), a PIL image, a numpy array ``(H, W)`` or
-            ``(H, W, C)`` (``uint8`` in ``[0, 255]`` or float in ``[0, 1]``), or a tensor
+        image: A path (decoded by content, upright as :func:`~sslkeypoint.data.read_image` reads
+            it), a PIL image, a numpy array ``(H, W)`` or ``(H, W, C)`` (``uint8`` in
+            ``[0, 255]`` or float in ``[0, 1]``), or a tensor
             ``(C, H, W)`` / ``(H, W)`` (float in ``[0, 1]`` or ``uint8``).
 
     Returns:
@@ -70,8 +73,7 @@ def to_pil_image(image: Any) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     if isinstance(image, (str, Path)):
-        with Image.open(image) as im:
-            return im.convert("RGB")
+        return open_image(image).convert("RGB")  # upright, as read_image reads files
     if isinstance(image, Tensor):
         t = image.detach().cpu()
         if t.ndim == 3:
@@ -343,7 +345,8 @@ def render_keypoint_grid(
         fig.tight_layout(rect=(0, 0.04, 1, 1))
         out = Path(out_png)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=dpi)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
     return out

@@ -26,7 +26,8 @@ class Case:
         run: Does it inside a fresh temporary folder; returns whatever ``check`` needs.
         error: The expected exception type, or ``None`` when the call must succeed.
         match: A fragment of the expected error message (plain text, not a pattern).
-        check: For a case that must succeed: asserts on ``run``'s result and the folder.
+        check: For a case that must succeed: asserts on ``run``'s result and the folder (a check
+            that returns ``False`` fails too).
     """
 
     name: str
@@ -47,7 +48,8 @@ def run_case(case: Case, tmp_path: Path) -> None:
             case.run(tmp_path)
         return
     assert case.check is not None
-    case.check(case.run(tmp_path), tmp_path)
+    verdict = case.check(case.run(tmp_path), tmp_path)
+    assert verdict is not False, f"{case.name}: the check returned False"
 
 
 def ids(cases: list[Case]) -> list[str]:

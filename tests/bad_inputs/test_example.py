@@ -494,7 +494,7 @@ CASES: list[Case] = [
     Case("inspect --strict with a truncated unlabelled frame", inspect_strict(_truncate),
          check=reports_frame("truncated")),
     Case("inspect --strict with a zero-byte unlabelled frame", inspect_strict(lambda p: p.write_bytes(b"")),
-         check=reports_frame("cannot identify image file")),
+         check=reports_frame("the file is empty (0 bytes)")),
     Case("inspect a corrupt labelled image", corrupt_labelled_image, check=reports_unreadable_labelled),
     Case("pre-training on images with a truncated frame", pretrain_with_truncated_frame, check=counted_frame),
     Case("stage-2 pairs with a truncated frame", stage2_batches_with_truncated_frame,
@@ -503,7 +503,7 @@ CASES: list[Case] = [
     Case("predict a folder with one corrupt image", lambda tmp: _predict(tmp, {"bad.jpg": b"\xff\xd8\xffjunk"}),
          check=predicted_and_listed("bad.jpg", "cannot decode")),
     Case("predict a folder with a zero-byte image", lambda tmp: _predict(tmp, {"empty.png": b""}),
-         check=predicted_and_listed("empty.png", "cannot identify image file")),
+         check=predicted_and_listed("empty.png", "the file is empty (0 bytes)")),
     Case("predict a folder where no image can be read",
          lambda tmp: _predict(tmp, {"a.jpg": b"", "b.png": b"\x89PNG broken"}, good=0), check=nothing_readable),
     # Odd image modes through the submission's model.py.

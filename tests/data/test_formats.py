@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +178,74 @@ def test_coco_of_real_images_reads_back_and_matches_the_decoded_sizes(shared_dat
         image = read_image(record.path)
         assert image.shape[-2:] == (entry["height"], entry["width"]) == (540, 800)
         assert record.pixel_size == entry["pixel_size_mm"]
+
+
+# ------------------------------------------------------------------------------ one image, one record
+
+
+def test_one_image_labelled_twice_is_refused_in_every_format(tmp_path) -> None:
+    coco = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png"}, {"id": 3, "file_name": "./a.png"}],
+            "annotations": [{"image_id": i, "category_id": 1, "keypoints": [1, 2, 2]} for i in (1, 2, 3)],
+            "categories": [{"id": 1, "name": "x", "keypoints": ["p"]}]}
+    dlc = "scorer,me,me\nbodyparts,p,p\ncoords,x,y\nlabeled-data/v/a.png,1,2\nlabeled-data/v/a.png,3,4\n"
+    for name, text, fragment in (
+        ("l.csv", "path,x,y\na.png,1,2\nsub/../a.png,3,4\n", "l.csv: rows 2 and 3 both label a.png; one image, one row"),
+        ("l.json", json.dumps([{"path": "b.png", "keypoints": [[1, 2]]}, {"path": str(tmp_path / "b.png"),
+                                                                           "keypoints": [[1, 2]]}]),
+         "l.json: records 0 and 1 both label b.png; one image, one record"),
+        ("coco.json", json.dumps(coco), "coco.json: annotations[0] and annotations[2] both label a.png; one image, "
+                                        "one annotation"),
+        ("CollectedData_me.csv", dlc, "CollectedData_me.csv: rows 4 and 5 both label a.png; one image, one row"),
+    ):
+        f = tmp_path / name
+        f.write_text(text)
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            read_records(f)
+    folder = tmp_path / "lm"
+    for stem in ("one", "two"):
+        (folder / stem).mkdir(parents=True)
+        (folder / stem / "l.json").write_text(json.dumps({"imagePath": "../a.png", "shapes": []}))
+    with pytest.raises(ValueError, match=r"lm: files .*one/l\.json and .*two/l\.json both label a\.png; one image, one file"):
+        read_records(folder)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+def test_links_to_one_file_are_one_image(tmp_path, link) -> None:
+    _image(tmp_path / "a.png")
+    if link == "symlink":
+        (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    else:
+        (tmp_path / "b.png").hardlink_to(tmp_path / "a.png")
+    f = tmp_path / "l.csv"
+    f.write_text("path,x,y\na.png,1,2\nb.png,3,4\n")
+    with pytest.raises(ValueError, match=r"rows 2 and 3 both label a\.png"):
+        read_records(f)
+
+
+def test_paths_differing_only_in_case_warn_once_naming_both(tmp_path) -> None:
+    f = tmp_path / "l.csv"
+    f.write_text("path,x,y\nA.png,1,2\nb.png,3,4\nimg/C.png,5,6\na.png,7,8\nIMG/c.png,9,10\n")
+    with pytest.warns(UserWarning) as caught:
+        records, _ = read_records(f)
+    assert len(records) == 5 and len(caught) == 1
+    message = str(caught[0].message)
+    assert "rows 2 and 5 name" in message and "rows 4 and 6 name" in message and "differ only in letter case" in message
+
+
+def test_coco_visibility_flags_other_than_0_1_2_are_refused(tmp_path) -> None:
+    data = {"images": [{"id": 1, "file_name": "a.png"}],
+            "annotations": [{"image_id": 1, "category_id": 1, "keypoints": [1, 2, 2, 3, 4, -1]}],
+            "categories": [{"id": 1, "name": "x", "keypoints": ["p", "q"]}]}
+    f = tmp_path / "coco.json"
+    f.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"annotations\[0\], field 'keypoints': keypoint 1 \('q'\) has visibility flag -1"):
+        read_records(f)
+
+
+def test_write_coco_sizes_are_the_displayed_sizes(tmp_path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.new("L", (40, 30)).save(tmp_path / "turned.jpg", "JPEG", exif=exif.tobytes())
+    out = write_coco([KeypointRecord(tmp_path / "turned.jpg", np.array([[1.0, 2.0]]))], tmp_path / "c.json", ["p"])
+    image = json.loads(out.read_text())["images"][0]
+    assert (image["width"], image["height"]) == (30, 40)

@@ -170,3 +170,99 @@ def test_tensor_sources_follow_the_same_rules() -> None:
         read_image(torch.zeros(1, 2, 2, dtype=torch.int32))
     with pytest.raises(ValueError, match="cannot convert an image with 2 channels"):
         read_image(torch.rand(2, 5, 6), channels=1)
+
+
+# ------------------------------------------------------------------------------ EXIF orientation
+
+#: EXIF orientation → what a viewer does to the stored pixels ``a`` (``(H, W)`` numpy), by hand:
+#: 2 mirror, 3 turn 180°, 4 flip, 5 transpose, 6 turn 90° clockwise, 7 transverse, 8 turn 90° counter-clockwise.
+_SHOWN = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1, :],
+    5: lambda a: a.T,
+    6: lambda a: np.rot90(a, k=-1),
+    7: lambda a: a[::-1, ::-1].T,
+    8: lambda a: np.rot90(a, k=1),
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_files_are_read_as_their_exif_orientation_shows_them(tmp_path: Path, orientation: int) -> None:
+    from sslkeypoint.data import open_image, read_image_size
+
+    stored = _gray(6, 10, seed=orientation)  # H=6, W=10, every pixel different enough to tell turns apart
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "a.png"  # lossless, so the comparison is exact
+    Image.fromarray(stored).save(path, "PNG", exif=exif.tobytes())
+    shown = np.ascontiguousarray(_SHOWN[orientation](stored))
+    got = read_image(path)
+    assert got.shape == (1, *shown.shape)
+    assert torch.equal(got[0], torch.from_numpy(shown).float() / 255.0)
+    assert torch.equal(read_image(path.read_bytes()), got)
+    assert read_image_size(path) == read_image_size(path.read_bytes()) == shown.shape
+    assert np.array_equal(np.asarray(open_image(path)), shown)
+    # A PIL image given as such is read as given: its pixels in memory, the tag not applied.
+    with Image.open(path) as im:
+        assert torch.equal(read_image(im)[0], torch.from_numpy(stored).float() / 255.0)
+
+
+def test_a_jpeg_with_orientation_6_reads_like_the_upright_jpeg(tmp_path: Path) -> None:
+    yy, xx = np.mgrid[0:48, 0:64]
+    upright = Image.fromarray((2 * xx + yy).astype(np.uint8))
+    upright.save(tmp_path / "upright.jpg", "JPEG", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "turned.jpg", "JPEG", quality=95, exif=exif.tobytes())
+    a, b = read_image(tmp_path / "upright.jpg"), read_image(tmp_path / "turned.jpg")
+    assert a.shape == b.shape == (1, 48, 64)
+    assert float((a - b).abs().mean()) < 0.01  # JPEG error only
+
+
+def test_read_image_size_errors_name_the_file(tmp_path: Path) -> None:
+    from sslkeypoint.data import read_image_size
+
+    with pytest.raises(FileNotFoundError):
+        read_image_size(tmp_path / "gone.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"empty\.png: the file is empty \(0 bytes\)"):
+        read_image_size(tmp_path / "empty.png")
+    (tmp_path / "text.png").write_text("hello")
+    with pytest.raises(ImageReadError, match=r"text\.png"):
+        read_image_size(tmp_path / "text.png")
+
+
+# ------------------------------------------------------------------------------ links, empty images, value checks
+
+
+def test_list_images_lists_and_warns_of_links_to_missing_files(tmp_path: Path) -> None:
+    _save(_gray(4, 4), tmp_path / "good.png")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "good_link.png").symlink_to(tmp_path / "good.png")
+    with pytest.warns(UserWarning, match=r"1 image link in .* points to missing files: sub/gone\.png"):
+        files = list_images(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in files] == ["good.png", "good_link.png", "sub/gone.png"]
+    with pytest.raises(FileNotFoundError, match=r"link to a missing file \(.*nowhere\.png\)"):
+        read_image(tmp_path / "sub" / "gone.png")
+
+
+def test_images_without_pixels_and_odd_float_values_are_refused() -> None:
+    for source, fragment in (
+        (np.zeros((0, 4), np.uint8), "an empty image (H=0, W=4 pixels)"),
+        (torch.zeros(1, 3, 0), "an empty image (H=3, W=0 pixels)"),
+        (Image.new("L", (0, 3)), "an empty image (H=3, W=0 pixels)"),
+        (torch.zeros(0, 3, 3), "an image with no channels"),
+        (torch.full((1, 2, 2), 2.0), "a float image must hold values in [0, 1] (uint8 images are scaled by 255); "
+                                     "it holds [2, 2]"),
+        (torch.tensor([[[float("nan"), 0.5]]]), "1 value is NaN"),
+        (np.array([[np.inf, -np.inf, 0.2]], np.float32), "2 values are infinite"),
+        (np.array([[-0.5, 0.2]], np.float64), "it holds [-0.5, 0.2]"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            read_image(source)
+    with pytest.raises(ImageReadError, match="no bytes"):
+        read_image(b"")
+    assert torch.equal(read_image(torch.tensor([[[0.0, 1.0]]], dtype=torch.float64)), torch.tensor([[[0.0, 1.0]]]))

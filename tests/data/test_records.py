@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,103 @@ def test_keypoint_record_refuses_infinite_and_complex_coordinates() -> None:
     assert KeypointRecord("a.png", np.array([[np.nan, np.nan]])).num_keypoints == 1
     assert KeypointRecord("a.png", None).num_keypoints == 0
     assert KeypointRecord("a.png", np.array([["a", "b"]])).num_keypoints == 1
+
+
+# ------------------------------------------------------------------------------ x/y columns by name
+
+#: Two landmarks, hand-written: PS1 = (20, 10), PS2 = (30, 40).
+_COLUMNS = {"PS1_x": "20", "PS1_y": "10", "PS2_x": "30", "PS2_y": "40"}
+
+
+@pytest.mark.parametrize(("header", "cells", "expected", "names"), [
+    # y before x: the names decide, not the order.
+    ("image,PS1_y,PS1_x,PS2_x,PS2_y", "10,20,30,40", [[20, 10], [30, 40]], ("PS1", "PS2")),
+    # landmarks interleaved; a landmark comes in the order of its first column.
+    ("image,PS2_y,PS1_x,PS2_x,PS1_y", "40,20,30,10", [[30, 40], [20, 10]], ("PS2", "PS1")),
+    # other spellings of the axis ending, any case of the landmark name.
+    ("image,head.Y,head.X,tip y,tip x", "1,2,3,4", [[2, 1], [4, 3]], ("head", "tip")),
+    ("image,y1,x1,y2,x2", "1,2,3,4", [[2, 1], [4, 3]], None),
+    ("image,y,x", "5,6", [[6, 5]], None),
+    # no x/y endings: file order, x first (as before).
+    ("image,a,b,c,d", "1,2,3,4", [[1, 2], [3, 4]], None),
+])
+def test_coordinate_columns_pair_by_header_name(tmp_path, header, cells, expected, names) -> None:
+    f = tmp_path / "l.csv"
+    f.write_text(f"{header}\na.png,{cells}\n")
+    records, got = read_records(f)
+    np.testing.assert_array_equal(records[0].keypoints, expected)
+    assert got == names
+
+
+@given(st.permutations(list(_COLUMNS)))
+def test_any_column_order_gives_the_same_landmarks(order: list[str]) -> None:
+    import tempfile
+
+    f = Path(tempfile.mkdtemp()) / "l.csv"
+    f.write_text("image," + ",".join(order) + "\na.png," + ",".join(_COLUMNS[c] for c in order) + "\n")
+    records, names = read_records(f)
+    by_name = dict(zip(names or (), records[0].keypoints.tolist()))
+    assert by_name == {"PS1": [20.0, 10.0], "PS2": [30.0, 40.0]}
+
+
+@pytest.mark.parametrize("header", ["image,PS1_x,PS1_y,PS2_y,top", "image,a_x,b_y", "image,PS1_y,top"])
+def test_coordinate_names_that_contradict_file_order_are_refused(tmp_path, header) -> None:
+    f = tmp_path / "l.csv"
+    f.write_text(header + "\na.png" + ",1" * (header.count(",")) + "\n")
+    with pytest.raises(ValueError, match="names do not pair"):
+        read_records(f)
+
+
+# ------------------------------------------------------------------------------ decimal commas
+
+
+@pytest.mark.parametrize("cell", ["12,5", "-3,75", "+0,5", "1.234,5", " 12,5 "])
+def test_decimal_comma_cells_are_refused_in_every_layout(tmp_path, cell) -> None:
+    from sslkeypoint.data.records import is_decimal_comma
+
+    assert is_decimal_comma(cell)
+    for name, text, fragment in (
+        ("cols.csv", f'image,PS1_x,PS1_y\na.png,"{cell}",3\n', "is a number with a decimal comma"),
+        ("points.csv", f'Filename,PS1\na.png,"{cell}"\n', "may be the number"),
+        ("anon.csv", f'image,a,b\na.png,"{cell}",3\n', "may be the number"),
+        ("anon2.csv", f'image,a,b\na.png,3,"{cell}"\n', "is a number with a decimal comma"),
+    ):
+        f = tmp_path / name
+        f.write_text(text)
+        with pytest.raises(ValueError, match=rf"{name}, row 2, column '\w+': .*{fragment}.*decimal commas are not read"):
+            read_records(f)
+
+
+@pytest.mark.parametrize(("cell", "point"), [("(12,5)", (12.0, 5.0)), ("12, 5", (12.0, 5.0)),
+                                              ("12.5,7.25", (12.5, 7.25)), ("[12;5]", (12.0, 5.0))])
+def test_cells_with_brackets_spaces_or_decimal_points_are_points(cell, point) -> None:
+    assert parse_point(cell) == point
+
+
+@given(st.integers(0, 10**6), st.integers(0, 10**6))
+def test_two_integers_joined_by_a_bare_comma_are_never_read(a: int, b: int) -> None:
+    with pytest.raises(ValueError, match="decimal commas are not read"):
+        parse_point(f"{a},{b}")
+    assert parse_point(f"({a},{b})") == (float(a), float(b))
+
+
+# ------------------------------------------------------------------------------ visibility
+
+
+def test_parse_visible_reads_booleans_01_and_words() -> None:
+    from sslkeypoint.data import parse_visible
+
+    got = parse_visible([True, False, 0, 1, 1.0, "Yes", "NO", " true ", "False", "1", "0"], 11)
+    assert got.tolist() == [True, False, False, True, True, True, False, True, False, True, False]
+    assert parse_visible(np.array([1, 0]), 2).tolist() == [True, False]
+    for values, fragment in ((["maybe"], "keypoint 0 is 'maybe'"), ([2], "keypoint 0 is 2"), ([None], "is None"),
+                             ([0.5], "is 0.5"), ("yes", "expected a list of 1"), ([True, True], "got 2"),
+                             (np.ones((1, 1)), "expected a list of 1")):
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            parse_visible(values, 1, "l.json, record 0, field 'visible'")
+
+
+def test_json_visible_words_are_read_as_written(tmp_path) -> None:
+    f = tmp_path / "l.json"
+    f.write_text(json.dumps([{"path": "a.png", "keypoints": [[1, 2], [3, 4]], "visible": ["yes", "no"]}]))
+    assert read_records(f)[0][0].visible.tolist() == [True, False]

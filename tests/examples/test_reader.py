@@ -286,7 +286,7 @@ def test_frames_are_decoded_completely_when_asked(iugc: Path, capsys: pytest.Cap
     bad = [p for p in ds.problems if p.kind == "unreadable_image"]
     assert [p.path for p in bad] == [unl / "patient_7" / "clip_1" / "1.jpg", unl / "video_b" / "frame_2.jpg"]
     assert all(p.severity == "error" and str(p.path) in p.message for p in bad)
-    assert "cannot identify image file" in bad[0].message and "truncated" in bad[1].message.lower()
+    assert "the file is empty (0 bytes)" in bad[0].message and "truncated" in bad[1].message.lower()
     assert ds.report["unreadable_frames"] == 2 and ds.num_frames == 5  # listed, reported, not hidden
     # inspect: only --strict (or --decode-frames) decodes every frame, and then exits with 1.
     assert main(["inspect", str(iugc), "--no-progress"]) == 0

@@ -140,7 +140,7 @@ def test_model_py_imports_only_torch_numpy_pil_and_stdlib(exported: dict[str, Pa
 _CHILD = textwrap.dedent(
     """
     import importlib.util, json, sys
-    from PIL import Image
+    from PIL import Image, ImageOps
     folder, *images = sys.argv[1:]
     spec = importlib.util.spec_from_file_location("model", folder + "/model.py")
     module = importlib.util.module_from_spec(spec)
@@ -149,7 +149,10 @@ _CHILD = textwrap.dedent(
     m.load(folder)
     out = {}
     for path in images:
-        pred = m.predict(Image.open(path).convert("RGB"))
+        if path.startswith("upright:"):  # as a viewer shows the file: EXIF orientation applied
+            pred = m.predict(ImageOps.exif_transpose(Image.open(path[8:])).convert("RGB"))
+        else:  # as the challenge gives it
+            pred = m.predict(Image.open(path).convert("RGB"))
         out[path] = {"shape": list(pred.shape), "dtype": str(pred.dtype), "values": pred.tolist()}
     assert "sslkeypoint" not in sys.modules, "the submission imported sslkeypoint"
     assert "iugc_aop" not in sys.modules, "the submission imported iugc_aop"
@@ -158,10 +161,22 @@ _CHILD = textwrap.dedent(
 )
 
 
-def test_fresh_process_matches_library_predictor(exported: dict[str, Path]) -> None:
-    images = sorted(str(p) for p in exported["images"].iterdir())
+def _rotated_photo(path: Path, orientation: int = 6) -> Path:
+    """A colour JPEG stored turned, with the EXIF orientation tag that shows it upright (a phone photo)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    _grey_rgb(240, 320, 7).transpose(Image.Transpose.ROTATE_90).save(path, "JPEG", quality=95, exif=exif.tobytes())
+    return path
+
+
+def test_fresh_process_matches_library_predictor(exported: dict[str, Path], tmp_path: Path) -> None:
+    """The submission and the library read images alike: a PIL image as given (the challenge's
+    interface, EXIF tag or not), and a file upright — the library reading the file agrees with the
+    submission given the upright image (``ImageOps.exif_transpose``)."""
+    rotated = str(_rotated_photo(tmp_path / "e_rotated_exif6.jpg"))
+    images = [*sorted(str(p) for p in exported["images"].iterdir()), rotated]
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(exported["sub"]), *images],
+        [sys.executable, "-c", _CHILD, str(exported["sub"]), *images, "upright:" + rotated],
         capture_output=True,
         text=True,
         timeout=120,
@@ -184,6 +199,12 @@ def test_fresh_process_matches_library_predictor(exported: dict[str, Path]) -> N
         w, h = rgb.size
         assert (values[0::2] > -1).all() and (values[0::2] < w).all()
         assert (values[1::2] > -1).all() and (values[1::2] < h).all()
+    # The file as the library reads it (upright, 320 x 240 as shown) = the submission on the upright image.
+    upright = np.asarray(got["upright:" + rotated]["values"])
+    from_file = predictor.predict(rotated)
+    assert from_file.original_sizes[0].tolist() == [240, 320]
+    assert np.abs(upright - from_file.keypoints[0].double().numpy().reshape(-1)).max() < 1e-3
+    assert np.abs(upright - np.asarray(got[rotated]["values"])).max() > 1.0  # the orientation matters
 
 
 class _ConstantKeypoints(torch.nn.Module):
@@ -227,16 +248,18 @@ def test_evaluate_submission_matches_library_evaluation(exported: dict[str, Path
         _grey_rgb(512, 512, 10 + i).save(path, format="PNG" if i == 1 else "JPEG")
         kp = np.array([[300.0, 80.0], [180.0, 100.0], [320.0, 250.0]]) + rng.normal(0, 5, (3, 2))
         records.append(KeypointRecord(path, kp))
+    # A photo stored turned with an EXIF orientation: labelled (and read by the library) upright.
+    records.append(KeypointRecord(_rotated_photo(tmp_path / "case_3.jpg"), np.array([[250.0, 60.0], [120.0, 80.0],
+                                                                                     [260.0, 200.0]])))
     result = evaluate_submission(exported["sub"], records, progress=False)
     for key in ("mre_px", "aop_mae_deg", "per_landmark_px", "count", "predictions", "ms_per_image"):
         assert key in result
-    assert len(result["predictions"]) == 3
+    assert len(result["predictions"]) == 4
 
     predictor = KeypointPredictor.from_checkpoint(exported["ckpt"])
     ev = KeypointMetrics(keypoint_names=NAMES, measures=MEASURES)
     for rec, pred in zip(records, result["predictions"]):
-        with Image.open(rec.path) as im:
-            lib = predictor.predict(im.convert("RGB")).keypoints[0].double()
+        lib = predictor.predict(rec.path).keypoints[0].double()  # the library reading the file
         assert np.allclose(pred["keypoints"], lib.numpy(), atol=1e-4)
         aop = float(angle_of_progression(lib[0], lib[1], lib[2]))
         assert pred["aop"] == pytest.approx(aop, abs=1e-3)

@@ -53,7 +53,8 @@ def _record_writes(event: str, args: tuple[Any, ...]) -> None:
     if writing:
         path = os.fsdecode(args[0])
         WRITES.append(path)
-        if Path(path).name in SLOW:
+        name = Path(path).name  # the run file, or the temporary file it is written to (sslkeypoint.atomic)
+        if name in SLOW or any(name.startswith(f".{slow}.") for slow in SLOW):
             time.sleep(DELAY_S)
 
 

@@ -53,7 +53,7 @@ def _file_above(path: Path) -> Path | None:
 def _describe_os_error(exc: OSError) -> str:
     filename = exc.filename
     custom = exc.strerror and exc.errno is not None and exc.strerror != os.strerror(exc.errno)
-    if filename is None or custom and exc.errno not in (errno.ENOTDIR, errno.EEXIST):
+    if filename is None or (custom and exc.errno not in (errno.ENOTDIR, errno.EEXIST)):
         return str(exc) if filename is None or not exc.strerror else f"{filename}: {exc.strerror}"
     path = Path(os.fsdecode(filename))
     if exc.errno == errno.ENOTDIR:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,10 +14,12 @@ _HEADERS = ("path", "filename", "file", "image")
 
 
 def _rows(path: Path) -> list[list[str]]:
+    """The rows of a list or table file (UTF-8, or an error naming the file), header skipped."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = [row for row in csv.reader(handle) if row and row[0].strip()]
+    from sslkeypoint.data.text import read_text
+
+    rows = [row for row in csv.reader(io.StringIO(read_text(path), newline="")) if row and row[0].strip()]
     if rows and rows[0][0].strip().lower() in _HEADERS:
         rows = rows[1:]
     return rows

@@ -1,6 +1,8 @@
 """Data: image decoding, labelled records, datasets, invalid samples, splits, samplers, fingerprints.
 
-* :mod:`~sslkeypoint.data.images` — decoding by content, the resize, listing image files;
+* :mod:`~sslkeypoint.data.images` — decoding by content (upright, as viewers show it), the resize,
+  listing image files;
+* :mod:`~sslkeypoint.data.text` — the text files users give, read as UTF-8 or refused by name;
 * :mod:`~sslkeypoint.data.records` — :class:`KeypointRecord` (with group and pixel size);
 * :mod:`~sslkeypoint.data.formats` — records files: own CSV / JSON, COCO, DeepLabCut, LabelMe, sleap-io;
 * :mod:`~sslkeypoint.data.datasets` — labelled, unlabelled and temporal-pair datasets;
@@ -30,7 +32,9 @@ from sslkeypoint.data.images import (
     ImageSource,
     list_images,
     natural_sort_key,
+    open_image,
     read_image,
+    read_image_size,
     resize_image,
 )
 from sslkeypoint.data.invalid import (
@@ -47,9 +51,11 @@ from sslkeypoint.data.records import (
     PixelSize,
     format_point,
     parse_point,
+    parse_visible,
 )
 from sslkeypoint.data.samplers import EpochShuffleSampler, ShardSampler
 from sslkeypoint.data.splits import split_records
+from sslkeypoint.data.text import read_json, read_text
 
 __all__ = [
     "DROP_KEYS",
@@ -76,9 +82,14 @@ __all__ = [
     "list_images",
     "list_sequences",
     "natural_sort_key",
+    "open_image",
     "parse_point",
+    "parse_visible",
     "read_image",
+    "read_image_size",
+    "read_json",
     "read_records",
+    "read_text",
     "records_fingerprint",
     "resize_image",
     "split_records",

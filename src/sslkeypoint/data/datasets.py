@@ -2,9 +2,11 @@
 
 Rules of :class:`KeypointDataset` (see :mod:`sslkeypoint.data.invalid` for what happens to an
 invalid sample): a single NaN keypoint makes that keypoint invisible, not the sample invalid. A
-sample is invalid when its file is missing or cannot be decoded, its keypoints do not parse as
-``(K, 2)`` numbers, ``K`` differs from the dataset's ``num_keypoints``, no keypoint is both finite
-and visible, or a visible keypoint lies outside the original image frame
+sample is invalid when its file is missing (a link to a missing file included: the detail says so)
+or cannot be decoded, its keypoints do not parse as ``(K, 2)`` numbers, its ``visible`` values are
+not one boolean-like value per keypoint (:func:`~sslkeypoint.data.records.parse_visible`: ``"no"``
+is false, ``"maybe"`` unparseable), ``K`` differs from the dataset's ``num_keypoints``, no keypoint
+is both finite and visible, or a visible keypoint lies outside the original image frame
 ``[-0.5, W - 0.5) × [-0.5, H - 0.5)`` (a label outside the image is a corrupted label; keypoints
 marked invisible are not checked).
 """
@@ -28,13 +30,14 @@ from tqdm.auto import tqdm
 from sslkeypoint._utils import size_pair
 from sslkeypoint.data.images import (
     ImageReadError,
+    _missing_detail,
     list_images,
     natural_sort_key,
     read_image,
     resize_image,
 )
 from sslkeypoint.data.invalid import InvalidSample
-from sslkeypoint.data.records import PARTIAL_LABELS, KeypointRecord
+from sslkeypoint.data.records import PARTIAL_LABELS, KeypointRecord, parse_visible
 from sslkeypoint.heatmaps import keypoints_to_input
 
 __all__ = [
@@ -56,7 +59,7 @@ def _load_or_mark(index: int, path: str | Path, size: tuple[int, int], in_chans:
     try:
         return _load_resized(path, size, in_chans)
     except FileNotFoundError:
-        return InvalidSample(index, str(path), KeypointDataset.REASON_MISSING)
+        return InvalidSample(index, str(path), KeypointDataset.REASON_MISSING, _missing_detail(path))
     except (OSError, ValueError) as exc:  # undecodable file, unsupported mode or value range
         return InvalidSample(index, str(path), KeypointDataset.REASON_UNREADABLE, str(exc))
 
@@ -198,13 +201,9 @@ class KeypointDataset(Dataset):
         visible = finite.copy()
         if record.visible is not None:
             try:
-                vis = np.asarray(record.visible).astype(bool)
-            except (TypeError, ValueError) as exc:
-                return self._invalid(index, self.REASON_UNPARSEABLE, f"visible: {exc}")
-            if vis.shape != (k,):
-                return self._invalid(
-                    index, self.REASON_UNPARSEABLE, f"visible must have shape ({k},), got {vis.shape}"
-                )
+                vis = parse_visible(record.visible, k)
+            except ValueError as exc:
+                return self._invalid(index, self.REASON_UNPARSEABLE, str(exc))
             visible = visible & vis
         if not visible.any():
             return self._invalid(index, self.REASON_NONE_VISIBLE)
@@ -221,7 +220,7 @@ class KeypointDataset(Dataset):
         try:
             image = read_image(self.records[index].path, channels=self.in_chans)
         except FileNotFoundError:
-            return self._invalid(index, self.REASON_MISSING)
+            return self._invalid(index, self.REASON_MISSING, _missing_detail(self.records[index].path))
         except (OSError, ValueError, TypeError) as exc:
             return self._invalid(index, self.REASON_UNREADABLE, str(exc))
         h, w = image.shape[-2:]

@@ -4,13 +4,21 @@ Images are decoded by content, never by extension (IUGC names PNG files ``.jpg``
 ``(C, H, W)`` tensors in ``[0, 1]`` and resized to the network input with :func:`resize_image`
 (bilinear, ``align_corners=False``, antialiased) — the resize that
 :func:`~sslkeypoint.heatmaps.keypoints_to_input` describes for keypoints.
+
+Image files are read as viewers and labelling tools show them: a photo stored sideways with an
+EXIF orientation tag (phones, some scanners) is turned upright (:func:`open_image`), so keypoints
+labelled on the displayed image and predicted keypoints are in the same pixels, and every size
+used to map keypoints (:func:`read_image_size`) is the displayed size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -18,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 
 from sslkeypoint._utils import size_pair
@@ -29,7 +37,9 @@ __all__ = [
     "ImageSource",
     "list_images",
     "natural_sort_key",
+    "open_image",
     "read_image",
+    "read_image_size",
     "resize_image",
 ]
 
@@ -72,6 +82,19 @@ def _describe(source: object) -> str:
     return f"<{type(source).__name__}>"
 
 
+def _check_unit_floats(nan: int, inf: int, lo: float, hi: float, name: str) -> None:
+    """Refuse a float image with NaN or infinite values or values outside ``[0, 1]``."""
+    for count, what in ((nan, "NaN"), (inf, "infinite")):
+        if count:
+            verb = "values are" if count > 1 else "value is"
+            raise ValueError(f"{name}: {count} {verb} {what}; a float image must hold finite values in [0, 1]")
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"{name}: a float image must hold values in [0, 1] (uint8 images are scaled by 255); "
+            f"it holds [{lo:g}, {hi:g}]"
+        )
+
+
 def _array_to_unit(arr: np.ndarray, name: str) -> np.ndarray:
     """An ``(H, W)`` or ``(H, W, C)`` array as float32 in ``[0, 1]`` with alpha dropped."""
     if arr.ndim == 3 and arr.shape[-1] in (1, 2, 3, 4):
@@ -87,9 +110,12 @@ def _array_to_unit(arr: np.ndarray, name: str) -> np.ndarray:
         out = arr.astype(np.float32)
     elif np.issubdtype(arr.dtype, np.floating):
         out = arr.astype(np.float32)
-        finite = out[np.isfinite(out)]
-        if finite.size != out.size or (finite.size and (finite.min() < 0.0 or finite.max() > 1.0)):
-            raise ValueError(f"{name}: a float image must hold finite values in [0, 1]")
+        if out.size:
+            finite = out[np.isfinite(out)]
+            _check_unit_floats(
+                int(np.isnan(out).sum()), int(np.isinf(out).sum()),
+                float(finite.min()) if finite.size else 0.0, float(finite.max()) if finite.size else 0.0, name,
+            )
     else:
         raise ValueError(f"{name}: unsupported image dtype {arr.dtype} (expected uint8, uint16, bool or float)")
     return out
@@ -139,7 +165,11 @@ def _pil_to_unit(img: Image.Image, name: str) -> np.ndarray:
 
 
 def _tensor_to_unit(t: Tensor, name: str) -> Tensor:
-    """A ``(C, H, W)``/``(H, W)`` tensor as float32 in ``[0, 1]`` on the CPU (``uint8``/``uint16`` scaled)."""
+    """A ``(C, H, W)``/``(H, W)`` tensor as float32 in ``[0, 1]`` on the CPU (``uint8``/``uint16`` scaled).
+
+    A float tensor must already hold finite values in ``[0, 1]``: NaN, infinite and out-of-range
+    values (a 0–255 image kept as floats) are refused, as for numpy arrays.
+    """
     t = t.detach().cpu()
     if t.ndim == 2:
         t = t[None]
@@ -151,7 +181,21 @@ def _tensor_to_unit(t: Tensor, name: str) -> Tensor:
         return t.float() / 65535.0
     if not t.is_floating_point():
         raise ValueError(f"{name}: integer image tensors must be uint8 or uint16; got {t.dtype}")
-    return t.float()
+    t = t.float()
+    _check_float_tensor(t, name)
+    return t
+
+
+def _check_float_tensor(t: Tensor, name: str) -> None:
+    """Refuse a float image tensor (any shape) with NaN, infinite or out-of-range values."""
+    if t.numel() == 0:
+        return
+    finite = torch.isfinite(t)
+    values = t[finite]
+    _check_unit_floats(
+        int(torch.isnan(t).sum()), int(torch.isinf(t).sum()),
+        float(values.min()) if values.numel() else 0.0, float(values.max()) if values.numel() else 0.0, name,
+    )
 
 
 def _convert_channels(image: Tensor, channels: int | None, name: str) -> Tensor:
@@ -172,19 +216,164 @@ def _convert_channels(image: Tensor, channels: int | None, name: str) -> Tensor:
     raise ValueError(f"{name}: cannot convert an image with {c} channels to {channels}")
 
 
+_ORIENTATION = 0x0112  # the EXIF orientation tag
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation of a decoded or opened image (1, upright, when it has none or a bad one)."""
+    try:
+        value = img.getexif().get(_ORIENTATION, 1)
+    except Exception:  # an unreadable EXIF block: show the pixels as stored, as viewers do
+        return 1
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _missing_detail(path: str | Path) -> str:
+    """``"link to a missing file (→ target)"`` for a link whose target is gone, else ``""``."""
+    p = Path(path)
+    if p.is_symlink() and not p.exists():
+        return f"link to a missing file ({os.readlink(p)})"
+    return ""
+
+
+def _opener(source: str | Path | bytes | bytearray, name: str) -> Any:
+    """What ``Image.open`` is given for a file or its bytes, after the checks that name the problem."""
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            detail = _missing_detail(path)
+            raise FileNotFoundError(errno.ENOENT, f"image file not found: {detail}" if detail else "image file not found",
+                                    str(path))
+        if path.stat().st_size == 0:
+            raise ImageReadError(f"cannot decode image {name}: the file is empty (0 bytes)")
+        return path
+    if isinstance(source, bytes | bytearray):
+        if not source:
+            raise ImageReadError("cannot decode image: no bytes were given (an empty file?)")
+        return BytesIO(bytes(source))
+    raise TypeError(f"expected an image file (a path) or its bytes; got {_describe(source)}")
+
+
+@contextlib.contextmanager
+def _upright(source: str | Path | bytes | bytearray, name: str) -> Iterator[Image.Image]:
+    """The decoded image of a file or bytes, turned as its EXIF orientation says (valid in the block)."""
+    opener = _opener(source, name)
+    try:
+        with Image.open(opener) as img:
+            img.load()
+            yield ImageOps.exif_transpose(img) if _orientation(img) != 1 else img
+    except (FileNotFoundError, ImageReadError):
+        raise
+    except Exception as exc:
+        raise ImageReadError(f"cannot decode image {name}: {exc}") from exc
+
+
+def open_image(source: str | Path | bytes | bytearray) -> Image.Image:
+    """Decode an image file (or its bytes) into a PIL image, as viewers and labelling tools show it.
+
+    The format is sniffed from the content, never from the file name. A photo stored sideways
+    with an EXIF orientation tag (``Orientation`` 2–8: phones, some scanners and ultrasound
+    exports) is turned (``PIL.ImageOps.exif_transpose``), so that the image's pixels are those
+    of the displayed picture, the pixels keypoints are labelled in. :func:`read_image` reads files
+    this way; use this function where a PIL image of a file is needed (overlays, thumbnails,
+    interfaces that take PIL images).
+
+    Args:
+        source: A path, or the encoded file's bytes.
+
+    Returns:
+        The decoded (loaded) image, upright.
+
+    Raises:
+        FileNotFoundError: The path does not exist, or is a link to a missing file (the message
+            names it and says so).
+        ImageReadError: The file is empty or cannot be decoded (the message names it).
+
+    Examples:
+        >>> import io
+        >>> from PIL import Image
+        >>> exif = Image.Exif()
+        >>> exif[0x0112] = 6  # stored turned: shown turned 90 degrees clockwise
+        >>> buf = io.BytesIO()
+        >>> Image.new("L", (40, 30)).save(buf, "JPEG", exif=exif.tobytes())
+        >>> open_image(buf.getvalue()).size  # (W, H) as shown
+        (30, 40)
+    """
+    name = _describe(source)
+    with _upright(source, name) as img:
+        return img.copy()
+
+
+def read_image_size(source: str | Path | bytes | bytearray) -> tuple[int, int]:
+    """``(H, W)`` of an image file as it is shown (EXIF orientation applied), from its header.
+
+    The size of the image :func:`read_image` and :func:`open_image` return, without decoding the
+    pixels: the size to map keypoints to and from the original image's pixels with.
+
+    Args:
+        source: A path, or the encoded file's bytes.
+
+    Returns:
+        ``(H, W)`` in px.
+
+    Raises:
+        FileNotFoundError: The path does not exist, or is a link to a missing file.
+        ImageReadError: The file is empty or is no image (the message names it).
+
+    Examples:
+        >>> import io
+        >>> from PIL import Image
+        >>> exif = Image.Exif()
+        >>> exif[0x0112] = 8  # shown turned 90 degrees counter-clockwise
+        >>> buf = io.BytesIO()
+        >>> Image.new("RGB", (40, 30)).save(buf, "JPEG", exif=exif.tobytes())
+        >>> read_image_size(buf.getvalue())
+        (40, 30)
+    """
+    name = _describe(source)
+    opener = _opener(source, name)
+    try:
+        with Image.open(opener) as img:
+            w, h = img.size
+            if _orientation(img) >= 5:  # 5-8 swap width and height
+                w, h = h, w
+    except Exception as exc:
+        raise ImageReadError(f"cannot decode image {name}: {exc}") from exc
+    return h, w
+
+
+def _check_size(image: Tensor, name: str) -> Tensor:
+    """Refuse a ``(C, H, W)`` image without channels or pixels."""
+    c, h, w = image.shape
+    if c == 0:
+        raise ValueError(f"{name}: an image with no channels; expected (C, H, W) with C >= 1")
+    if h == 0 or w == 0:
+        raise ValueError(f"{name}: an empty image (H={h}, W={w} pixels); an image needs at least one pixel")
+    return image
+
+
 def read_image(source: ImageSource, channels: int | None = None) -> Tensor:
     """Decode an image into a float ``(C, H, W)`` tensor in ``[0, 1]``.
 
     The format is sniffed from the content (PIL ``Image.open``), never from the file name: a PNG
-    named ``.jpg`` decodes as a PNG. 8-bit data is divided by 255 and 16-bit data (PIL modes
+    named ``.jpg`` decodes as a PNG. **Orientation**: a file (or its bytes) is read as viewers and
+    labelling tools show it — an EXIF orientation tag is applied (:func:`open_image`), so a phone
+    photo stored sideways comes out upright, its ``(H, W)`` is the displayed size, and keypoints
+    (labelled or predicted) are in the displayed image's pixels. A PIL image, array or tensor
+    passed in is taken as given: its pixels as they are in memory, with no EXIF tag applied
+    (apply ``PIL.ImageOps.exif_transpose`` first to have it upright). 8-bit data is divided by 255 and 16-bit data (PIL modes
     ``"I;16"`` and ``"I"``, which must hold 0–65535) by 65535; alpha is dropped (``"LA"`` → one
     channel, ``"RGBA"`` → three); palette, CMYK and other modes become RGB. A float PIL image (mode
     ``"F"``) is read by its range: values in ``[0, 1]`` as they are, values in ``[0, 255]`` (what
-    PIL's ``convert("F")`` gives) divided by 255; float numpy arrays must already be in ``[0, 1]``.
+    PIL's ``convert("F")`` gives) divided by 255; float numpy arrays and tensors must already hold
+    finite values in ``[0, 1]`` (NaN, infinite values and 0–255 floats are refused: only ``uint8``
+    data is scaled by 255). An image without pixels (``H`` or ``W`` 0) or channels, and an empty
+    file, are refused.
 
     Args:
-        source: A path, the encoded file's bytes, a PIL image, or an ``(H, W)`` / ``(H, W, C)``
-            numpy array (``uint8``, ``uint16``, ``bool``, or float already in ``[0, 1]``).
+        source: A path, the encoded file's bytes, a PIL image, an ``(H, W)`` / ``(H, W, C)``
+            numpy array (``uint8``, ``uint16``, ``bool``, or float already in ``[0, 1]``), or a
+            ``(C, H, W)`` / ``(H, W)`` tensor (``uint8``, ``uint16`` or float in ``[0, 1]``).
         channels: ``None`` keeps the decoded channels (grayscale → 1, colour → 3, even when the three
             channels are equal); ``1`` converts colour to one channel — an exact copy when the three
             channels are equal, else ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B``; ``3`` repeats
@@ -194,9 +383,12 @@ def read_image(source: ImageSource, channels: int | None = None) -> Tensor:
         ``(C, H, W)`` float32 tensor in ``[0, 1]``.
 
     Raises:
-        FileNotFoundError: The path does not exist (the message names it).
-        ImageReadError: The file exists but cannot be decoded (the message names it).
-        ValueError: Unsupported array shape, dtype or value range, or an invalid ``channels``.
+        FileNotFoundError: The path does not exist, or is a link to a missing file (the message
+            names it).
+        ImageReadError: The file exists but is empty or cannot be decoded (the message names it).
+        ValueError: Unsupported array shape, dtype or value range (NaN, infinite, outside
+            ``[0, 1]`` for floats), an image without pixels or channels, or an invalid
+            ``channels``.
         TypeError: An unsupported source type.
 
     Examples:
@@ -215,31 +407,19 @@ def read_image(source: ImageSource, channels: int | None = None) -> Tensor:
         raise ValueError(f"channels must be None, 1, 3 or more; got {channels}")
     name = _describe(source)
     if isinstance(source, Tensor):
-        return _convert_channels(_tensor_to_unit(source, name), channels, name)
+        return _convert_channels(_check_size(_tensor_to_unit(source, name), name), channels, name)
     if isinstance(source, np.ndarray):
         arr = _array_to_unit(source, name)
     elif isinstance(source, Image.Image):
         arr = _pil_to_unit(source, name)
     elif isinstance(source, bytes | bytearray | str | Path):
-        if isinstance(source, str | Path):
-            path = Path(source)
-            if not path.is_file():
-                raise FileNotFoundError(errno.ENOENT, "image file not found", str(path))
-            opener: Any = path
-        else:
-            opener = BytesIO(bytes(source))
-        try:
-            with Image.open(opener) as img:
-                img.load()
-                arr = _pil_to_unit(img, name)
-        except Exception as exc:
-            raise ImageReadError(f"cannot decode image {name}: {exc}") from exc
+        with _upright(source, name) as img:
+            arr = _pil_to_unit(img, name)
     else:
-        raise TypeError(f"read_image expects a path, bytes, a PIL image or a numpy array; got {name}")
+        raise TypeError(f"read_image expects a path, bytes, a PIL image, a numpy array or a tensor; got {name}")
     tensor = torch.from_numpy(np.ascontiguousarray(arr))
     tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
-    return _convert_channels(tensor, channels, name)
-
+    return _convert_channels(_check_size(tensor, name), channels, name)
 
 
 def resize_image(image: Tensor, size: int | Sequence[int]) -> Tensor:
@@ -292,7 +472,10 @@ def list_images(
     """Image files in a folder, in natural order (``frame2`` before ``frame10``).
 
     Files are picked by name ending (case-insensitive, :data:`IMAGE_EXTENSIONS` by default); they
-    are still decoded by content.
+    are still decoded by content. A link (symlink) to a missing file is listed too, with a
+    ``UserWarning`` naming such links: left out, it would vanish from every count; listed, reading
+    it fails like a missing file (``FileNotFoundError`` saying "link to a missing file"), which
+    training and prediction count and list as a skipped ``missing file``.
 
     Args:
         folder: The folder.
@@ -300,15 +483,42 @@ def list_images(
         extensions: Accepted endings, with the dot.
 
     Returns:
-        The file paths.
+        The file paths (links to missing files included).
 
     Raises:
         NotADirectoryError: If ``folder`` is not a folder.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> for name in ("frame10.png", "frame2.png", "notes.txt"):
+        ...     Path(folder, name).touch()
+        >>> [p.name for p in list_images(folder)]
+        ['frame2.png', 'frame10.png']
     """
     root = Path(folder)
     if not root.is_dir():
         raise NotADirectoryError(f"not a folder: {root}")
     wanted = {e.lower() for e in extensions}
     pattern = "**/*" if recursive else "*"
-    files = [p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in wanted]
-    return sorted(files, key=natural_sort_key)
+    files: list[Path] = []
+    dangling: list[Path] = []
+    for p in root.glob(pattern):
+        if p.suffix.lower() not in wanted:
+            continue
+        if p.is_file():
+            files.append(p)
+        elif p.is_symlink() and not p.exists():
+            dangling.append(p)
+    if dangling:
+        dangling.sort(key=natural_sort_key)
+        n = len(dangling)
+        names = ", ".join(p.relative_to(root).as_posix() for p in dangling[:5]) + (f" (and {n - 5} more)" if n > 5 else "")
+        links, point = ("links", "point") if n > 1 else ("link", "points")
+        warnings.warn(
+            f"{n} image {links} in {root}/ {point} to missing files: {names}; listed, so that reading "
+            f"{'them fails' if n > 1 else 'it fails'} as for a missing file (a counted skip in training)",
+            UserWarning,
+            stacklevel=2,
+        )
+    return sorted(files + dangling, key=natural_sort_key)

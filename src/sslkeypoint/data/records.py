@@ -16,7 +16,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PARTIAL_LABELS", "KeypointRecord", "PixelSize", "check_pixel_size", "format_point", "parse_point"]
+__all__ = [
+    "PARTIAL_LABELS",
+    "KeypointRecord",
+    "PixelSize",
+    "check_pixel_size",
+    "format_point",
+    "is_decimal_comma",
+    "parse_point",
+    "parse_visible",
+]
 
 #: ``KeypointRecord.meta`` key: when true, the record's missing (NaN) keypoints are unknown, not
 #: absent — a pseudo-label whose landmark was dropped. Fine-tuning adds no loss for them, where a
@@ -130,6 +139,39 @@ class KeypointRecord:
 
 _BRACKETS = "()[]{}<>\"' "
 _SEPARATORS = re.compile(r"[,;\s]+")
+#: A cell that is two digit groups joined by one comma, nothing else (no bracket, space or decimal
+#: point), optionally with dots as thousands separators: ``12,5``, ``-3,75``, ``1.234,5``.
+_COMMA_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+")
+
+
+def is_decimal_comma(text: str) -> bool:
+    """Whether a cell reads as one number written with a decimal comma (``12,5``, ``1.234,5``).
+
+    Such a cell is never read as numbers: it may be ``12.5`` with a decimal comma (a European
+    spreadsheet) or the point ``(12, 5)`` written without brackets or a space, and guessing wrong
+    gives silently wrong coordinates. A point needs brackets or a space: ``(12, 5)`` or ``12, 5``.
+
+    Examples:
+        >>> is_decimal_comma("12,5"), is_decimal_comma(" -1.234,5 "), is_decimal_comma("(12,5)")
+        (True, True, False)
+        >>> is_decimal_comma("12, 5"), is_decimal_comma("12.5,7.25"), is_decimal_comma("12.5")
+        (False, False, False)
+    """
+    return _COMMA_NUMBER.fullmatch(str(text).strip()) is not None
+
+
+def _comma_message(text: str, point: bool) -> str:
+    """Why a decimal-comma cell is refused, with the reading the user meant."""
+    cell = str(text).strip()
+    dotted = cell.replace(".", "").replace(",", ".")
+    if point:
+        head, _, tail = cell.partition(",")
+        return (
+            f"{cell!r} may be the number {dotted} written with a decimal comma or the point ({head}, {tail}) "
+            f"written without brackets; decimal commas are not read (write numbers with a dot, {dotted}, and "
+            f"points as '({head}, {tail})')"
+        )
+    return f"{cell!r} is a number with a decimal comma; decimal commas are not read (write {dotted}, with a dot)"
 
 
 def parse_point(text: str, *, where: str = "") -> tuple[float, float]:
@@ -137,6 +179,8 @@ def parse_point(text: str, *, where: str = "") -> tuple[float, float]:
 
     Brackets (``()``, ``[]``, ``{}``), quotes, spaces and the separator (comma, semicolon or
     whitespace) are handled leniently; the content must be exactly two finite numbers, ``x`` first.
+    A cell such as ``12,5`` — two digit groups joined by a comma, without brackets, space or decimal
+    point — is refused (:func:`is_decimal_comma`): it may be the number 12.5 with a decimal comma.
 
     Args:
         text: The cell.
@@ -157,8 +201,14 @@ def parse_point(text: str, *, where: str = "") -> tuple[float, float]:
         Traceback (most recent call last):
         ...
         ValueError: label.csv row 1, column 'PS1': expected a point '(x, y)' of two finite numbers, got '(1, 2, 3)' (3 values)
+        >>> parse_point("12,5")
+        Traceback (most recent call last):
+        ...
+        ValueError: '12,5' may be the number 12.5 written with a decimal comma or the point (12, 5) written without brackets; decimal commas are not read (write numbers with a dot, 12.5, and points as '(12, 5)')
     """
     prefix = f"{where}: " if where else ""
+    if is_decimal_comma(text):
+        raise ValueError(prefix + _comma_message(text, point=True))
     body = str(text).strip().strip(_BRACKETS)
     parts = [p for p in _SEPARATORS.split(body) if p]
     if len(parts) != 2:
@@ -192,6 +242,8 @@ def _parse_float(text: str, where: str) -> float:
     t = text.strip()
     if t == "":
         return math.nan
+    if is_decimal_comma(t):
+        raise ValueError(f"{where}: {_comma_message(t, point=False)}")
     try:
         value = float(t)
     except ValueError:
@@ -209,10 +261,62 @@ def _json_coordinate(value: Any) -> float:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"expected numbers, got {value!r}")
+    if isinstance(value, str) and is_decimal_comma(value):
+        raise ValueError(_comma_message(value, point=False))
     number = float(value)
     if math.isinf(number):
         raise ValueError(f"expected finite numbers (null or NaN marks a missing keypoint), got {value!r}")
     return number
+
+
+_VISIBLE_WORDS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+
+
+def parse_visible(values: Any, k: int, where: str = "visible") -> np.ndarray:
+    """``K`` visibility values as a ``(K,)`` bool array, or a ValueError naming ``where``.
+
+    Each value must be a boolean, the number 0 or 1, or one of the strings ``true``/``false``,
+    ``yes``/``no``, ``1``/``0`` (any case, spaces around ignored). Anything else — another number,
+    another word, ``None``, a list — is refused: ``bool("no")`` is ``True``, so reading such values
+    leniently would mark a landmark visible that the file says is not.
+
+    Args:
+        values: A sequence (or 1-D array) of ``k`` values.
+        k: The number of keypoints.
+        where: Location prefix for the error message (file, record, field).
+
+    Returns:
+        ``(K,)`` bool array.
+
+    Raises:
+        ValueError: Naming ``where``, the keypoint and the value found.
+
+    Examples:
+        >>> parse_visible(["Yes", "no", 0, True], 4).tolist()
+        [True, False, False, True]
+        >>> parse_visible(["maybe"], 1, "labels.json, record 0, field 'visible'")
+        Traceback (most recent call last):
+        ...
+        ValueError: labels.json, record 0, field 'visible': keypoint 0 is 'maybe'; expected true/false, 1/0 or yes/no
+    """
+    expected = "expected true/false, 1/0 or yes/no"
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = values.tolist()
+    if isinstance(values, str | bytes) or not isinstance(values, list | tuple):
+        raise ValueError(f"{where}: expected a list of {k} visibility values ({expected}); got {values!r}"[:300])
+    if len(values) != k:
+        raise ValueError(f"{where}: expected {k} visibility values, one per keypoint; got {len(values)}: {list(values)!r}"[:300])
+    out = np.zeros(k, dtype=bool)
+    for i, value in enumerate(values):
+        if isinstance(value, bool | np.bool_):
+            out[i] = bool(value)
+        elif isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+            out[i] = bool(value)
+        elif isinstance(value, str) and value.strip().lower() in _VISIBLE_WORDS:
+            out[i] = _VISIBLE_WORDS[value.strip().lower()]
+        else:
+            raise ValueError(f"{where}: keypoint {i} is {value!r}; {expected}"[:300])
+    return out
 
 
 def _resolve(base: Path, value: str) -> Path:

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sslkeypoint._utils import plain, write_text_atomic
+from sslkeypoint._utils import plain
+from sslkeypoint.atomic import atomic_path, write_text_atomic
 from sslkeypoint.data.records import KeypointRecord
 from sslkeypoint.measures import Measure, compute_measures, measure_unit
 from sslkeypoint.metrics.functional import radial_error
@@ -151,7 +152,8 @@ class Evaluation:
             ax.grid(alpha=0.3)
         fig.tight_layout()
         out = Path(path)
-        fig.savefig(out, dpi=110)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)
         return out
 

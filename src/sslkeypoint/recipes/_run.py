@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from sslkeypoint._utils import plain, write_text_atomic
+from sslkeypoint._utils import plain
+from sslkeypoint.atomic import write_text_atomic
 from sslkeypoint.data import file_digest
+from sslkeypoint.lightning.checkpoint_io import describe_checkpoint
 from sslkeypoint.runs import RunFolder, RunInterrupted, open_run_folder
+from sslkeypoint.weights import check_weight_path
 
 __all__: list[str] = []
 
@@ -39,7 +41,7 @@ def quiet_lightning() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -50,7 +52,7 @@ def _weights_identity(path: str | PathLike[str] | None) -> dict[str, str] | None
     """A weight file as its name and content digest: a run is tied to the weights, not to their place."""
     if path is None:
         return None
-    return {"file": Path(path).name, "digest": file_digest(path)}
+    return {"file": Path(path).name, "digest": file_digest(check_weight_path(path))}
 
 
 def _open(out: Path, kind: str, settings: dict[str, Any], data: str, legacy: dict[str, Any], resume: bool,
@@ -66,14 +68,8 @@ def _open(out: Path, kind: str, settings: dict[str, Any], data: str, legacy: dic
 
 
 def _saved_checkpoint(path: Path) -> str | None:
-    """``"checkpoints/last.ckpt (after epoch E, step S)"`` for a readable checkpoint, else ``None``."""
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        return f"{path.parent.name}/{path.name} (unreadable)"
-    return f"{path.parent.name}/{path.name} (after epoch {state.get('epoch')}, step {state.get('global_step')})"
+    """``"checkpoints/last.ckpt (after epoch E, step S)"`` for a checkpoint file, else ``None``."""
+    return describe_checkpoint(path) if path.is_file() else None
 
 
 @contextlib.contextmanager

@@ -141,9 +141,12 @@ def run_finetuning(
     the whole validation set (see :class:`~sslkeypoint.lightning.HeatmapFinetuneModule`).
 
     Writes ``run.json`` (:mod:`sslkeypoint.runs`), ``config.json`` and ``summary.json`` (the
-    :class:`FinetuneResult`) to ``out_dir``. A folder that holds a run with other settings
-    (``max_epochs`` may change) or other records is refused before anything is written; a copied
-    or moved run folder resumes from its own checkpoints.
+    :class:`FinetuneResult`) to ``out_dir``, each replaced atomically; checkpoints are written
+    whole or not at all (:class:`~sslkeypoint.lightning.AtomicCheckpointIO`). A folder that holds
+    a run with other settings (``max_epochs`` may change) or other records is refused before
+    anything is written; a copied or moved run folder resumes from its own checkpoints. The run
+    holds ``out_dir`` (:func:`~sslkeypoint.locks.folder_lock`): a second run on the same folder
+    is refused while this one works.
 
     Methods that learn from unlabelled images (``config.method.uses_unlabelled``):
 
@@ -187,7 +190,11 @@ def run_finetuning(
             with another keypoint count than ``config.num_keypoints`` are dropped as invalid
             (and reported), like unreadable files.
         sslkeypoint.runs.RunFolderError: If ``out_dir`` holds a run with other settings or data
-            (a ``ValueError``), or files with a run's names that no run wrote.
+            (a ``ValueError``), or files with a run's names that no run wrote, or another process
+            holds it (:class:`~sslkeypoint.locks.FolderBusyError`).
+        sslkeypoint.lightning.CheckpointWriteError: If a checkpoint cannot be written for want of
+            room (an ``OSError``); the checkpoints saved before are whole, and the same call
+            resumes once there is space.
         sslkeypoint.runs.RunInterrupted: On ``SIGTERM`` or ``SIGINT`` (a ``SystemExit`` with
             status 143 or 130), after ``summary.json`` recorded the interruption and the message
             said what was saved to resume from.

@@ -19,7 +19,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, TQDMProgressBar
 
-from sslkeypoint._utils import plain, write_text_atomic
+from sslkeypoint._utils import plain
+from sslkeypoint.atomic import write_text_atomic
 from sslkeypoint.configs import FinetuneConfig, TrainerConfig
 from sslkeypoint.configs.legacy import upgrade_finetune_settings
 from sslkeypoint.data import (
@@ -30,8 +31,10 @@ from sslkeypoint.data import (
 from sslkeypoint.heatmaps import KeypointCodec, codec_to_dict
 from sslkeypoint.lightning.callbacks import CollapseWarning, DropReport
 from sslkeypoint.lightning.checkpoint import RunCheckpoint
+from sslkeypoint.lightning.checkpoint_io import AtomicCheckpointIO
 from sslkeypoint.lightning.datamodules import KeypointDataModule
 from sslkeypoint.lightning.finetune import MONITOR, HeatmapFinetuneModule, LossFn
+from sslkeypoint.locks import folder_lock
 from sslkeypoint.recipes._run import (
     _open,
     _saved_checkpoint,
@@ -182,6 +185,7 @@ def fit_finetuning(
     quiet_lightning()
     fit = pl.Trainer(
         **run.trainer_kwargs(),
+        plugins=[AtomicCheckpointIO()],  # checkpoints whole or not at all, beside their target
         default_root_dir=out,
         max_epochs=int(max_epochs if max_epochs is not None else config.max_epochs),
         max_steps=int(max_steps) if max_steps is not None else -1,
@@ -206,77 +210,80 @@ def fit_finetuning(
     if pool is not None:
         data_id += f"/unlabelled:{data_fingerprint(pool)}"
     data_key = hashlib.sha256(data_id.encode()).hexdigest()
-    folder = _open(out, "finetune", settings, data_key,
-                   {**config.run_settings(), "init_encoder": config.init_encoder}, resume, fit,
-                   upgrade=upgrade_finetune_settings)
-    last = ckpt_dir / "last.ckpt"
-    ckpt_path = last if not folder.fresh and last.is_file() else None
-    if ckpt_path is not None:
-        read_weight_file(ckpt_path)  # a damaged last.ckpt is named and described before Lightning reads it
-    init_text: str | None = None
-    if ckpt_path is None and config.init_encoder:
-        report = module.init_encoder_from(config.init_encoder)
-        init_text = f"encoder initialised from {config.init_encoder}\n{report}"
-        if config.init_decoder:
-            decoder_report = module.init_decoder_from(config.init_encoder)
-            init_text += f"\ndecoder initialised from {config.init_encoder}\n{decoder_report}"
-    if ckpt_path is None and init_model is not None:
-        weights = read_weight_file(init_model)["state_dict"]
-        module.model.load_state_dict({k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")})
-        module.objective.reset(module.model)
-        init_text = (init_text + "\n" if init_text else "") + f"network initialised from {init_model}"
-    if ckpt_path is not None and (out / "encoder_init.txt").is_file():
-        init_text = (out / "encoder_init.txt").read_text().strip()
-    if fit.is_global_zero:
-        _write_json(out / "config.json", config.to_dict())
-        if left_out and progress:
-            print(f"{left_out} unlabelled images are validation images: left out of the pool", flush=True)
-        if ckpt_path is None and init_text is not None:
-            print(init_text, flush=True)
-            write_text_atomic(out / "encoder_init.txt", init_text + "\n")
-
-    def result(interrupted: str | None = None) -> FinetuneResult:
-        best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-        best_entry = _best_entry(module.val_history)
-        drops = module.drop_history
-        examples: dict[str, str] = {}
-        for entry in drops:
-            examples.update(entry.get("examples", {}))
-        best_metrics = {k: v for k, v in (best_entry or {}).items() if k.startswith("val/")}
-        return FinetuneResult(
-            out_dir=out,
-            best_checkpoint=best_path,
-            last_checkpoint=last if last.is_file() else None,
-            best_metrics=best_metrics,
-            best_epoch=int(best_entry["epoch"]) if best_entry else None,
-            epochs=int(fit.current_epoch),
-            global_step=int(fit.global_step),
-            stopped_early=bool(early.stopped_epoch > 0),
-            drop_summary={"last_epoch": drops[-1] if drops else None, "dropped": examples},
-            val_history=list(module.val_history),
-            encoder_init=init_text,
-            interrupted=interrupted,
-            collapsed_landmarks=guard.check(best_metrics),
-            unlabelled_left_out=left_out,
-            split=split,
-        )
-
-    def on_stop(signum: int) -> None:
+    # One run per folder, held from the first look into it to the end (by process 0: the other
+    # DDP processes run this code too).
+    with folder_lock(out, "fine-tuning run", hold=fit.is_global_zero):
+        folder = _open(out, "finetune", settings, data_key,
+                       {**config.run_settings(), "init_encoder": config.init_encoder}, resume, fit,
+                       upgrade=upgrade_finetune_settings)
+        last = ckpt_dir / "last.ckpt"
+        ckpt_path = last if not folder.fresh and last.is_file() else None
+        if ckpt_path is not None:
+            read_weight_file(ckpt_path)  # a damaged last.ckpt is named and described before Lightning reads it
+        init_text: str | None = None
+        if ckpt_path is None and config.init_encoder:
+            report = module.init_encoder_from(config.init_encoder)
+            init_text = f"encoder initialised from {config.init_encoder}\n{report}"
+            if config.init_decoder:
+                decoder_report = module.init_decoder_from(config.init_encoder)
+                init_text += f"\ndecoder initialised from {config.init_encoder}\n{decoder_report}"
+        if ckpt_path is None and init_model is not None:
+            weights = read_weight_file(init_model)["state_dict"]
+            module.model.load_state_dict({k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")})
+            module.objective.reset(module.model)
+            init_text = (init_text + "\n" if init_text else "") + f"network initialised from {init_model}"
+        if ckpt_path is not None and (out / "encoder_init.txt").is_file():
+            init_text = (out / "encoder_init.txt").read_text().strip()
         if fit.is_global_zero:
-            _write_json(out / "summary.json", result(signal.Signals(signum).name).to_dict())
+            _write_json(out / "config.json", config.to_dict())
+            if left_out and progress:
+                print(f"{left_out} unlabelled images are validation images: left out of the pool", flush=True)
+            if ckpt_path is None and init_text is not None:
+                print(init_text, flush=True)
+                write_text_atomic(out / "encoder_init.txt", init_text + "\n")
 
-    def saved() -> list[str]:
-        lines = [line for line in (_saved_checkpoint(last),) if line]
-        best = checkpoint.best_model_path
-        if best:
-            lines.append(f"checkpoints/{Path(best).name} (best so far)")
-        return [*lines, "summary.json"]
+        def result(interrupted: str | None = None) -> FinetuneResult:
+            best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+            best_entry = _best_entry(module.val_history)
+            drops = module.drop_history
+            examples: dict[str, str] = {}
+            for entry in drops:
+                examples.update(entry.get("examples", {}))
+            best_metrics = {k: v for k, v in (best_entry or {}).items() if k.startswith("val/")}
+            return FinetuneResult(
+                out_dir=out,
+                best_checkpoint=best_path,
+                last_checkpoint=last if last.is_file() else None,
+                best_metrics=best_metrics,
+                best_epoch=int(best_entry["epoch"]) if best_entry else None,
+                epochs=int(fit.current_epoch),
+                global_step=int(fit.global_step),
+                stopped_early=bool(early.stopped_epoch > 0),
+                drop_summary={"last_epoch": drops[-1] if drops else None, "dropped": examples},
+                val_history=list(module.val_history),
+                encoder_init=init_text,
+                interrupted=interrupted,
+                collapsed_landmarks=guard.check(best_metrics),
+                unlabelled_left_out=left_out,
+                split=split,
+            )
 
-    with _stops_on_signal(fit, out, saved, on_stop):
-        fit.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
-    final = result()
-    if fit.is_global_zero:
-        _write_json(out / "summary.json", final.to_dict())
-    # Every process returns only once the run files exist: the next step (on any process) reads them.
-    fit.strategy.barrier("run_finetuning")
-    return final
+        def on_stop(signum: int) -> None:
+            if fit.is_global_zero:
+                _write_json(out / "summary.json", result(signal.Signals(signum).name).to_dict())
+
+        def saved() -> list[str]:
+            lines = [line for line in (_saved_checkpoint(last),) if line]
+            best = checkpoint.best_model_path
+            if best:
+                lines.append(f"checkpoints/{Path(best).name} (best so far)")
+            return [*lines, "summary.json"]
+
+        with _stops_on_signal(fit, out, saved, on_stop):
+            fit.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+        final = result()
+        if fit.is_global_zero:
+            _write_json(out / "summary.json", final.to_dict())
+        # Every process returns only once the run files exist: the next step (on any process) reads them.
+        fit.strategy.barrier("run_finetuning")
+        return final

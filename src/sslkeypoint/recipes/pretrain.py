@@ -23,8 +23,10 @@ from sslkeypoint.data import (
 )
 from sslkeypoint.lightning.callbacks import DropReport
 from sslkeypoint.lightning.checkpoint import RunCheckpoint
+from sslkeypoint.lightning.checkpoint_io import AtomicCheckpointIO
 from sslkeypoint.lightning.datamodules import PretrainDataModule
 from sslkeypoint.lightning.pretrain import PretrainModule
+from sslkeypoint.locks import folder_lock
 from sslkeypoint.recipes._run import (
     _open,
     _saved_checkpoint,
@@ -138,7 +140,10 @@ def run_pretraining(
     Raises:
         ValueError: Wrong data for the stage, too few items for a batch, or ``last.ckpt`` from the
             other stage.
-        sslkeypoint.runs.RunFolderError: If ``out_dir`` holds a run with other settings or data.
+        sslkeypoint.runs.RunFolderError: If ``out_dir`` holds a run with other settings or data, or
+            another process holds it (:class:`~sslkeypoint.locks.FolderBusyError`).
+        sslkeypoint.lightning.CheckpointWriteError: If a checkpoint cannot be written for want of
+            room (an ``OSError``); the checkpoints saved before are whole.
         sslkeypoint.runs.RunInterrupted: On ``SIGTERM`` or ``SIGINT`` (status 143 or 130), after
             saying which checkpoint the run resumes from.
     """
@@ -190,6 +195,7 @@ def run_pretraining(
     quiet_lightning()
     fit = pl.Trainer(
         **{**run.trainer_kwargs(), "strategy": _pretrain_strategy(run)},
+        plugins=[AtomicCheckpointIO()],  # checkpoints whole or not at all, beside their target
         max_epochs=config.max_epochs,
         max_steps=-1 if max_steps is None else max_steps,
         logger=run.loggers(out),
@@ -205,56 +211,59 @@ def run_pretraining(
             f"({config.batch_size} per device × {fit.num_devices} devices × {fit.num_nodes} nodes)"
         )
     settings = {**config.to_dict(), "init_from": _weights_identity(init_from)}
-    folder = _open(out, "pretrain", settings, fingerprint, config.to_dict(), resume, fit,
-                   upgrade=upgrade_pretrain_settings)
-    if folder.fresh:
-        resume_path = None
-    if fit.is_global_zero:
-        _write_json(out / "config.json", config.to_dict())
-    # Sizes the method chooses from the data (a capped MoCo queue) are fixed in the module's config.
-    used = dataclasses.replace(config, method=config.method.resolved(len(data), global_batch))
-    module = PretrainModule(used, data_fingerprint=fingerprint)
-    if init_from is not None and resume_path is None:
-        module.load_initial_weights(init_from)
-    with _stops_on_signal(fit, out, lambda: [line for line in (_saved_checkpoint(last),) if line], lambda _: None):
-        fit.fit(module, datamodule=data, ckpt_path=resume_path, weights_only=True)
-    # ModelCheckpoint saves at epoch ends; a run stopped by max_steps mid-epoch (or after the last
-    # epoch-end save) must still leave its final state in last.ckpt for resuming.
-    fit.save_checkpoint(last, weights_only=False)  # the full state: resumable
+    # One run per folder, held from the first look into it to the end (by process 0: the other
+    # DDP processes run this code too).
+    with folder_lock(out, "pre-training run", hold=fit.is_global_zero):
+        folder = _open(out, "pretrain", settings, fingerprint, config.to_dict(), resume, fit,
+                       upgrade=upgrade_pretrain_settings)
+        if folder.fresh:
+            resume_path = None
+        if fit.is_global_zero:
+            _write_json(out / "config.json", config.to_dict())
+        # Sizes the method chooses from the data (a capped MoCo queue) are fixed in the module's config.
+        used = dataclasses.replace(config, method=config.method.resolved(len(data), global_batch))
+        module = PretrainModule(used, data_fingerprint=fingerprint)
+        if init_from is not None and resume_path is None:
+            module.load_initial_weights(init_from)
+        with _stops_on_signal(fit, out, lambda: [line for line in (_saved_checkpoint(last),) if line], lambda _: None):
+            fit.fit(module, datamodule=data, ckpt_path=resume_path, weights_only=True)
+        # ModelCheckpoint saves at epoch ends; a run stopped by max_steps mid-epoch (or after the last
+        # epoch-end save) must still leave its final state in last.ckpt for resuming.
+        fit.save_checkpoint(last, weights_only=False)  # the full state: resumable
 
-    encoder_path = out / "encoder.safetensors"
-    model = module.model
-    unet_path = out / "unet.safetensors" if model.trains_decoder else None
-    if fit.is_global_zero:
-        metadata = {
-            "sslkeypoint_version": __version__,
-            "stage": str(config.stage),
-            "encoder": config.encoder,
-            "encoder_kwargs": json.dumps(config.encoder_kwargs),
-            "in_chans": str(config.in_chans),
-            "data_fingerprint": fingerprint,
-            "global_step": str(fit.global_step),
-        }
-        save_state_dict(model.export_encoder(), encoder_path, metadata=metadata)
-        if unet_path is not None:
-            # Encoder and decoder named as in the heatmap model: FinetuneConfig(init_encoder=unet_path,
-            # init_decoder=True) loads both.
-            save_state_dict(model.export_unet(), unet_path,
-                            metadata={**metadata, "heatmap_stride": str(getattr(config.method, "decoder_stride", ""))})
-    # Every process returns only once encoder.safetensors is written: a next stage started on any
-    # process (fine-tuning from it, stage 2) reads it.
-    fit.strategy.barrier("run_pretraining")
-    best = checkpoint.best_model_path
-    return PretrainResult(
-        out_dir=out,
-        encoder_path=encoder_path,
-        last_checkpoint=last if last.exists() else None,
-        best_checkpoint=Path(best) if best else None,
-        queue_size=module.model.queue_size,
-        global_step=fit.global_step,
-        metrics={k: float(v) for k, v in fit.callback_metrics.items()},
-        module=module,
-        drop_summary={"last_epoch": module.drop_history[-1] if module.drop_history else None,
-                      "dropped": module.drops.examples},
-        unet_path=unet_path,
-    )
+        encoder_path = out / "encoder.safetensors"
+        model = module.model
+        unet_path = out / "unet.safetensors" if model.trains_decoder else None
+        if fit.is_global_zero:
+            metadata = {
+                "sslkeypoint_version": __version__,
+                "stage": str(config.stage),
+                "encoder": config.encoder,
+                "encoder_kwargs": json.dumps(config.encoder_kwargs),
+                "in_chans": str(config.in_chans),
+                "data_fingerprint": fingerprint,
+                "global_step": str(fit.global_step),
+            }
+            save_state_dict(model.export_encoder(), encoder_path, metadata=metadata)
+            if unet_path is not None:
+                # Encoder and decoder named as in the heatmap model: FinetuneConfig(init_encoder=unet_path,
+                # init_decoder=True) loads both.
+                save_state_dict(model.export_unet(), unet_path,
+                                metadata={**metadata, "heatmap_stride": str(getattr(config.method, "decoder_stride", ""))})
+        # Every process returns only once encoder.safetensors is written: a next stage started on any
+        # process (fine-tuning from it, stage 2) reads it.
+        fit.strategy.barrier("run_pretraining")
+        best = checkpoint.best_model_path
+        return PretrainResult(
+            out_dir=out,
+            encoder_path=encoder_path,
+            last_checkpoint=last if last.exists() else None,
+            best_checkpoint=Path(best) if best else None,
+            queue_size=module.model.queue_size,
+            global_step=fit.global_step,
+            metrics={k: float(v) for k, v in fit.callback_metrics.items()},
+            module=module,
+            drop_summary={"last_epoch": module.drop_history[-1] if module.drop_history else None,
+                          "dropped": module.drops.examples},
+            unet_path=unet_path,
+        )

@@ -51,6 +51,7 @@ from sslkeypoint.data import (
     resize_image,
 )
 from sslkeypoint.heatmaps import keypoints_to_original
+from sslkeypoint.locks import folder_lock
 from sslkeypoint.methods import PseudoLabelMethod, SupervisedMethod
 from sslkeypoint.recipes._run import _write_json
 from sslkeypoint.recipes.fit import FinetuneResult, FitOptions, fit_finetuning
@@ -256,58 +257,60 @@ def run_self_training(
     """
     method = config.method
     assert isinstance(method, PseudoLabelMethod)
-    out.mkdir(parents=True, exist_ok=True)
-    rank, _ = _distributed()
-    say = (lambda text: print(text, file=sys.stderr, flush=True)) if options.progress and rank == 0 else (lambda _: None)
-    # The labelled training images keep their labels: the pool to label is every other image.
-    labelled_files = {os.path.realpath(os.fspath(r.path)) for r in train}
-    to_label = [p for p in pool if os.path.realpath(os.fspath(p)) not in labelled_files]
-    if not to_label:
-        raise ValueError("every unlabelled image is a labelled training image: no image is left to pseudo-label")
-    data_key = [records_fingerprint(train), records_fingerprint(val), sorted(os.fspath(p) for p in pool)]
-    teacher_config = dataclasses.replace(config, method=method.teacher)
-    teacher_pool = pool if method.teacher.uses_unlabelled else None
-    say(f"pseudo-label self-training: round 0, the teacher ({method.teacher.describe()}) -> {out / 'round0'}")
-    result = _round(out / "round0", _key(teacher_config.run_settings(), data_key, "teacher"),
-                    lambda: fit_finetuning(teacher_config, train, val, out / "round0", options, pool=teacher_pool,
-                                           left_out=left_out, split=split))
-    history: list[dict[str, Any]] = []
-    student_config = dataclasses.replace(
-        config, method=SupervisedMethod(), augment=True,
-        augment_kwargs=dict(method.student_augment) if method.student_augment is not None else config.augment_kwargs,
-        max_epochs=method.student_epochs or config.max_epochs)
-    for r in range(1, method.rounds + 1):
-        teacher = result.best_checkpoint or result.last_checkpoint
-        if teacher is None:
-            raise RuntimeError(f"round {r - 1} of {out} wrote no checkpoint to label the pool with")
-        folder = out / f"round{r}"
-        folder.mkdir(parents=True, exist_ok=True)
-        labels_file = folder / "pseudo_labels.json"
-        label_key = _key(file_digest(teacher), method.to_dict(), data_key, config.seed, r)
-        saved = json.loads(labels_file.read_text()) if labels_file.is_file() else None
-        if saved is None or saved.get("key") != label_key:
-            if rank == 0:
-                say(f"round {r}: labelling {len(to_label)} unlabelled images with {teacher}")
-                labels = label_pool(teacher, to_label, train, method, seed=config.seed * 1_000_003 + r,
-                                    progress=options.progress)
-                tmp = labels_file.with_suffix(".json.tmp")
-                _write_json(tmp, {"key": label_key, "teacher": str(teacher), **labels})
-                os.replace(tmp, labels_file)
-            _barrier()
-            saved = json.loads(labels_file.read_text())
-        stats = {"round": r, **saved["stats"], "unreadable": len(saved.get("unreadable", []))}
-        history.append(stats)
-        say(f"round {r}: pseudo-labels {PseudoLabelStats.count([i['reasons'] for i in saved['labels']], saved['landmarks']).describe()}")
-        records = student_records(train, saved, method.labelled_share)
-        init = teacher if method.student_init == "teacher" else None
-        key = _key(student_config.run_settings(), records_fingerprint(records), records_fingerprint(val),
-                   None if init is None else file_digest(init))
-        pseudo = sum(1 for rec in records if rec.meta.get(PARTIAL_LABELS))
-        say(f"round {r}: the student on {len(records)} records ({pseudo} pseudo-labelled images, the "
-            f"{len(train)} labelled ones repeated to {len(records) - pseudo}) -> {folder}")
-        result = _round(folder, key, functools.partial(fit_finetuning, student_config, records, val, folder, options,
-                                                       left_out=left_out, init_model=init, split=split))
-    final = dataclasses.replace(result, out_dir=out, pseudo_labels=history, unlabelled_left_out=left_out)
-    if rank == 0:
-        _write_json(out / "summary.json", final.to_dict())
-    return final
+    # The whole run's folder is held by the launching process (the round folders by their runs too).
+    with folder_lock(out, "pseudo-label self-training"):
+        rank, _ = _distributed()
+        say = (lambda text: print(text, file=sys.stderr, flush=True)) if options.progress and rank == 0 else (lambda _: None)
+        # The labelled training images keep their labels: the pool to label is every other image.
+        labelled_files = {os.path.realpath(os.fspath(r.path)) for r in train}
+        to_label = [p for p in pool if os.path.realpath(os.fspath(p)) not in labelled_files]
+        if not to_label:
+            raise ValueError("every unlabelled image is a labelled training image: no image is left to pseudo-label")
+        data_key = [records_fingerprint(train), records_fingerprint(val), sorted(os.fspath(p) for p in pool)]
+        teacher_config = dataclasses.replace(config, method=method.teacher)
+        teacher_pool = pool if method.teacher.uses_unlabelled else None
+        say(f"pseudo-label self-training: round 0, the teacher ({method.teacher.describe()}) -> {out / 'round0'}")
+        result = _round(out / "round0", _key(teacher_config.run_settings(), data_key, "teacher"),
+                        lambda: fit_finetuning(teacher_config, train, val, out / "round0", options, pool=teacher_pool,
+                                               left_out=left_out, split=split))
+        history: list[dict[str, Any]] = []
+        student_config = dataclasses.replace(
+            config, method=SupervisedMethod(), augment=True,
+            augment_kwargs=dict(method.student_augment) if method.student_augment is not None else config.augment_kwargs,
+            max_epochs=method.student_epochs or config.max_epochs)
+        for r in range(1, method.rounds + 1):
+            teacher = result.best_checkpoint or result.last_checkpoint
+            if teacher is None:
+                raise RuntimeError(f"round {r - 1} of {out} wrote no checkpoint to label the pool with")
+            folder = out / f"round{r}"
+            folder.mkdir(parents=True, exist_ok=True)
+            labels_file = folder / "pseudo_labels.json"
+            label_key = _key(file_digest(teacher), method.to_dict(), data_key, config.seed, r)
+            try:
+                saved = json.loads(labels_file.read_text(encoding="utf-8")) if labels_file.is_file() else None
+            except (OSError, ValueError):  # unreadable (cut short by an older version): labelled again
+                saved = None
+            if not isinstance(saved, dict) or saved.get("key") != label_key:
+                if rank == 0:
+                    say(f"round {r}: labelling {len(to_label)} unlabelled images with {teacher}")
+                    labels = label_pool(teacher, to_label, train, method, seed=config.seed * 1_000_003 + r,
+                                        progress=options.progress)
+                    _write_json(labels_file, {"key": label_key, "teacher": str(teacher), **labels})  # atomic
+                _barrier()
+                saved = json.loads(labels_file.read_text())
+            stats = {"round": r, **saved["stats"], "unreadable": len(saved.get("unreadable", []))}
+            history.append(stats)
+            say(f"round {r}: pseudo-labels {PseudoLabelStats.count([i['reasons'] for i in saved['labels']], saved['landmarks']).describe()}")
+            records = student_records(train, saved, method.labelled_share)
+            init = teacher if method.student_init == "teacher" else None
+            key = _key(student_config.run_settings(), records_fingerprint(records), records_fingerprint(val),
+                       None if init is None else file_digest(init))
+            pseudo = sum(1 for rec in records if rec.meta.get(PARTIAL_LABELS))
+            say(f"round {r}: the student on {len(records)} records ({pseudo} pseudo-labelled images, the "
+                f"{len(train)} labelled ones repeated to {len(records) - pseudo}) -> {folder}")
+            result = _round(folder, key, functools.partial(fit_finetuning, student_config, records, val, folder, options,
+                                                           left_out=left_out, init_model=init, split=split))
+        final = dataclasses.replace(result, out_dir=out, pseudo_labels=history, unlabelled_left_out=left_out)
+        if rank == 0:
+            _write_json(out / "summary.json", final.to_dict())
+        return final

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sslkeypoint.atomic import atomic_open
 from sslkeypoint.selection.features import (
     encoder_features,
     load_feature_encoder,
@@ -110,7 +111,7 @@ class Selection:
         """
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", newline="") as handle:
+        with atomic_open(out, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["rank", "path", "group", "cluster", "score", "reason"])
             for c in self.choices:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from sslkeypoint.atomic import atomic_path
 from sslkeypoint.data import read_image
 from sslkeypoint.selection.select import Selection
 
@@ -75,5 +76,6 @@ def contact_sheet(selection: Selection, out: str | PathLike[str], *, columns: in
         draw.text((x + 3, y + thumb + 2), label, fill=(0, 0, 0), font=font)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp)
     return path

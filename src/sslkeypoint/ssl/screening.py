@@ -38,6 +38,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from sslkeypoint.atomic import atomic_path
+
 __all__ = [
     "ScreeningResult",
     "embed_images",
@@ -481,6 +483,7 @@ def plot_scores(result: ScreeningResult, path: str | PathLike[str]) -> Path:
     axh.set_xlabel("frames")
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=120)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return out

@@ -24,10 +24,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sslkeypoint.atomic import atomic_path
+
 __all__ = [
     "CONTAINER_KEYS",
     "UnsafeCheckpointError",
     "WeightFileError",
+    "check_weight_path",
     "load_state_dict_file",
     "read_weight_file",
     "save_state_dict",
@@ -323,6 +326,30 @@ def _check_pickle(path: Path, head: bytes, size: int) -> list[str]:
     )
 
 
+def check_weight_path(path: PathLike) -> Path:
+    """``path`` as a :class:`~pathlib.Path` once it is known to be a non-empty file (its content is not read).
+
+    Raises:
+        FileNotFoundError: If nothing is at ``path``.
+        WeightFileError: If ``path`` is a folder or an empty file.
+
+    Examples:
+        >>> import tempfile
+        >>> check_weight_path(tempfile.mkdtemp())
+        Traceback (most recent call last):
+        ...
+        sslkeypoint.weights.files.WeightFileError: ...: is a folder, not a weight file: give a file inside it (e.g. model.safetensors or checkpoints/last.ckpt)
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"weight file not found: {p}")
+    if p.is_dir():
+        raise WeightFileError(p, "is a folder, not a weight file: give a file inside it (e.g. model.safetensors or checkpoints/last.ckpt)")
+    if p.stat().st_size == 0:
+        raise WeightFileError(p, "is empty (0 bytes): a save or copy that did not finish?")
+    return p
+
+
 def read_weight_file(path: PathLike, map_location: str | torch.device = "cpu") -> Any:
     """Read a weight file safely and say what is wrong when it cannot be used.
 
@@ -361,14 +388,8 @@ def read_weight_file(path: PathLike, map_location: str | torch.device = "cpu") -
         ...
         sslkeypoint.weights.files.WeightFileError: ...notes.pth: is not a weight file: it holds text (it starts with 'lr = 0.1'). sslkeypoint reads safetensors files and torch checkpoints (torch.save)
     """
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"weight file not found: {p}")
-    if p.is_dir():
-        raise WeightFileError(p, "is a folder, not a weight file: give a file inside it (e.g. model.safetensors or checkpoints/last.ckpt)")
+    p = check_weight_path(path)
     size = p.stat().st_size
-    if size == 0:
-        raise WeightFileError(p, "is empty (0 bytes): a save or copy that did not finish?")
     with p.open("rb") as fh:
         head = fh.read(64)
     if _is_safetensors(p):
@@ -472,6 +493,8 @@ def save_state_dict(
 
     Tensors are detached, moved to the CPU and saved as contiguous clones, so views and tensors that
     share storage (tied weights) are written as independent tensors. Parent folders are created.
+    The file is replaced atomically (:func:`~sslkeypoint.atomic.atomic_path`): a full disk or an
+    interruption leaves the previous file, never a cut-short one.
 
     Args:
         state_dict: A ``{name: tensor}`` mapping or a module whose ``state_dict()`` is saved.
@@ -483,6 +506,7 @@ def save_state_dict(
 
     Raises:
         TypeError: If a value is not a tensor or a metadata entry is not a string.
+        OSError: If the file cannot be written (a full disk: ``errno.ENOSPC``, naming the file).
 
     Examples:
         >>> import tempfile, torch
@@ -491,6 +515,7 @@ def save_state_dict(
         >>> sorted(load_state_dict_file(f))
         ['bias', 'weight']
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     sd = state_dict.state_dict() if isinstance(state_dict, nn.Module) else state_dict
@@ -508,7 +533,15 @@ def save_state_dict(
             meta[k] = v
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+    except SafetensorError as exc:  # a full disk is "I/O error: ... (os error 28)": an OSError, as elsewhere
+        found = re.search(r"os error (\d+)", str(exc))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from exc
     return path
 
 

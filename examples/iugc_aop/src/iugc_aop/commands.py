@@ -91,12 +91,23 @@ def data_root_for(args: argparse.Namespace) -> Path:
     """``--data``, else the data recorded in ``WORK/run.json``, else synthetic data.
 
     The layout is checked at once (one :class:`~iugc_aop.formats.IUGCLayoutError` listing what is
-    missing) and the choice is recorded in ``WORK/run.json`` for the next command of the run.
+    missing) and the choice is recorded in ``WORK/run.json`` for the next command of the run
+    (replaced atomically). An unreadable ``WORK/run.json`` is replaced when ``--data`` is given,
+    and named otherwise.
     """
     from iugc_aop.stages import load_dataset
+    from sslkeypoint.atomic import write_text_atomic
 
     record = Path(args.work) / "run.json"
-    saved: dict[str, Any] = json.loads(record.read_text()) if record.is_file() else {}
+    try:
+        saved: dict[str, Any] = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+        if not isinstance(saved, dict):
+            raise ValueError(f"it holds a JSON {type(saved).__name__}, not an object")
+    except (OSError, ValueError) as exc:
+        if args.data is None:
+            raise ValueError(f"{record} is unreadable ({exc}): give --data, which records the data folder in it "
+                             "again") from exc
+        saved = {}
     if args.data is not None:
         root = Path(args.data)
     elif saved.get("data_root") and Path(saved["data_root"]).is_dir():
@@ -106,7 +117,7 @@ def data_root_for(args: argparse.Namespace) -> Path:
     load_dataset(root)
     record.parent.mkdir(parents=True, exist_ok=True)
     saved["data_root"] = str(root)
-    record.write_text(json.dumps(saved, indent=2))
+    write_text_atomic(record, json.dumps(saved, indent=2))
     return root
 
 
@@ -260,7 +271,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                   f"{m['count']} images, {m.get('ms_per_image', float('nan')):.1f} ms/image")
         out = Path(args.work) / "eval" / "submission.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"submission": str(args.submission), "metrics": result}, indent=2, default=str))
+        from sslkeypoint.atomic import write_text_atomic
+
+        write_text_atomic(out, json.dumps({"submission": str(args.submission), "metrics": result}, indent=2,
+                                          default=str))
         print(f"metrics: {out}")
         return 0
     names = _variants(args.variant)

@@ -32,6 +32,7 @@ from iugc_aop.stages.common import PathLike, data_is_real, say
 from iugc_aop.submission import evaluate_submission, export_submission
 from iugc_aop.synth import SynthConfig, holds_synthetic_iugc, write_synthetic_iugc
 from iugc_aop.variants import DEMO_VARIANTS, get_pretraining, get_variant
+from sslkeypoint.atomic import write_text_atomic
 from sslkeypoint.configs import TrainerConfig
 from sslkeypoint.data import file_digest, records_fingerprint
 
@@ -98,13 +99,16 @@ def _submission_stage(variant: str, checkpoint: Path, submission_dir: Path, out:
     testing = load_dataset(root, ("testing",)).testing
     key = fingerprint([file_digest(checkpoint), records_fingerprint(testing)])
     if not force and marker.is_file() and (submission_dir / "model.py").is_file():
-        saved = json.loads(marker.read_text())
-        if saved.get("fingerprint") == key:
+        try:
+            saved = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # unreadable (edited by hand, or cut short by an older version): redone
+            saved = None
+        if isinstance(saved, dict) and saved.get("fingerprint") == key and "metrics" in saved:
             return dict(saved["metrics"])
     export_submission(checkpoint, submission_dir, metadata={"variant": variant})
     metrics = dict(evaluate_submission(submission_dir, testing, progress=progress))
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"fingerprint": key, "variant": variant, "checkpoint": str(checkpoint),
+    write_text_atomic(marker, json.dumps({"fingerprint": key, "variant": variant, "checkpoint": str(checkpoint),
                                   "metrics": metrics}, indent=2, default=str))
     return metrics
 
@@ -265,7 +269,7 @@ def run_demo(
     seconds = time.perf_counter() - t0
     times["total"] = round(seconds, 2)
     headline = {k: {"mre_px": v["mre_px"], "aop_mae_deg": v["aop_mae_deg"]} for k, v in report.metrics.items()}
-    (out / "run.json").write_text(json.dumps({
+    write_text_atomic(out / "run.json", json.dumps({
         "data_root": str(root), "profile": profile.to_dict(), "seed": seed, "stage_seconds": times,
         "selection_truth": selection_truth, "load": {"start": load_start, "end": load_end},
         "cpu_count": os.cpu_count(),

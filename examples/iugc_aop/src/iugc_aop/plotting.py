@@ -18,6 +18,8 @@ from iugc_aop.formats.dataset import IUGCDataset
 from iugc_aop.formats.reader import read_iugc
 from iugc_aop.formats.truth import load_truth
 from iugc_aop.landmarks import LANDMARK_NAMES
+from sslkeypoint.atomic import atomic_path
+from sslkeypoint.data import open_image, read_image_size
 
 __all__ = ["contact_sheet"]
 
@@ -36,8 +38,8 @@ def _palette() -> Image.Image:
 
 
 def _thumb(path: Path, size: int) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L").resize((size, size), Image.Resampling.BILINEAR))
+    im = open_image(path)  # upright, as the labels were placed
+    return np.asarray(im.convert("L").resize((size, size), Image.Resampling.BILINEAR))
 
 
 def contact_sheet(
@@ -124,8 +126,7 @@ def contact_sheet(
         ax.set_axis_off()
     for k, rec in enumerate(picks):
         ax = axes[k // cols, k % cols]
-        with Image.open(rec.path) as im:
-            w, h = im.size
+        h, w = read_image_size(rec.path)
         ax.imshow(_thumb(Path(rec.path), thumb), cmap="gray", vmin=0, vmax=255)
         kp = (np.asarray(rec.keypoints) + 0.5) * np.array([thumb / w, thumb / h]) - 0.5
         ps1, ps2, fh1 = kp
@@ -159,5 +160,6 @@ def contact_sheet(
     # Gray images with a few coloured marks: a palette keeps the file small.
     with Image.open(buf) as im:
         pal = im.convert("RGB").quantize(palette=_palette(), dither=Image.Dither.NONE)
-    pal.save(out, format="PNG", optimize=True)
+    with atomic_path(out) as tmp:
+        pal.save(tmp, format="PNG", optimize=True)
     return out

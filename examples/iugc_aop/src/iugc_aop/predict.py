@@ -29,6 +29,7 @@ from typing import Any
 
 from iugc_aop.cli import Command, register
 from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
+from sslkeypoint.atomic import atomic_open
 
 __all__ = ["PredictResult", "predict_images"]
 
@@ -112,7 +113,8 @@ class PredictResult:
 def _read_failure(exc: Exception) -> str:
     """Why an image could not be read, without its path (the CSV row names the file)."""
     if isinstance(exc, FileNotFoundError):
-        return "file not found"
+        link = exc.filename is not None and Path(exc.filename).is_symlink()
+        return "link to a missing file" if link else "file not found"
     cause = exc.__cause__
     return f"cannot decode: {cause}" if cause is not None else str(exc)
 
@@ -199,14 +201,14 @@ def predict_images(
     csv_path = out / "predictions.csv"
     all_kp = torch.cat(kp_parts) if kp_parts else torch.zeros(0, len(LANDMARK_NAMES), 2)
     all_aop = torch.cat(aop_parts) if aop_parts else torch.zeros(0)
-    with open(csv_path, "w", newline="") as f:
+    with atomic_open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["Filename", *LANDMARK_NAMES, "AOP"])
         for i, pts, angle in zip(kept, all_kp.tolist(), all_aop.tolist()):
             writer.writerow([labels[i], *(format_point(x, y) for x, y in pts),
                              f"{angle:.4f}" if math.isfinite(angle) else "nan"])
     skipped_path = out / "skipped.csv"
-    with open(skipped_path, "w", newline="") as f:
+    with atomic_open(skipped_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["Filename", "Reason"])
         writer.writerows(skipped)

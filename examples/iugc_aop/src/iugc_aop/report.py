@@ -40,6 +40,7 @@ from iugc_aop.report_figures import (
     training_curves,
 )
 from iugc_aop.variants import VARIANTS
+from sslkeypoint.atomic import atomic_path, write_text_atomic
 from sslkeypoint.ssl import PseudoLabelStats
 
 __all__ = ["ReportResult", "cpu_model", "recommended_verdict", "ssl_verdict", "write_report"]
@@ -315,7 +316,7 @@ def write_report(
             entry = _merge_submission(entry, submissions[name], rows_test.get(name, []), out / "submissions" / name)
         metrics[name] = entry
     metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps(metrics, indent=2, default=str))
+    write_text_atomic(metrics_path, json.dumps(metrics, indent=2, default=str))
 
     # Figures
     figures: dict[str, Path] = {}
@@ -338,11 +339,13 @@ def write_report(
         figures["error_histograms"] = p
     if labels is not None and labels.out_dir is not None and (labels.out_dir / "selection.png").is_file():
         dst = figdir / "labelled_cases.png"
-        shutil.copyfile(labels.out_dir / "selection.png", dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(labels.out_dir / "selection.png", tmp)
         figures["labelled_cases"] = dst
     if selection is not None and Path(selection.plot_path).is_file():
         dst = figdir / "screening_scores.png"
-        shutil.copyfile(selection.plot_path, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(selection.plot_path, tmp)
         figures["screening_scores"] = dst
 
     # Text
@@ -477,5 +480,5 @@ def write_report(
     for key, p in figures.items():
         lines += [f"**{captions.get(key, key)}**", "", f"![{key}](figures/{p.name})", ""]
     report_path = out / "report.md"
-    report_path.write_text("\n".join(lines))
+    write_text_atomic(report_path, "\n".join(lines))
     return ReportResult(report_path, metrics_path, figures, metrics, verdict)

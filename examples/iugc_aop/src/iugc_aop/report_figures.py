@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from iugc_aop.landmarks import AOP, LANDMARK_NAMES
+from sslkeypoint.atomic import atomic_path
 from sslkeypoint.visualize import draw_predictions
 
 __all__ = ["csv_log", "error_histograms", "image_grid", "landmark_points", "loss_rebound", "pyplot", "read_rows",
@@ -67,7 +68,8 @@ def image_grid(rows: Sequence[Mapping[str, Any]], path: Path, title: str, cols: 
     for i, t in enumerate(tiles):
         sheet.paste(t, ((i % cols) * size, 18 + (i // cols) * size))
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp)
     return path
 
 
@@ -177,7 +179,8 @@ def training_curves(run: Path, variants: Sequence[str], path: Path, pretrain: Se
         ax.legend(fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path if drawn else None
 
@@ -200,6 +203,7 @@ def error_histograms(rows_by_variant: Mapping[str, Sequence[Mapping[str, Any]]],
     b.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path

@@ -6,7 +6,8 @@ and ``categories`` (``id``, ``name``, ``keypoints``: the landmark names). Coordi
 written: integer coordinates are pixel centres, the convention of this library, of the COCO
 keypoint annotations (detectron2 treats them as pixel indices) and of OpenCV. The visibility flag
 ``v`` is 0 for a landmark that was not labelled (it becomes NaN: missing), 1 for labelled but
-occluded and 2 for labelled and visible (both are known positions and are trained on).
+occluded and 2 for labelled and visible (both are known positions and are trained on); any other
+value is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sslkeypoint.data.images import read_image_size
 from sslkeypoint.data.records import KeypointRecord, _resolve, check_pixel_size
 
 __all__ = ["is_coco", "records_from_coco", "write_coco"]
@@ -59,7 +61,7 @@ def records_from_coco(
     Raises:
         ValueError: Naming the file and annotation: several annotations of the category on one
             image (one instance per image is supported), a keypoint list of the wrong length, an
-            unknown ``image_id``, a non-numeric value.
+            unknown ``image_id``, a non-numeric value, a visibility flag other than 0, 1 or 2.
     """
     cat = _category(p, data, category)
     names = tuple(str(n) for n in cat["keypoints"])
@@ -100,6 +102,14 @@ def records_from_coco(
         triples = flat.reshape(k, 3)
         if not np.isfinite(triples).all():
             raise ValueError(f"{where}, field 'keypoints': expected finite numbers; got {values!r}"[:300])
+        flags = triples[:, 2]
+        odd = np.flatnonzero((flags != 0) & (flags != 1) & (flags != 2))
+        if odd.size:
+            j = int(odd[0])
+            raise ValueError(
+                f"{where}, field 'keypoints': keypoint {j} ({names[j]!r}) has visibility flag {flags[j]:g}; expected 0 "
+                "(not labelled), 1 (labelled, occluded) or 2 (labelled, visible)"
+            )
         kp = triples[:, :2].copy()
         kp[triples[:, 2] <= 0] = np.nan
         image = images[image_id]
@@ -110,13 +120,6 @@ def records_from_coco(
             {"image_id": image_id, "annotation": i}, None if group is None else str(group), size,
         ))
     return records, names
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
 
 
 def write_coco(
@@ -130,8 +133,10 @@ def write_coco(
     """Write records as a COCO keypoints file that :func:`sslkeypoint.data.read_records` reads back.
 
     Image paths are written relative to the file's folder where they lie below it. Width and height
-    are read from the image files' headers. A missing (NaN) keypoint is written as ``0, 0, 0``, a
-    labelled but invisible one with ``v = 1``, a visible one with ``v = 2``. Each annotation's
+    are read from the image files' headers, as the image is shown (an EXIF orientation applied:
+    :func:`~sslkeypoint.data.read_image_size`), which is the image the keypoints are in. A
+    missing (NaN) keypoint is written as ``0, 0, 0``, a labelled but invisible one with ``v = 1``,
+    a visible one with ``v = 2``. Each annotation's
     ``bbox`` is the box of its labelled keypoints. Groups and pixel sizes go into the image entries
     (``group``, ``pixel_size_mm``).
 
@@ -164,7 +169,7 @@ def write_coco(
         flat: list[float] = []
         for (x, y), ok, vis in zip(kp.tolist(), [bool(v) for v in known.reshape(-1)], flags):
             flat += [x, y, 2 if vis else 1] if ok else [0, 0, 0]
-        width, height = _image_size(Path(r.path))
+        height, width = read_image_size(r.path)
         try:
             name = os.path.relpath(Path(r.path).resolve(), out.parent.resolve())
         except ValueError:  # another drive

@@ -12,12 +12,14 @@ beside the file.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 
 from sslkeypoint.data.records import KeypointRecord, _parse_float
+from sslkeypoint.data.text import read_text
 
 __all__ = ["is_deeplabcut", "read_deeplabcut"]
 
@@ -35,10 +37,16 @@ def _image(p: Path, parts: list[str]) -> tuple[Path, str | None]:
     return path, group
 
 
-def read_deeplabcut(p: Path) -> tuple[list[KeypointRecord], tuple[str, ...]]:
-    """Read a DeepLabCut labels CSV (see the module's documentation)."""
-    with p.open(newline="", encoding="utf-8-sig") as fh:
-        rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
+def read_deeplabcut(p: Path, text: str | None = None) -> tuple[list[KeypointRecord], tuple[str, ...]]:
+    """Read a DeepLabCut labels CSV (see the module's documentation).
+
+    Args:
+        p: The CSV file.
+        text: Its text, when already read (:func:`~sslkeypoint.data.text.read_text`).
+    """
+    if text is None:
+        text = read_text(p)
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in r)]
     heads = {r[0].strip().lower(): i for i, r in enumerate(rows[:4])
              if r and r[0].strip().lower() in ("scorer", "individuals", "bodyparts", "coords")}
     if "bodyparts" not in heads or "coords" not in heads:

@@ -9,7 +9,6 @@ one records set; a sub-folder name between the folder and a file is that file's 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sslkeypoint.data.records import KeypointRecord, _json_coordinate, _resolve, check_pixel_size
+from sslkeypoint.data.text import read_json
 
 __all__ = ["is_labelme", "read_labelme"]
 
@@ -54,10 +54,7 @@ def read_labelme(files: list[Path], root: Path | None = None) -> tuple[list[Keyp
     parsed: list[tuple[Path, Mapping[str, Any], dict[str, tuple[float, float]]]] = []
     names: dict[str, None] = {}
     for f in files:
-        try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{f}: not valid JSON: {err}") from None
+        data = read_json(f)
         if not is_labelme(data):
             raise ValueError(f"{f}: expected a LabelMe file with 'imagePath' and 'shapes'")
         points = _points(f, data)

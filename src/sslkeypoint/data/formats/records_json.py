@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from sslkeypoint.data.records import KeypointRecord, _json_coordinate, _resolve, check_pixel_size
+from sslkeypoint.data.records import (
+    KeypointRecord,
+    _json_coordinate,
+    _resolve,
+    check_pixel_size,
+    parse_visible,
+)
 
 __all__ = ["is_records_json", "records_from_json"]
 
@@ -44,9 +50,7 @@ def records_from_json(p: Path, data: Any) -> tuple[list[KeypointRecord], tuple[s
         if kp.ndim != 2 or kp.shape[1] != 2:
             raise ValueError(f"{where}, field 'keypoints': expected shape (K, 2); got {kp.shape}")
         vis: Any = item.get("visible")
-        visible = None if vis is None else np.asarray(vis, dtype=bool)
-        if visible is not None and visible.shape != (kp.shape[0],):
-            raise ValueError(f"{where}, field 'visible': expected {kp.shape[0]} booleans; got {list(vis)}")
+        visible = None if vis is None else parse_visible(vis, kp.shape[0], f"{where}, field 'visible'")
         first = next((j for j, r in enumerate(records) if r.num_keypoints), None)
         if first is not None and kp.shape[0] and kp.shape[0] != records[first].num_keypoints:
             raise ValueError(

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from iugc_aop.formats.dataset import DuplicateGroup, IUGCDataset, Problem
 from iugc_aop.landmarks import LANDMARK_NAMES
-from sslkeypoint.data import KeypointRecord, read_image
+from sslkeypoint.data import KeypointRecord, read_image, read_image_size
 
 __all__ = ["check_image_files", "decode_frames", "find_duplicates"]
 
@@ -22,8 +22,11 @@ _SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"
 
 
 def _sniff(path: Path) -> str:
-    with path.open("rb") as f:
-        head = f.read(8)
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:  # a link to a missing file, or a frame deleted since it was listed
+        return "missing"
     if head.startswith(b"\x89PNG"):
         return "PNG"
     if head.startswith(b"\xff\xd8"):
@@ -67,10 +70,13 @@ def decode_frames(frames: Sequence[Path], progress: bool, problems: list[Problem
 def check_image_files(ds: IUGCDataset, progress: bool, problems: list[Problem]) -> None:
     """Decode every labelled and reference image; record formats, sizes and what is odd.
 
-    Unreadable images are ``error`` problems, landmarks outside their image ``warning`` ones, a
+    Sizes are those of the image as shown (an EXIF orientation applied, as
+    :func:`sslkeypoint.data.read_image` reads it), so a label is checked against the pixels it was
+    placed in. Unreadable images are ``error`` problems, landmarks outside their image ``warning`` ones, a
     format that differs from the file's extension an ``info``; counts go to ``ds.report``
     (``formats``, ``sizes``, ``format_differs_from_extension``, ``rgb_with_unequal_channels``,
-    ``frame_formats`` of the unlabelled frames, sniffed from their first bytes).
+    ``frame_formats`` of the unlabelled frames, sniffed from their first bytes; ``"missing"``
+    counts frames that are links to missing files, an ``error`` problem).
 
     Args:
         ds: The data set read so far.
@@ -94,8 +100,10 @@ def check_image_files(ds: IUGCDataset, progress: bool, problems: list[Problem]) 
         try:
             with Image.open(path) as im:
                 im.load()
-                fmt, size, mode = im.format or "unknown", im.size, im.mode
+                fmt, mode = im.format or "unknown", im.mode
                 arr = np.asarray(im) if mode == "RGB" else None
+            height, width = read_image_size(path)  # as shown: an EXIF orientation applied
+            size = (width, height)
         except Exception as exc:
             problems.append(Problem("error", "unreadable_image", f"{path}: {exc}", path))
             continue
@@ -125,6 +133,12 @@ def check_image_files(ds: IUGCDataset, progress: bool, problems: list[Problem]) 
     ds.report["format_differs_from_extension"] = mismatched
     ds.report["rgb_with_unequal_channels"] = unequal
     ds.report["frame_formats"] = dict(frame_formats)
+    if frame_formats["missing"]:
+        gone = [p for p in frames if not p.exists()]
+        problems.append(Problem(
+            "error", "missing_image",
+            f"unlabelled: {len(gone)} frame(s) are links to missing files (or were deleted), e.g. {gone[0]}; "
+            "pre-training skips and counts them", gone[0]))
     if mismatched:
         problems.append(Problem(
             "info", "format_mismatch",

@@ -24,6 +24,7 @@ content (:func:`parse_point`); an AoP is written with :data:`AOP_DECIMALS` decim
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import re
@@ -35,8 +36,10 @@ from typing import Any
 import numpy as np
 
 from iugc_aop.landmarks import LANDMARK_NAMES
+from sslkeypoint.atomic import atomic_open
 from sslkeypoint.data import format_point as library_format_point
 from sslkeypoint.data import parse_point as library_parse_point
+from sslkeypoint.data import read_text
 
 __all__ = [
     "AOP_COLUMNS",
@@ -318,19 +321,24 @@ def read_label_csv(path: str | os.PathLike[str], wanted: Iterable[str]) -> list[
     matching header wins); blank rows are skipped and short rows padded with empty cells.
 
     Args:
-        path: The CSV file (UTF-8, an optional byte-order mark).
+        path: The CSV file (UTF-8, an optional byte-order mark; another encoding, such as Excel's
+            UTF-16 "Unicode text", is an :class:`IUGCFormatError` naming the file).
         wanted: Canonical columns that must exist, e.g. ``("filename", "PS1", "PS2", "FH1")``.
 
     Returns:
         One :class:`CsvRow` per non-blank data row.
 
     Raises:
-        IUGCFormatError: If the file is empty or a wanted column is missing (the header found
-            is shown).
+        IUGCFormatError: If the file is not UTF-8 text, is empty, or a wanted column is missing
+            (the header found is shown).
     """
     path = Path(path)
     wanted = list(wanted)
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    try:
+        text = read_text(path)
+    except ValueError as err:  # not UTF-8: the message names the file and the likely encoding
+        raise IUGCFormatError(str(err)) from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.reader(f)
         try:
             header = next(reader)
@@ -374,7 +382,7 @@ def write_csv(
         'Filename,AOP\\n1.jpg,90.000000\\n'
     """
     path = Path(path)
-    with path.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         w.writerows(rows)

@@ -7,8 +7,9 @@ brackets, separators and spaces and strict about the content: exactly two finite
 :class:`~iugc_aop.formats.iugc.IUGCFormatError` naming the file, the data row, the CSV line and
 the column. Images are decoded by content (about a fifth of the IUGC ``.jpg`` files are PNG
 inside). Everything that is odd but not fatal — an AoP label that disagrees with its landmarks,
-duplicate images, images without labels, labels without images — is collected in
-:attr:`IUGCDataset.problems`.
+duplicate images, one image labelled on two rows (``repeated_filename``, or ``repeated_image``
+when the rows spell its name differently, e.g. ``1.jpg`` and ``./1.JPG``), images without labels,
+labels without images — is collected in :attr:`IUGCDataset.problems`.
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ def _read_labelled(
     index = _ImageIndex(folder)
     records: list[KeypointRecord] = []
     seen: dict[str, int] = {}
+    found: dict[Path, tuple[int, str]] = {}
     for row, filename, kp, aop in rows_with_aop:
         if filename in seen:
             problems.append(Problem(
@@ -203,6 +205,18 @@ def _read_labelled(
                 f"{split}: no image for {filename!r} (data row {row.row}) in {folder} "
                 "or its subfolders; record dropped", folder / filename))
             continue
+        if not img.exists():  # a link to a missing file
+            problems.append(Problem(
+                "error", "missing_image",
+                f"{split}: the image of {filename!r} (data row {row.row}) is a link to a missing file "
+                f"({os.readlink(img)}); record dropped", img))
+            continue
+        first = found.setdefault(img.resolve(), (row.row, filename))
+        if first[1] != filename:  # one image under two spellings (case, ./, a sub-folder)
+            problems.append(Problem(
+                "warning", "repeated_image",
+                f"{split}: data rows {first[0]} and {row.row} both label {img.name} (as {first[1]!r} and "
+                f"{filename!r}); both kept", img))
         index.used.add(img)
         rec = _record(split, img, filename, row.row, kp, aop)
         if aop is not None and abs(rec.meta["aop_landmarks"] - aop) > AOP_TOLERANCE_DEG:

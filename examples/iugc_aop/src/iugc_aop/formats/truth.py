@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sslkeypoint.atomic import write_text_atomic
+
 __all__ = ["TRUTH_NAME", "load_truth", "screening_scores", "write_truth"]
 
 #: File name of the truth file at a synthetic data set's root.
@@ -39,7 +41,7 @@ def write_truth(root: str | os.PathLike[str], truth: dict[str, Any]) -> Path:
         {'seed': 0}
     """
     path = Path(root) / TRUTH_NAME
-    path.write_text(json.dumps(truth, indent=1) + "\n")
+    write_text_atomic(path, json.dumps(truth, indent=1) + "\n")
     return path
 
 

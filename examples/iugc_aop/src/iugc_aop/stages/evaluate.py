@@ -19,10 +19,12 @@ from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import STAGE_FILE, StageCache
 from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say
 from iugc_aop.variants import Variant, get_variant
+from sslkeypoint.atomic import atomic_open, write_text_atomic
 from sslkeypoint.data import KeypointRecord, file_digest, read_image, records_fingerprint
 from sslkeypoint.heatmaps import keypoints_to_input
 from sslkeypoint.inference import KeypointPredictor
 from sslkeypoint.metrics import KeypointMetrics
+from sslkeypoint.runs import RunFolderError
 
 __all__ = ["SPLITS", "EvaluationResult", "evaluate_records", "stage_evaluate", "time_predictor"]
 
@@ -141,7 +143,7 @@ def time_predictor(predictor: KeypointPredictor, paths: Sequence[PathLike], warm
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         if not rows:
             return
         w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
@@ -193,8 +195,12 @@ def stage_evaluate(
     label = name or v.name
     if checkpoint is None:
         marker = run / "finetune" / label / STAGE_FILE
-        saved_ft = json.loads(marker.read_text()) if marker.is_file() else {}
-        if saved_ft.get("status") != "done":
+        try:
+            saved_ft = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(f"{marker} is unreadable ({exc}): redo the fine-tuning ('finetune --variant "
+                                 f"{label} --force')") from exc
+        if not isinstance(saved_ft, dict) or saved_ft.get("status") != "done":
             raise FileNotFoundError(f"{marker} not found or not done: fine-tune {label!r} first "
                                     f"('finetune --variant {label}')")
         checkpoint = marker.parent / saved_ft["result"]["checkpoint"]
@@ -206,22 +212,23 @@ def stage_evaluate(
     key = {"ckpt": file_digest(ckpt), "splits": list(splits),
            "data": [records_fingerprint(ds.split(s)) for s in splits], "timing": profile.timing_images}
     cache = StageCache(out, key, profile.name)
-    saved = cache.load(force)
-    if saved is not None:
-        return EvaluationResult(v.name, ckpt, saved["metrics"], {s: out / f"{s}_predictions.csv" for s in splits},
-                                float(saved["ms_per_image"]), out, skipped=True)
-    cache.start()
-    predictor = KeypointPredictor.from_checkpoint(ckpt, device=device, batch_size=profile.eval_batch_size)
-    metrics: dict[str, dict[str, Any]] = {}
-    predictions: dict[str, Path] = {}
-    for split in splits:
-        m, rows = evaluate_records(predictor, ds.split(split), progress=progress)
-        metrics[split] = m
-        predictions[split] = out / f"{split}_predictions.csv"
-        _write_rows(predictions[split], rows)
-    timing = [Path(r.path) for r in ds.split(splits[-1])[: profile.timing_images]]
-    ms = time_predictor(predictor, timing)
-    cache.finish({"metrics": metrics, "ms_per_image": ms, "checkpoint": str(ckpt)})
-    (out / "metrics.json").write_text(json.dumps({"variant": v.name, "checkpoint": str(ckpt), "metrics": metrics,
-                                                  "ms_per_image": ms}, indent=2))
-    return EvaluationResult(v.name, ckpt, metrics, predictions, ms, out)
+    with cache.lock():
+        saved = cache.load(force)
+        if saved is not None:
+            return EvaluationResult(v.name, ckpt, saved["metrics"], {s: out / f"{s}_predictions.csv" for s in splits},
+                                    float(saved["ms_per_image"]), out, skipped=True)
+        cache.start()
+        predictor = KeypointPredictor.from_checkpoint(ckpt, device=device, batch_size=profile.eval_batch_size)
+        metrics: dict[str, dict[str, Any]] = {}
+        predictions: dict[str, Path] = {}
+        for split in splits:
+            m, rows = evaluate_records(predictor, ds.split(split), progress=progress)
+            metrics[split] = m
+            predictions[split] = out / f"{split}_predictions.csv"
+            _write_rows(predictions[split], rows)
+        timing = [Path(r.path) for r in ds.split(splits[-1])[: profile.timing_images]]
+        ms = time_predictor(predictor, timing)
+        cache.finish({"metrics": metrics, "ms_per_image": ms, "checkpoint": str(ckpt)})
+        write_text_atomic(out / "metrics.json", json.dumps({"variant": v.name, "checkpoint": str(ckpt), "metrics": metrics,
+                                                      "ms_per_image": ms}, indent=2))
+        return EvaluationResult(v.name, ckpt, metrics, predictions, ms, out)

@@ -25,6 +25,7 @@ from iugc_aop.stages.common import (
     unlabelled_pool,
 )
 from iugc_aop.variants import Variant, finetune_config, get_pretraining, get_variant, make_codec
+from sslkeypoint.atomic import write_text_atomic
 from sslkeypoint.configs import TrainerConfig
 from sslkeypoint.data import (
     KeypointRecord,
@@ -83,12 +84,17 @@ def labelled_subset(records: Sequence[T], budget: int | None, seed: int = 0) -> 
     Returns:
         The subset.
 
+    Raises:
+        ValueError: If ``budget`` is not a whole number >= 1 (or ``None``).
+
     Examples:
         >>> recs = list(range(10))
         >>> small, large = labelled_subset(recs, 3, seed=1), labelled_subset(recs, 6, seed=1)
         >>> len(small), set(small) <= set(large)
         (3, True)
     """
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise ValueError(f"a label budget is a whole number >= 1, or None for all; got {budget!r}")
     items = list(records)
     if budget is None or budget >= len(items):
         return items
@@ -195,27 +201,28 @@ def stage_finetune(
            "data": {"labelled": len(records), "content": records_fingerprint(records),
                     **({"unlabelled": data_fingerprint(unlabelled)} if unlabelled is not None else {})}}
     cache = StageCache(out, key, profile.name)
-    saved = cache.load(force)
-    if saved is not None and cache.path(saved.get("checkpoint", "")).is_file():
-        return FinetuneStageResult(v.name, out, cache.path(saved["checkpoint"]), dict(saved.get("best_metrics", {})),
-                                   saved.get("best_epoch"), int(saved.get("epochs", 0)), len(records),
-                                   time.perf_counter() - start, skipped=True,
-                                   pseudo_labels=list(saved.get("pseudo_labels", [])))
-    cache.start()
-    pool = f" and {len(unlabelled)} unlabelled images" if unlabelled is not None else ""
-    say(f"stage 3: fine-tuning {v.name} ({v.title}) on {len(records)} labelled images{pool} -> {out}")
-    res = run_finetuning(config, split, out, trainer=repeatable(trainer or profile.trainer), codec=codec,
-                         resume=True, progress=progress, unlabelled=unlabelled)
-    ckpt = res.best_checkpoint or res.last_checkpoint
-    if ckpt is None:
-        raise RuntimeError(f"fine-tuning {v.name} wrote no checkpoint under {out}")
-    seconds = time.perf_counter() - start
-    described = {"name": v.name, "title": v.title, "encoder": v.encoder, "codec": v.codec,
-                 "pretraining": v.pretraining, "method": v.method.to_dict()}
-    (out / "variant.json").write_text(json.dumps({**described, "labelled": len(records), "seed": seed,
-                                                  "budget": budget,
-                                                  "unlabelled": len(unlabelled) if unlabelled else 0}, indent=2))
-    cache.finish({"checkpoint": cache.stored(ckpt), "best_metrics": res.best_metrics, "best_epoch": res.best_epoch,
-                  "epochs": res.epochs, "seconds": seconds, "pseudo_labels": res.pseudo_labels})
-    return FinetuneStageResult(v.name, out, Path(ckpt), dict(res.best_metrics), res.best_epoch, res.epochs,
-                               len(records), seconds, pseudo_labels=list(res.pseudo_labels))
+    with cache.lock():
+        saved = cache.load(force)
+        if saved is not None and cache.path(saved.get("checkpoint", "")).is_file():
+            return FinetuneStageResult(v.name, out, cache.path(saved["checkpoint"]), dict(saved.get("best_metrics", {})),
+                                       saved.get("best_epoch"), int(saved.get("epochs", 0)), len(records),
+                                       time.perf_counter() - start, skipped=True,
+                                       pseudo_labels=list(saved.get("pseudo_labels", [])))
+        cache.start()
+        pool = f" and {len(unlabelled)} unlabelled images" if unlabelled is not None else ""
+        say(f"stage 3: fine-tuning {v.name} ({v.title}) on {len(records)} labelled images{pool} -> {out}")
+        res = run_finetuning(config, split, out, trainer=repeatable(trainer or profile.trainer), codec=codec,
+                             resume=True, progress=progress, unlabelled=unlabelled)
+        ckpt = res.best_checkpoint or res.last_checkpoint
+        if ckpt is None:
+            raise RuntimeError(f"fine-tuning {v.name} wrote no checkpoint under {out}")
+        seconds = time.perf_counter() - start
+        described = {"name": v.name, "title": v.title, "encoder": v.encoder, "codec": v.codec,
+                     "pretraining": v.pretraining, "method": v.method.to_dict()}
+        write_text_atomic(out / "variant.json", json.dumps({**described, "labelled": len(records), "seed": seed,
+                                                      "budget": budget,
+                                                      "unlabelled": len(unlabelled) if unlabelled else 0}, indent=2))
+        cache.finish({"checkpoint": cache.stored(ckpt), "best_metrics": res.best_metrics, "best_epoch": res.best_epoch,
+                      "epochs": res.epochs, "seconds": seconds, "pseudo_labels": res.pseudo_labels})
+        return FinetuneStageResult(v.name, out, Path(ckpt), dict(res.best_metrics), res.best_epoch, res.epochs,
+                                   len(records), seconds, pseudo_labels=list(res.pseudo_labels))

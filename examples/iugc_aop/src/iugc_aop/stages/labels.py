@@ -114,33 +114,34 @@ def choose_labelled(
     key = {"strategy": strategy, "budget": budget, "seed": seed, "data": records_fingerprint(train),
            "encoder": file_digest(weights) if weights is not None else None}
     cache = StageCache(out, key, profile.name)
-    saved = cache.load(force)
-    table = _by_path(train)
-    if saved is not None:
-        chosen = [table[str(Path(p).resolve())] for p in saved["paths"]]
-        return LabelChoice(chosen, strategy, out, len({similarity_group(r) for r in chosen}),
-                           time.perf_counter() - start, skipped=True)
-    cache.start()
-    files = [Path(r.path) for r in train]
-    groups = [str(similarity_group(r)) for r in train]
-    features = "the stage-1 encoder" if weights is not None else "thumbnails"
-    say(f"labels: choosing {budget} of {len(train)} training cases by {strategy} ({features}) -> {out}")
-    if strategy == "coverage_uncertainty":
-        first = select_images(files, budget // 2, strategy="coverage", groups=groups, encoder=weights, seed=seed,
-                              progress=progress)
-        records = [table[str(p.resolve())] for p in first.paths]
-        model = stage_finetune("unet", data_root, run, profile, labelled_cases=records, seed=seed,
-                               name=f"labels_{strategy}_{features_tag}_n{budget}_s{seed}_round1", progress=progress)
-        second = select_images(files, budget - len(first), strategy="uncertainty", groups=groups, encoder=weights,
-                               labelled=first.paths, model=model.checkpoint, seed=seed, progress=progress)
-        later = [dataclasses.replace(c, rank=c.rank + len(first)) for c in second.choices]
-        selection = Selection(first.choices + later, strategy, first.features, len(files))
-    else:
-        selection = select_images(files, budget, strategy=strategy, groups=groups, encoder=weights, seed=seed,
+    with cache.lock():
+        saved = cache.load(force)
+        table = _by_path(train)
+        if saved is not None:
+            chosen = [table[str(Path(p).resolve())] for p in saved["paths"]]
+            return LabelChoice(chosen, strategy, out, len({similarity_group(r) for r in chosen}),
+                               time.perf_counter() - start, skipped=True)
+        cache.start()
+        files = [Path(r.path) for r in train]
+        groups = [str(similarity_group(r)) for r in train]
+        features = "the stage-1 encoder" if weights is not None else "thumbnails"
+        say(f"labels: choosing {budget} of {len(train)} training cases by {strategy} ({features}) -> {out}")
+        if strategy == "coverage_uncertainty":
+            first = select_images(files, budget // 2, strategy="coverage", groups=groups, encoder=weights, seed=seed,
                                   progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    selection.write_csv(out / "selection.csv")
-    contact_sheet(selection, out / "selection.png")
-    chosen = [table[str(p.resolve())] for p in selection.paths]
-    cache.finish({"paths": [str(p) for p in selection.paths], "features": features})
-    return LabelChoice(chosen, strategy, out, len({similarity_group(r) for r in chosen}), time.perf_counter() - start)
+            records = [table[str(p.resolve())] for p in first.paths]
+            model = stage_finetune("unet", data_root, run, profile, labelled_cases=records, seed=seed,
+                                   name=f"labels_{strategy}_{features_tag}_n{budget}_s{seed}_round1", progress=progress)
+            second = select_images(files, budget - len(first), strategy="uncertainty", groups=groups, encoder=weights,
+                                   labelled=first.paths, model=model.checkpoint, seed=seed, progress=progress)
+            later = [dataclasses.replace(c, rank=c.rank + len(first)) for c in second.choices]
+            selection = Selection(first.choices + later, strategy, first.features, len(files))
+        else:
+            selection = select_images(files, budget, strategy=strategy, groups=groups, encoder=weights, seed=seed,
+                                      progress=progress)
+        out.mkdir(parents=True, exist_ok=True)
+        selection.write_csv(out / "selection.csv")
+        contact_sheet(selection, out / "selection.png")
+        chosen = [table[str(p.resolve())] for p in selection.paths]
+        cache.finish({"paths": [str(p) for p in selection.paths], "features": features})
+        return LabelChoice(chosen, strategy, out, len({similarity_group(r) for r in chosen}), time.perf_counter() - start)

@@ -66,25 +66,26 @@ def _run(
     start = time.perf_counter()
     out = run_dir / name
     cache = StageCache(out, {"config": config.to_dict(), "data": data_key}, profile.name)
-    saved = cache.load(force)
-    if saved is not None:
-        return PretrainStageResult(
-            stage=name, out_dir=out, encoder_path=out / "encoder.safetensors",
-            checkpoint=out / "checkpoints" / "last.ckpt", items=int(saved.get("items", 0)),
-            global_step=int(saved.get("global_step", 0)), final_loss=saved.get("final_loss"),
-            seconds=time.perf_counter() - start, skipped=True, queue_size=int(saved.get("queue_size", 0)),
+    with cache.lock():
+        saved = cache.load(force)
+        if saved is not None:
+            return PretrainStageResult(
+                stage=name, out_dir=out, encoder_path=out / "encoder.safetensors",
+                checkpoint=out / "checkpoints" / "last.ckpt", items=int(saved.get("items", 0)),
+                global_step=int(saved.get("global_step", 0)), final_loss=saved.get("final_loss"),
+                seconds=time.perf_counter() - start, skipped=True, queue_size=int(saved.get("queue_size", 0)),
+            )
+        cache.start()
+        res = run_pretraining(config, out_dir=out, trainer=trainer, resume=True, progress=progress, **data)
+        items = len(data["images"]) if "images" in data else sum(max(0, len(q) - 1) for q in data["sequences"])
+        result = PretrainStageResult(
+            stage=name, out_dir=out, encoder_path=res.encoder_path, checkpoint=res.last_checkpoint, items=items,
+            global_step=res.global_step, final_loss=_final_loss(res.metrics), seconds=time.perf_counter() - start,
+            queue_size=res.queue_size,
         )
-    cache.start()
-    res = run_pretraining(config, out_dir=out, trainer=trainer, resume=True, progress=progress, **data)
-    items = len(data["images"]) if "images" in data else sum(max(0, len(q) - 1) for q in data["sequences"])
-    result = PretrainStageResult(
-        stage=name, out_dir=out, encoder_path=res.encoder_path, checkpoint=res.last_checkpoint, items=items,
-        global_step=res.global_step, final_loss=_final_loss(res.metrics), seconds=time.perf_counter() - start,
-        queue_size=res.queue_size,
-    )
-    cache.finish({"items": items, "global_step": res.global_step, "final_loss": result.final_loss,
-                  "queue_size": res.queue_size, "seconds": result.seconds})
-    return result
+        cache.finish({"items": items, "global_step": res.global_step, "final_loss": result.final_loss,
+                      "queue_size": res.queue_size, "seconds": result.seconds})
+        return result
 
 
 def stage_pretrain(

@@ -12,6 +12,7 @@ import torch
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import StageCache
 from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say
+from sslkeypoint.atomic import atomic_path, write_text_atomic
 from sslkeypoint.data import data_fingerprint, file_digest
 from sslkeypoint.encoders import create_encoder
 from sslkeypoint.ssl.screening import ScreeningResult, plot_scores, screen_sequences
@@ -69,7 +70,8 @@ def _plot_scores_simple(result: ScreeningResult, path: Path) -> Path:
     ax.set_ylabel("max cosine similarity to a reference")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 
@@ -124,36 +126,37 @@ def stage_select(
            "weights": file_digest(weights),
            "data": data_fingerprint([ds.sequences[n] for n in names] + [ds.references])}
     cache = StageCache(out, key, profile.name)
-    json_path, plot_path = out / "selection.json", out / "screening_scores.png"
-    saved = cache.load(force)
-    if saved is not None:
-        kept = list(saved["kept"])
+    with cache.lock():
+        json_path, plot_path = out / "selection.json", out / "screening_scores.png"
+        saved = cache.load(force)
+        if saved is not None:
+            kept = list(saved["kept"])
+            return SelectionResult(out, json_path, plot_path, names, kept, [ds.sequences[k] for k in kept],
+                                   float(saved["threshold"]), time.perf_counter() - start, skipped=True)
+        cache.start()
+        say(f"screening {len(names)} sequences ({sum(len(ds.sequences[n]) for n in names)} frames) "
+            f"against {len(ds.references)} reference images, {sc.criterion()}")
+        extractor = _load_unet_encoder(profile, weights)
+        result = screen_sequences(
+            extractor, ds.references, [ds.sequences[n] for n in names], rule=sc.rule,  # type: ignore[arg-type]
+            min_fraction=sc.min_fraction, names=names, size=profile.input_size, in_chans=profile.finetune.in_chans,
+            batch_size=profile.eval_batch_size, progress=progress, **sc.criterion(),
+        )
+        keep = result.sequence_mask.clone()
+        if int(keep.sum()) < sc.min_sequences:
+            medians = torch.stack([s.float().quantile(0.5) for s in result.frame_scores])
+            for i in medians.argsort(descending=True)[: sc.min_sequences].tolist():
+                keep[i] = True
+            result.sequence_mask = keep
+        kept = [names[i] for i in result.selected]
+        try:
+            plot_scores(result, plot_path)
+        except ValueError:  # scores too close together for a histogram (an untrained extractor)
+            _plot_scores_simple(result, plot_path)
+        summary = result.to_dict()
+        summary["kept"] = kept
+        write_text_atomic(json_path, json.dumps(summary, indent=2))
+        seconds = time.perf_counter() - start
+        cache.finish({"kept": kept, "threshold": result.threshold, "seconds": seconds})
         return SelectionResult(out, json_path, plot_path, names, kept, [ds.sequences[k] for k in kept],
-                               float(saved["threshold"]), time.perf_counter() - start, skipped=True)
-    cache.start()
-    say(f"screening {len(names)} sequences ({sum(len(ds.sequences[n]) for n in names)} frames) "
-        f"against {len(ds.references)} reference images, {sc.criterion()}")
-    extractor = _load_unet_encoder(profile, weights)
-    result = screen_sequences(
-        extractor, ds.references, [ds.sequences[n] for n in names], rule=sc.rule,  # type: ignore[arg-type]
-        min_fraction=sc.min_fraction, names=names, size=profile.input_size, in_chans=profile.finetune.in_chans,
-        batch_size=profile.eval_batch_size, progress=progress, **sc.criterion(),
-    )
-    keep = result.sequence_mask.clone()
-    if int(keep.sum()) < sc.min_sequences:
-        medians = torch.stack([s.float().quantile(0.5) for s in result.frame_scores])
-        for i in medians.argsort(descending=True)[: sc.min_sequences].tolist():
-            keep[i] = True
-        result.sequence_mask = keep
-    kept = [names[i] for i in result.selected]
-    try:
-        plot_scores(result, plot_path)
-    except ValueError:  # scores too close together for a histogram (an untrained extractor)
-        _plot_scores_simple(result, plot_path)
-    summary = result.to_dict()
-    summary["kept"] = kept
-    json_path.write_text(json.dumps(summary, indent=2))
-    seconds = time.perf_counter() - start
-    cache.finish({"kept": kept, "threshold": result.threshold, "seconds": seconds})
-    return SelectionResult(out, json_path, plot_path, names, kept, [ds.sequences[k] for k in kept],
-                           result.threshold, seconds)
+                               result.threshold, seconds)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from iugc_aop.landmarks import LANDMARK_NAMES, MEASURES
-from sslkeypoint.data import KeypointRecord
+from sslkeypoint.data import KeypointRecord, open_image
 from sslkeypoint.metrics import KeypointMetrics
 
 __all__ = ["evaluate_submission", "load_submission"]
@@ -74,8 +74,9 @@ def evaluate_submission(
 ) -> dict[str, Any]:
     """Score a submission folder through the challenge interface on labelled records.
 
-    Each record's image is opened with ``PIL.Image.open(path).convert("RGB")`` and given to the
-    submission's ``predict``; the ``(6,)`` answers are scored against the records' keypoints
+    Each record's image is decoded as the library reads it, upright (an EXIF orientation applied:
+    :func:`sslkeypoint.data.open_image`, the pixels the labels were placed in), converted to RGB
+    and given to the submission's ``predict``; the ``(6,)`` answers are scored against the records' keypoints
     (PS1, PS2, FH1, in original pixels) with
     :class:`~sslkeypoint.metrics.KeypointMetrics` (``keypoint_names=LANDMARK_NAMES``,
     ``measures=MEASURES``: the AoP as ``aop``).
@@ -95,8 +96,6 @@ def evaluate_submission(
         ValueError: If a record has no keypoints or not three, or ``predict`` returns something
             other than six numbers (the message names the image).
     """
-    from PIL import Image
-
     sub = load_submission(submission_dir)
     metrics = KeypointMetrics(keypoint_names=LANDMARK_NAMES, measures=MEASURES)
     items: Any = records
@@ -110,8 +109,7 @@ def evaluate_submission(
         if rec.keypoints is None or np.asarray(rec.keypoints).shape != (3, 2):
             shape = None if rec.keypoints is None else np.asarray(rec.keypoints).shape
             raise ValueError(f"record {i} ({rec.path}): expected keypoints of shape (3, 2); got {shape}")
-        with Image.open(rec.path) as im:
-            img = im.convert("RGB")
+        img = open_image(rec.path).convert("RGB")
         start = time.perf_counter()
         out = sub.predict(img)
         seconds += time.perf_counter() - start

@@ -30,6 +30,7 @@ import torch
 from iugc_aop.landmarks import LANDMARK_NAMES
 from iugc_aop.starter_codec import StarterCodec
 from iugc_aop.submission.evaluate import load_submission
+from sslkeypoint.atomic import write_text_atomic
 from sslkeypoint.export import export_torchscript
 from sslkeypoint.heatmaps import KeypointCodec, codec_to_dict
 from sslkeypoint.inference import KeypointPredictor
@@ -349,10 +350,10 @@ def export_submission(
 
     out.mkdir(parents=True, exist_ok=True)
     export_torchscript(predictor, out / "model.pt")
-    (out / "model.py").write_text(submission_template(), encoding="utf-8")
+    write_text_atomic(out / "model.py", submission_template())
     meta = submission_metadata(predictor, src, order, metadata)
     meta["files"] = {name: file_sha256(out / name) for name in SUBMISSION_FILES if name != "metadata.json"}
-    (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+    write_text_atomic(out / "metadata.json", json.dumps(meta, indent=2, default=str) + "\n")
     if check:
         worst = _self_check(out, predictor, order)
         if not worst <= CHECK_TOLERANCE_PX:

@@ -49,6 +49,7 @@ from iugc_aop.synth.labels import (
 )
 from iugc_aop.synth.render import render_scene
 from iugc_aop.synth.scene import Fan
+from sslkeypoint.atomic import write_text_atomic
 
 __all__ = [
     "WRITING_NAME",
@@ -293,7 +294,7 @@ def write_synthetic_iugc(
     root.mkdir(parents=True, exist_ok=True)
     # Marked as the generator's before anything else is touched; the truth file goes next.
     marker = {"generator": "iugc_aop.synth", "seed": seed, "config": config.to_dict()}
-    (root / WRITING_NAME).write_text(json.dumps(marker, indent=1) + "\n")
+    write_text_atomic(root / WRITING_NAME, json.dumps(marker, indent=1) + "\n")
     (root / TRUTH_NAME).unlink(missing_ok=True)
     split_dirs = {split: split_dir(root, split) for split in SPLITS}
     unlabelled = unlabelled_dir(root)

@@ -11,6 +11,7 @@ of each case comes from ``cases.csv`` when the folder has one, else from
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from iugc_aop.formats.psfhs.layout import (
     _list,
 )
 from iugc_aop.formats.psfhs.mha import _sitk, read_mha
-from sslkeypoint.data import IMAGE_EXTENSIONS, read_image
+from sslkeypoint.data import IMAGE_EXTENSIONS, read_image, read_image_size, read_text
 from sslkeypoint.masks import landmarks_from_masks
 
 if TYPE_CHECKING:
@@ -89,7 +90,11 @@ def _read_cases_csv(
 ) -> dict[str, tuple[int, int]]:
     """``case → (group, data row)``; every row must name an image and every image have a row."""
     expect = "expected 'case,group' with an integer group, e.g. '03744,0'"
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    try:
+        text = read_text(path)
+    except ValueError as err:  # not UTF-8: the message names the file and the likely encoding
+        raise PSFHSFormatError(str(err)) from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         while header is not None and not any(c.strip() for c in header):
@@ -150,8 +155,7 @@ def _image_size(path: Path, layout: Layout) -> tuple[int, int]:
         reader.ReadImageInformation()
         size = reader.GetSize()
         return int(size[1]), int(size[0])
-    with Image.open(path) as img:
-        return img.height, img.width
+    return read_image_size(path)  # as read_image shows it: an EXIF orientation applied
 
 
 def _read_mask(path: Path, layout: Layout) -> NDArray[Any]:

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from iugc_aop.formats.psfhs.layout import PSFHSLayoutError
+from sslkeypoint.atomic import atomic_path
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -117,11 +118,7 @@ def _cached_png(source: Path, cache_dir: Path, case: str) -> Path:
     info = PngImagePlugin.PngInfo()
     for k, v in stamp.items():
         info.add_text(k, v)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(dest) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 

@@ -13,7 +13,9 @@ range: ``[0, 1]`` kept, ``[0, 255]`` by 255); alpha dropped; three equal channel
 other colour images BT.601 luma; bilinear resize with ``align_corners=False`` and antialiasing;
 landmarks mapped back with ``x = (x_in + 0.5) * W / W_in - 0.5`` (likewise ``y``), or with the
 IUGC starter's ``x = x_in * W / W_in`` when ``metadata.json`` says ``"map_back": "scale"`` (models
-trained with the starter's codec).
+trained with the starter's codec). ``X`` is used as given, as sslkeypoint uses a PIL image: its
+pixels as they are in memory, an EXIF orientation tag not applied (the landmarks are in the pixels
+of ``X``; sslkeypoint turns image *files* upright when it reads them).
 
 Written by sslkeypoint's IUGC example (``python -m iugc_aop export-submission``).
 """
