@@ -90,9 +90,10 @@ def _no_room(target: Path, exc: OSError) -> CheckpointWriteError:
     held = "; ".join(describe_checkpoint(p) for p in kept) if kept else "none (no checkpoint was saved before)"
     resume = ("run the same command again to resume from checkpoints/last.ckpt"
               if (target.parent / "last.ckpt").is_file() else "run the same command again")
+    remedy = "raise the file-size limit (ulimit -f)" if exc.errno == errno.EFBIG else "free some space"
     message = (
         f"the checkpoint could not be written: {_NO_ROOM[exc.errno]} ({os.strerror(exc.errno)}); nothing was "
-        f"replaced, and the checkpoints saved before are whole: {held}; free some space, then {resume}"
+        f"replaced, and the checkpoints saved before are whole: {held}; {remedy}, then {resume}"
     )
     return CheckpointWriteError(exc.errno, target, message)
 
