@@ -199,6 +199,13 @@ CASES = [
     Case("--debug shows the traceback of an ordinary error",
          library("finetune", "--records", _records, "--out", lambda t: _file(t, "ft"), "--debug"),
          check=with_traceback("FileExistsError", "ft: already exists and is a file", status=2)),
+    Case("finetune --trainer.devices 0 (refused by Lightning)",
+         library("finetune", "--records", _records, "--out", lambda t: t / "ft", "--trainer.devices", "0"),
+         check=one_line_error("Trainer(devices=0)` value is not a valid input")),
+    Case("finetune --config with a key no option has",
+         library("finetune", "--config", lambda t: _file(t, "extra.yaml", "max_epochs: 1\nbogus_key: 3\n"),
+                 "--records", _records),
+         check=one_line_error("--config", "extra.yaml", "bogus_key")),
     # python -m iugc_aop: the same boundary.
     Case("iugc_aop synth --out below a file", example("synth", "--out", lambda t: _file(t, "data") / "x"),
          check=one_line_error("TMP/data/x: TMP/data is a file, not a folder")),

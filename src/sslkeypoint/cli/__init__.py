@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ArgumentError as err:
             message = re.sub(r'Parser key "([\w.]+)":', r"--\1:", " ".join(str(err).split()))
             config = first_value(normalise(args[1:]), "--config")
-            if config is not None and "parsing config" in message:
+            if config is not None and ("parsing config" in message or "is not accepted" in message):
                 message = f"--config {config}: " + message.replace('"<unicode string>"', config)
             print(f"error: {message} (python -m sslkeypoint {command} --help)", file=sys.stderr)
             return 2

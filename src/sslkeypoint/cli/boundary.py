@@ -6,7 +6,8 @@ unusable is a ``ValueError`` (bad values, unreadable text, a refused folder, an 
 file: :class:`~sslkeypoint.runs.RunFolderError`, :class:`~sslkeypoint.weights.WeightFileError`,
 ``UnicodeDecodeError``, ``json.JSONDecodeError``, ...) or an ``OSError`` (a missing file, a folder
 where a file is needed, a path below a file, no permission, a read-only or full disk); these end
-as ``error: <what>`` on stderr with exit status 2. Anything else is a bug of the project: its
+as ``error: <what>`` on stderr with exit status 2, and so does Lightning's refusal of a setting
+(``MisconfigurationException``, e.g. ``--trainer.devices 0``). Anything else is a bug of the project: its
 traceback is printed with a request to report it, and the exit status is 1. ``--debug`` prints
 the traceback of ordinary errors too.
 """
@@ -24,6 +25,14 @@ __all__ = ["USER_ERRORS", "describe_error", "run_command"]
 
 #: Exception types that stand for a user's mistake (bad input), not for a bug.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """:data:`USER_ERRORS`, and Lightning's refusal of a setting (``--trainer.devices 0``) once
+    Lightning is loaded."""
+    fabric = sys.modules.get("lightning_fabric.utilities.exceptions")
+    refusal = getattr(fabric, "MisconfigurationException", None)
+    return (*USER_ERRORS, refusal) if isinstance(refusal, type) else USER_ERRORS
 
 #: What an ``OSError`` means to someone who gave a path, by ``errno``.
 _MEANING = {
@@ -121,13 +130,13 @@ def run_command(run: Callable[[], int], *, debug: bool = False, program: str = "
     except KeyboardInterrupt:
         print("error: stopped (Ctrl-C)", file=sys.stderr, flush=True)
         return 130
-    except USER_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            traceback.print_exc()
+            print(f"error: {type(exc).__name__}: {exc} — this is a bug in {program.split()[-1]}; please report it "
+                  "with the traceback above", file=sys.stderr, flush=True)
+            return 1
         if debug:
             traceback.print_exc()
         print(f"error: {describe_error(exc)}", file=sys.stderr, flush=True)
         return 2
-    except Exception as exc:
-        traceback.print_exc()
-        print(f"error: {type(exc).__name__}: {exc} — this is a bug in {program.split()[-1]}; please report it "
-              "with the traceback above", file=sys.stderr, flush=True)
-        return 1
