@@ -25,7 +25,7 @@ from sslkeypoint.data.formats.deeplabcut import is_deeplabcut, read_deeplabcut
 from sslkeypoint.data.formats.labelme import is_labelme, read_labelme
 from sslkeypoint.data.formats.records_json import is_records_json, records_from_json
 from sslkeypoint.data.formats.sleap import load_sleap, records_from_sleap
-from sslkeypoint.data.formats.table import GROUP_COLUMNS, PIXEL_SIZE_COLUMNS, read_table
+from sslkeypoint.data.formats.table import GROUP_COLUMNS, PIXEL_SIZE_COLUMNS, read_table, table_delimiter
 from sslkeypoint.data.records import KeypointRecord
 from sslkeypoint.data.text import _is_binary, decode_text, parse_json
 
@@ -75,7 +75,8 @@ def read_records(
     Label Studio exports go through sleap-io. A folder is read as LabelMe files (``*.json``).
 
     **The project's CSV** (header row required; relative image paths are relative to the CSV's
-    folder). The first column is the image path; a column named ``group`` (or ``subject``,
+    folder; cells separated by commas, or by semicolons or tabs when the header holds no comma, as
+    spreadsheets save it where the comma is the decimal mark). The first column is the image path; a column named ``group`` (or ``subject``,
     ``video``, ``sequence``) gives the image's group and one named ``pixel_size_mm`` (or
     ``pixel_size``, ``pixel_spacing``) its pixel size in mm; every other column is a label, in
     one of two layouts:
@@ -202,7 +203,7 @@ def _read(
         first = next(csv.reader(first_line), [])
         if format == "deeplabcut" or (format is None and is_deeplabcut(first)):
             return (*read_deeplabcut(p, text), "row")
-        if format == "csv" or "," in (first_line[0] if first_line else ""):
+        if format == "csv" or table_delimiter(first_line[0] if first_line else ""):
             return (*read_table(p, text), "row")
     raise ValueError(f"{p}: not a records file of a format read here (first bytes {data[:40]!r}). Accepted: {_accepted()}")
 

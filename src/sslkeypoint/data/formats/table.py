@@ -19,7 +19,7 @@ from sslkeypoint.data.records import (
 )
 from sslkeypoint.data.text import read_text
 
-__all__ = ["GROUP_COLUMNS", "PIXEL_SIZE_COLUMNS", "read_table"]
+__all__ = ["DELIMITERS", "GROUP_COLUMNS", "PIXEL_SIZE_COLUMNS", "read_table", "table_delimiter"]
 
 #: Column names (any case) that give a record's group rather than a landmark.
 GROUP_COLUMNS = ("group", "subject", "video", "sequence")
@@ -89,8 +89,26 @@ def _paired_in_order(p: Path, columns: list[str]) -> list[tuple[int, int, str]]:
     return pairs
 
 
+#: Cell separators of the project's CSV, in the order they are tried on the header line: commas, then
+#: semicolons (what spreadsheets write where the comma is the decimal mark), then tabs.
+DELIMITERS = (",", ";", "\t")
+
+
+def table_delimiter(header: str) -> str | None:
+    """The cell separator a CSV header line uses (:data:`DELIMITERS`), or ``None`` for none of them.
+
+    Examples:
+        >>> table_delimiter("image,x,y"), table_delimiter("image;x;y"), table_delimiter("image")
+        (',', ';', None)
+    """
+    return next((d for d in DELIMITERS if d in header), None)
+
+
 def read_table(p: Path, text: str | None = None) -> tuple[list[KeypointRecord], tuple[str, ...] | None]:
     """Read the project's CSV layout (see :func:`sslkeypoint.data.read_records`).
+
+    Cells are separated by commas, or by semicolons or tabs when the header line holds no comma
+    (:func:`table_delimiter`); decimal commas are refused either way.
 
     Args:
         p: The CSV file.
@@ -98,7 +116,8 @@ def read_table(p: Path, text: str | None = None) -> tuple[list[KeypointRecord], 
     """
     if text is None:
         text = read_text(p)
-    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in r)]
+    delimiter = table_delimiter(text.lstrip("\r\n").splitlines()[0] if text.strip() else "") or ","
+    rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if any(c.strip() for c in r)]
     if len(rows) < 2:
         raise ValueError(f"{p}: expected a header row and at least one data row; got {len(rows)} rows")
     header = [h.strip() for h in rows[0]]
