@@ -20,6 +20,7 @@ ordinary ``open`` would give it (the process's umask), or those of the file it r
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -67,7 +68,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     The temporary file exists (empty) when the block starts, in ``path``'s folder, with the same
     suffix. After the block it is flushed to the disk and renamed onto ``path`` with
     ``os.replace``; if the block (or the flush, or the rename) raises, it is removed and ``path``
-    is left as it was. The folder must exist.
+    is left as it was. The folder must exist; a folder at ``path`` is refused before anything is
+    written (``IsADirectoryError``).
 
     Args:
         path: The file to write.
@@ -95,6 +97,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         (b'1234', ['weights.bin'])
     """
     target = os.fspath(path)
+    if os.path.isdir(target):  # refused before anything is written (os.replace would fail at the end)
+        raise IsADirectoryError(errno.EISDIR, "is a folder; a file was expected", target)
     folder = os.path.dirname(os.path.abspath(target))
     name = os.path.basename(target)
     suffix = os.path.splitext(name)[1]

@@ -195,6 +195,8 @@ def export_onnx(
                     torch.onnx.export(module, (x,), str(tmp), **options)
                     _add_metadata(tmp, _metadata(predictor, original_pixels))
             return out
+        except OSError:  # the file system refused (a folder at ``path``, a full disk): no exporter does better
+            raise
         except Exception as err:  # try the next exporter, report all failures at the end
             errors.append(f"{'dynamo' if use_dynamo else 'torchscript'} exporter: {type(err).__name__}: {err}")
     raise RuntimeError("ONNX export failed:\n" + "\n".join(errors))

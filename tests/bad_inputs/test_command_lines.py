@@ -91,6 +91,23 @@ def one_line_error(*fragments: str, status: int = 2) -> Callable[[Result, Path],
     return check
 
 
+def nothing_printed_but(*fragments: str) -> Callable[[Result, Path], None]:
+    """A one-line error (as :func:`one_line_error`) and nothing on stdout: refused before any work."""
+
+    def check(result: Result, tmp: Path) -> None:
+        one_line_error(*fragments)(result, tmp)
+        assert result[1] == "", result[1]
+
+    return check
+
+
+def _model(tmp: Path) -> Path:
+    """A tiny fine-tuning checkpoint (64-px input, three landmarks)."""
+    from tests.bad_inputs.test_example import _checkpoint
+
+    return _checkpoint()
+
+
 def with_traceback(*fragments: str, status: int) -> Callable[[Result, Path], None]:
     """Exit ``status``, a traceback, then the ``error:`` line with every fragment."""
 
@@ -206,6 +223,22 @@ CASES = [
          library("finetune", "--config", lambda t: _file(t, "extra.yaml", "max_epochs: 1\nbogus_key: 3\n"),
                  "--records", _records),
          check=one_line_error("--config", "extra.yaml", "bogus_key")),
+    # A model's commands and where they write.
+    Case("export --out names a folder", library("export", "--model", _model, "--out", _images),
+         check=one_line_error("TMP/images: is a folder; a file was expected")),
+    Case("predict --out names a folder",
+         library("predict", "--model", _model, "--images", _images, "--out", lambda t: t / "images"),
+         check=one_line_error("TMP/images: is a folder; a file was expected")),
+    Case("predict --pixel_size -1",
+         library("predict", "--model", _model, "--images", _images, "--out", "p.csv", "--pixel_size", "-1"),
+         check=one_line_error("--pixel_size -1: expected a positive pixel size in mm")),
+    Case("predict --pixel_size table with a word after its header",
+         library("predict", "--model", _model, "--images", _images, "--out", "p.csv", "--pixel_size",
+                 lambda t: _file(t, "px.csv", "image,pixel_size_mm\ni0.png,abc\n")),
+         check=one_line_error("px.csv row 2, column 2: expected a pixel size in mm; got 'abc'")),
+    Case("evaluate --out names a file: refused before evaluating",
+         library("evaluate", "--model", _model, "--records", _records, "--out", lambda t: _file(t, "ev")),
+         check=nothing_printed_but("TMP/ev: already exists and is a file")),
     # python -m iugc_aop: the same boundary.
     Case("iugc_aop synth --out below a file", example("synth", "--out", lambda t: _file(t, "data") / "x"),
          check=one_line_error("TMP/data/x: TMP/data is a file, not a folder")),

@@ -170,6 +170,8 @@ def run_evaluate(cfg: Any) -> int:
 
     predictor = KeypointPredictor.from_checkpoint(model_path(cfg.model))
     records, names = read_records(cfg.records, format=cfg.format)
+    if cfg.out is not None:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)  # a bad --out is refused before the evaluation
     result = evaluate(predictor, records, keypoint_names=predictor.keypoint_names or names,
                       sdr_radii=cfg.sdr_radii, progress=_progress(cfg.progress))
     print(result.table)
@@ -183,9 +185,13 @@ def _pixel_sizes(value: str | None, files: Sequence[Path], root: Path) -> list[f
     if value is None:
         return None
     try:
-        return float(value)
+        size = float(value)
     except ValueError:
         pass
+    else:
+        if not (math.isfinite(size) and size > 0):
+            raise ValueError(f"--pixel_size {value}: expected a positive pixel size in mm, or a CSV file of them")
+        return size
     from sslkeypoint.cli.lists import pixel_size_table
 
     table = pixel_size_table(Path(value))
@@ -195,7 +201,9 @@ def _pixel_sizes(value: str | None, files: Sequence[Path], root: Path) -> list[f
         out.append(table[key] if key is not None else None)
     missing = sum(v is None for v in out)
     if missing == len(out):
-        raise ValueError(f"--pixel_size {value}: names none of the {len(out)} images (first: {files[0].name})")
+        raise ValueError(f"--pixel_size {value}: names none of the {len(out)} images (first: "
+                         f"{files[0].relative_to(root) if files[0].is_relative_to(root) else files[0].name}); its "
+                         "first column must hold their names as under --images, or their file names")
     if missing:
         print(f"predict: {missing} of {len(out)} images have no pixel size in {value}: their lengths are left empty",
               file=sys.stderr)

@@ -13,16 +13,19 @@ __all__ = ["groups_for", "listed_files", "pixel_size_table"]
 _HEADERS = ("path", "filename", "file", "image")
 
 
-def _rows(path: Path) -> list[list[str]]:
-    """The rows of a list or table file (UTF-8, or an error naming the file), header skipped."""
+def _all_rows(path: Path) -> list[list[str]]:
+    """The non-empty rows of a list or table file (UTF-8, or an error naming the file)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     from sslkeypoint.data.text import read_text
 
-    rows = [row for row in csv.reader(io.StringIO(read_text(path), newline="")) if row and row[0].strip()]
-    if rows and rows[0][0].strip().lower() in _HEADERS:
-        rows = rows[1:]
-    return rows
+    return [row for row in csv.reader(io.StringIO(read_text(path), newline="")) if row and row[0].strip()]
+
+
+def _rows(path: Path) -> list[list[str]]:
+    """The rows of a list or table file, a header row (first cell ``path``, ``image``, ...) skipped."""
+    rows = _all_rows(path)
+    return rows[1:] if rows and rows[0][0].strip().lower() in _HEADERS else rows
 
 
 def listed_files(path: Path, images: Path) -> list[Path]:
@@ -56,14 +59,14 @@ def groups_for(path: Path, images: Path, files: Sequence[Path]) -> list[str]:
 def pixel_size_table(path: Path) -> dict[str, float]:
     """``filename,pixel_size_mm`` rows as name → size (a header row is skipped)."""
     table: dict[str, float] = {}
-    for number, row in enumerate(_rows(path), start=1):
+    for number, row in enumerate(_all_rows(path), start=1):
         if len(row) < 2:
             raise ValueError(f"{path} row {number}: expected filename,pixel_size_mm; got {row}")
         try:
             size = float(row[1])
         except ValueError:
             if number == 1:
-                continue  # a header of other names
+                continue  # the header
             raise ValueError(f"{path} row {number}, column 2: expected a pixel size in mm; got {row[1]!r}") from None
         if not (math.isfinite(size) and size > 0):
             raise ValueError(f"{path} row {number}, column 2: expected a positive pixel size in mm; got {row[1]!r}")

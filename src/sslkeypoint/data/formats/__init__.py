@@ -25,7 +25,12 @@ from sslkeypoint.data.formats.deeplabcut import is_deeplabcut, read_deeplabcut
 from sslkeypoint.data.formats.labelme import is_labelme, read_labelme
 from sslkeypoint.data.formats.records_json import is_records_json, records_from_json
 from sslkeypoint.data.formats.sleap import load_sleap, records_from_sleap
-from sslkeypoint.data.formats.table import GROUP_COLUMNS, PIXEL_SIZE_COLUMNS, read_table, table_delimiter
+from sslkeypoint.data.formats.table import (
+    GROUP_COLUMNS,
+    PIXEL_SIZE_COLUMNS,
+    read_table,
+    table_delimiter,
+)
 from sslkeypoint.data.records import KeypointRecord
 from sslkeypoint.data.text import _is_binary, decode_text, parse_json
 
