@@ -45,7 +45,8 @@ from sslkeypoint._predictor_files import (
     spec_parts,
 )
 from sslkeypoint._utils import write_text_atomic
-from sslkeypoint.data.images import _check_float_tensor, read_image, resize_image
+from sslkeypoint.data.image_values import _check_float_tensor
+from sslkeypoint.data.images import read_image, resize_image
 from sslkeypoint.heatmaps import KeypointCodec
 from sslkeypoint.measures import (
     Measure,

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from sslkeypoint.atomic import atomic_path
-from sslkeypoint.data.images import open_image
+from sslkeypoint.data.image_files import open_image
 from sslkeypoint.measures import Measure, validate_measures
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -1,7 +1,9 @@
 """Data: image decoding, labelled records, datasets, invalid samples, splits, samplers, fingerprints.
 
-* :mod:`~sslkeypoint.data.images` — decoding by content (upright, as viewers show it), the resize,
-  listing image files;
+* :mod:`~sslkeypoint.data.images` — decoding by content into float tensors, the resize;
+* :mod:`~sslkeypoint.data.image_files` — image files upright as viewers show them, their sizes,
+  listing folders;
+* :mod:`~sslkeypoint.data.image_values` — pixel values as float ``[0, 1]``, checked like files;
 * :mod:`~sslkeypoint.data.text` — the text files users give, read as UTF-8 or refused by name;
 * :mod:`~sslkeypoint.data.records` — :class:`KeypointRecord` (with group and pixel size);
 * :mod:`~sslkeypoint.data.formats` — records files: own CSV / JSON, COCO, DeepLabCut, LabelMe, sleap-io;
@@ -26,17 +28,15 @@ from sslkeypoint.data.datasets import (
 )
 from sslkeypoint.data.fingerprint import data_fingerprint, file_digest, records_fingerprint
 from sslkeypoint.data.formats import FORMATS, read_records, write_coco
-from sslkeypoint.data.images import (
+from sslkeypoint.data.image_files import (
     IMAGE_EXTENSIONS,
     ImageReadError,
-    ImageSource,
     list_images,
     natural_sort_key,
     open_image,
-    read_image,
     read_image_size,
-    resize_image,
 )
+from sslkeypoint.data.images import ImageSource, read_image, resize_image
 from sslkeypoint.data.invalid import (
     DROP_KEYS,
     DropCounts,

@@ -28,14 +28,13 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from sslkeypoint._utils import size_pair
-from sslkeypoint.data.images import (
+from sslkeypoint.data.image_files import (
     ImageReadError,
     _missing_detail,
     list_images,
     natural_sort_key,
-    read_image,
-    resize_image,
 )
+from sslkeypoint.data.images import read_image, resize_image
 from sslkeypoint.data.invalid import InvalidSample
 from sslkeypoint.data.records import PARTIAL_LABELS, KeypointRecord, parse_visible
 from sslkeypoint.heatmaps import keypoints_to_input

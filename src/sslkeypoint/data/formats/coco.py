@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sslkeypoint.data.images import read_image_size
+from sslkeypoint.data.image_files import read_image_size
 from sslkeypoint.data.records import KeypointRecord, _resolve, check_pixel_size
 
 __all__ = ["is_coco", "records_from_coco", "write_coco"]
