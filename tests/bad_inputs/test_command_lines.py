@@ -77,14 +77,14 @@ def example(*argv: str | Callable[[Path], Any]) -> Callable[[Path], Result]:
 
 
 def one_line_error(*fragments: str, status: int = 2) -> Callable[[Result, Path], None]:
-    """Exit ``status``; the last line of stderr is ``error: …`` with every fragment; no traceback."""
+    """Exit ``status``; stderr holds one ``error: …`` line, every fragment, and no traceback."""
 
     def check(result: Result, tmp: Path) -> None:
         code, _, err = result
         assert code == status, (code, err)
         assert "Traceback" not in err, err
-        last = err.strip().splitlines()[-1]
-        assert last.startswith("error:") or ": error:" in last, err
+        errors = [line for line in err.splitlines() if line.startswith("error:") or ": error:" in line]
+        assert len(errors) == 1, err  # one error line (a list of what was expected may follow it)
         for fragment in fragments:
             assert fragment.replace("TMP", str(tmp)) in err, (fragment, err)
 
@@ -246,6 +246,8 @@ CASES = [
          example("finetune", "--work", lambda t: _file(t, "work"), "--synthetic-dir", lambda t: t / "synth",
                  "--synthetic-size", "smoke", "--profile", "smoke"),
          check=one_line_error("TMP/work: already exists and is a file; a folder was expected")),
+    Case("iugc_aop inspect names a file", example("inspect", _file),
+         check=one_line_error("IUGC data folder is a file, not a folder: TMP/notes.txt")),
     # Label budgets: whole numbers >= 1, or all.
     Case("iugc_aop finetune --labels 0", example("finetune", "--labels", "0"),
          check=one_line_error("--labels", "a label budget is a whole number >= 1 or 'all'; got '0'")),

@@ -111,7 +111,8 @@ def _check_layout(root: Path, parts: Collection[str]) -> dict[str, Path]:
     """Locate every folder/file of the requested parts; one error listing all that is missing."""
     if not root.is_dir():
         raise IUGCLayoutError(
-            f"IUGC data folder not found: {root}\nExpected a folder laid out as:\n{LAYOUT}"
+            f"IUGC data folder {'is a file, not a folder' if root.exists() else 'not found'}: {root}\n"
+            f"Expected a folder laid out as:\n{LAYOUT}"
         )
     found: dict[str, Path] = {}
     missing: list[str] = []

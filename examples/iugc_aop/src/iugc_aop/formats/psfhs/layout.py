@@ -101,7 +101,8 @@ def is_psfhs(root: str | os.PathLike[str]) -> bool:
 
 def _find_layout(root: Path) -> tuple[Layout, Path, Path]:
     if not root.is_dir():
-        raise PSFHSLayoutError(f"PSFHS data folder not found: {root}\nExpected:\n{LAYOUT}")
+        what = "is a file, not a folder" if root.exists() else "not found"
+        raise PSFHSLayoutError(f"PSFHS data folder {what}: {root}\nExpected:\n{LAYOUT}")
     found = _folders(root)
     if "images" in found and "masks" in found:
         return "psfhs-png", found["images"], found["masks"]
