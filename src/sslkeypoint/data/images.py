@@ -19,7 +19,15 @@ from PIL import Image
 from torch import Tensor
 
 from sslkeypoint._utils import size_pair
+
+# Re-exported with ``as``: this module was their home before 0.9.
+from sslkeypoint.data.image_files import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
+from sslkeypoint.data.image_files import ImageReadError as ImageReadError
 from sslkeypoint.data.image_files import _describe, _upright
+from sslkeypoint.data.image_files import list_images as list_images
+from sslkeypoint.data.image_files import natural_sort_key as natural_sort_key
+from sslkeypoint.data.image_files import open_image as open_image
+from sslkeypoint.data.image_files import read_image_size as read_image_size
 from sslkeypoint.data.image_values import (
     _array_to_unit,
     _check_size,
