@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -245,11 +246,26 @@ class SendSignal(pl.Callback):
             os.kill(os.getpid(), self.signum)
 
 
+@contextlib.contextmanager
+def not_ignored(signum: int) -> Iterator[None]:
+    """The signal's ordinary handling while the block runs, also when the test runner was started
+    with it ignored (a job started with ``&`` by a shell without job control ignores SIGINT, and
+    Python then never installs its handler)."""
+    before = signal.getsignal(signum)
+    if before == signal.SIG_IGN:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        if before == signal.SIG_IGN:
+            signal.signal(signum, before)
+
+
 def interrupted(signum: int) -> Any:
     def run(tmp: Path) -> tuple[RunInterrupted, Path, FinetuneResult]:
         recs = records(tmp)
         out = tmp / "run"
-        with pytest.raises(RunInterrupted) as stop:
+        with not_ignored(signum), pytest.raises(RunInterrupted) as stop:
             finetune(out, recs, max_epochs=3, callbacks=(SendSignal(signum, 1),))
         return stop.value, out, finetune(out, recs, max_epochs=3)
 
