@@ -10,7 +10,8 @@ exception in the writer, Ctrl-C — the temporary file is removed and the target
   (``matplotlib``'s ``savefig``, safetensors' ``save_file``, ``onnx.save``, ``torch.save``);
   it keeps the target's suffix, from which such writers choose their format;
 * :func:`atomic_open` yields an open file, for writers that take a file (``csv.writer``);
-* :func:`write_text_atomic` writes a string.
+* :func:`write_text_atomic` writes a string;
+* :func:`save_figure` saves a matplotlib figure and closes it.
 
 A temporary file is named ``.<name>.<random>.tmp<suffix>`` (hidden, and never matched by the
 patterns a run looks for, such as ``best-*.ckpt``); the file put in place gets the permissions an
@@ -28,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_path", "write_text_atomic"]
+__all__ = ["atomic_open", "atomic_path", "save_figure", "write_text_atomic"]
 
 PathLike = str | os.PathLike[str]
 
@@ -171,3 +172,25 @@ def write_text_atomic(path: PathLike, text: str, encoding: str = "utf-8") -> Non
     """
     with atomic_open(path, "w", encoding=encoding) as handle:
         handle.write(text)
+
+
+def save_figure(fig: Any, path: PathLike, **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure through :func:`atomic_path`, then close it (also when saving fails).
+
+    Args:
+        fig: The ``matplotlib.figure.Figure``.
+        path: The image file; its suffix chooses the format.
+        **savefig_kwargs: Passed to ``fig.savefig`` (``dpi``, ...).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, **savefig_kwargs)
+    finally:
+        plt.close(fig)
+    return out

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from sslkeypoint._utils import plain
-from sslkeypoint.atomic import atomic_path, write_text_atomic
+from sslkeypoint.atomic import save_figure, write_text_atomic
 from sslkeypoint.data.records import KeypointRecord
 from sslkeypoint.measures import Measure, compute_measures, measure_unit
 from sslkeypoint.metrics.functional import radial_error
@@ -151,11 +151,7 @@ class Evaluation:
             ax.set_title(f"{name}: MAE {mae:.2f} {u}")
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        out = Path(path)
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        return out
+        return save_figure(fig, path, dpi=110)
 
 
 def _number(value: float) -> float | str:

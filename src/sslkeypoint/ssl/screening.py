@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from sslkeypoint.atomic import atomic_path
+from sslkeypoint.atomic import save_figure
 
 __all__ = [
     "ScreeningResult",
@@ -482,8 +482,4 @@ def plot_scores(result: ScreeningResult, path: str | PathLike[str]) -> Path:
     axh.axhline(result.threshold, color="tab:red", linestyle="--")
     axh.set_xlabel("frames")
     fig.tight_layout()
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=120)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from iugc_aop.landmarks import AOP, LANDMARK_NAMES
-from sslkeypoint.atomic import atomic_path
+from sslkeypoint.atomic import atomic_path, save_figure
 from sslkeypoint.visualize import draw_predictions
 
 __all__ = ["csv_log", "error_histograms", "image_grid", "landmark_points", "loss_rebound", "pyplot", "read_rows",
@@ -179,9 +179,7 @@ def training_curves(run: Path, variants: Sequence[str], path: Path, pretrain: Se
         ax.legend(fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path if drawn else None
 
 
@@ -203,7 +201,4 @@ def error_histograms(rows_by_variant: Mapping[str, Sequence[Mapping[str, Any]]],
     b.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

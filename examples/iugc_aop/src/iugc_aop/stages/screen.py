@@ -12,7 +12,7 @@ import torch
 from iugc_aop.profiles import Profile, get_profile
 from iugc_aop.stages.cache import StageCache
 from iugc_aop.stages.common import PathLike, data_is_real, load_dataset, say
-from sslkeypoint.atomic import atomic_path, write_text_atomic
+from sslkeypoint.atomic import save_figure, write_text_atomic
 from sslkeypoint.data import data_fingerprint, file_digest
 from sslkeypoint.encoders import create_encoder
 from sslkeypoint.ssl.screening import ScreeningResult, plot_scores, screen_sequences
@@ -70,10 +70,7 @@ def _plot_scores_simple(result: ScreeningResult, path: Path) -> Path:
     ax.set_ylabel("max cosine similarity to a reference")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def stage_select(
