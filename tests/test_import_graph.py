@@ -19,7 +19,7 @@ PACKAGES = {"sslkeypoint": ROOT / "src" / "sslkeypoint", "iugc_aop": ROOT / "exa
 FLOORS: list[tuple[str, ...]] = [
     ("_utils", "_version", "atomic"),
     ("heatmaps", "geometry", "masks", "measures", "encoders", "weights", "augment", "data"),
-    ("models", "_predictor_files", "metrics", "losses", "ssl", "methods", "configs", "runs", "locks"),
+    ("models", "_predictor_files", "prediction", "metrics", "losses", "ssl", "methods", "configs", "runs", "locks"),
     ("inference", "export", "lightning", "recipes", "selection", "cli", "visualize", "__init__", "__main__"),
 ]
 

@@ -36,7 +36,7 @@ _EXPORTS: dict[str, str] = {
     "KeypointDataModule": "sslkeypoint.lightning",
     "KeypointDataset": "sslkeypoint.data",
     "KeypointMetrics": "sslkeypoint.metrics",
-    "KeypointPrediction": "sslkeypoint.inference",
+    "KeypointPrediction": "sslkeypoint.prediction",
     "KeypointPredictor": "sslkeypoint.inference",
     "KeypointRecord": "sslkeypoint.data",
     "LoadReport": "sslkeypoint.weights",

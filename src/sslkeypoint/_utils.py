@@ -14,7 +14,6 @@ import numpy as np
 from torch import Tensor
 
 # Kept here for the modules that import it from here (inference, data.formats.coco).
-from sslkeypoint.atomic import write_text_atomic as write_text_atomic
 
 
 def size_pair(size: int | Sequence[int] | Tensor, name: str = "size") -> tuple[int, int]:

@@ -195,7 +195,7 @@ def write_coco(
         "categories": [{"id": 1, "name": category, "supercategory": category, "keypoints": names,
                         "skeleton": [[a + 1, b + 1] for a, b in skeleton]}],
     }
-    from sslkeypoint._utils import write_text_atomic
+    from sslkeypoint.atomic import write_text_atomic
 
     write_text_atomic(out, json.dumps(data, indent=1))
     return out
