@@ -68,9 +68,11 @@ def _as_mask_array(mask: Any, name: str = "mask") -> NDArray[Any]:
 def label_components(binary: Any, connectivity: int = 8) -> tuple[NDArray[np.int64], int]:
     """Label the connected components of a binary mask.
 
-    Iterative minimum-label propagation with pointer jumping, vectorised in numpy: every
-    foreground pixel ends with the raster index of its component's first pixel, then the
-    components are numbered ``1..n`` in raster order of their first pixel.
+    Components are numbered ``1..n`` in raster order of their first pixel. With OpenCV installed
+    (``pip install "sslkeypoint[masks]"``) its ``connectedComponents`` does the work; without it,
+    iterative minimum-label propagation with pointer jumping, vectorised in numpy (every
+    foreground pixel ends with the raster index of its component's first pixel): the same labels,
+    tens of times slower on regions hundreds of pixels across.
 
     Args:
         binary: ``(H, W)`` bool (or 0/1 integer) mask, numpy array or tensor.
@@ -94,6 +96,13 @@ def label_components(binary: Any, connectivity: int = 8) -> tuple[NDArray[np.int
     rows = np.flatnonzero(full.any(axis=1))
     if rows.size == 0:
         return np.zeros(full.shape, dtype=np.int64), 0
+    fast = _label_components_opencv(full, connectivity)
+    return fast if fast is not None else _label_components_numpy(full, connectivity)
+
+
+def _label_components_numpy(full: NDArray[np.bool_], connectivity: int) -> tuple[NDArray[np.int64], int]:
+    """:func:`label_components` in numpy (a mask with at least one foreground pixel)."""
+    rows = np.flatnonzero(full.any(axis=1))
     cols = np.flatnonzero(full.any(axis=0))
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     b = full[r0:r1, c0:c1]  # work on the bounding box of the foreground
@@ -122,6 +131,25 @@ def label_components(binary: Any, connectivity: int = 8) -> tuple[NDArray[np.int
     result = np.zeros(full.shape, dtype=np.int64)
     result[r0:r1, c0:c1] = out.reshape(h, w)
     return result, int(roots.size)
+
+
+def _label_components_opencv(full: NDArray[np.bool_], connectivity: int) -> tuple[NDArray[np.int64], int] | None:
+    """:func:`label_components` by OpenCV when it is installed (the same labels, numbered in the same
+    raster order; tens of times faster on large regions), else ``None``."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    n, raw = cv2.connectedComponents(full.astype(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S)
+    flat = raw.ravel()
+    fg = np.flatnonzero(flat)
+    # Renumber by the raster index of each component's first pixel, as the numpy path does.
+    first = np.full(n, flat.size, dtype=np.int64)
+    np.minimum.at(first, flat[fg], fg)
+    order = np.argsort(first[1:], kind="stable")
+    rank = np.zeros(n, dtype=np.int64)
+    rank[1 + order] = np.arange(1, n)
+    return rank[raw].astype(np.int64), int(n - 1)
 
 
 def largest_component(binary: Any, connectivity: int = 8) -> NDArray[np.bool_]:

@@ -11,7 +11,9 @@ segmentation masks.
 
 Modules:
     :mod:`~sslkeypoint.geometry.angles`: angles between vectors and the Angle of Progression.
-    :mod:`~sslkeypoint.geometry.ellipse`: the ellipse object, its fit and its major axis.
+    :mod:`~sslkeypoint.geometry.ellipse`: the ellipse object, its fit, perimeter and major axis.
+    :mod:`~sslkeypoint.geometry.outline`: named points on an ellipse's outline, and the ellipse
+    back from them.
     :mod:`~sslkeypoint.geometry.tangents`: tangent points on an ellipse and on a contour.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from sslkeypoint.geometry.angles import angle_between, angle_of_progression
 from sslkeypoint.geometry.ellipse import Ellipse, ellipse_major_axis_endpoints, fit_ellipse
+from sslkeypoint.geometry.outline import angle_to_cut, ellipse_outline_points, ellipse_through_points
 from sslkeypoint.geometry.tangents import (
     contour_tangent_point,
     ellipse_tangent_points,
@@ -28,10 +31,13 @@ from sslkeypoint.geometry.tangents import (
 __all__ = [
     "Ellipse",
     "angle_between",
+    "angle_to_cut",
     "angle_of_progression",
     "contour_tangent_point",
     "ellipse_major_axis_endpoints",
+    "ellipse_outline_points",
     "ellipse_tangent_points",
+    "ellipse_through_points",
     "far_tangent_point",
     "fit_ellipse",
 ]

@@ -196,6 +196,23 @@ class Ellipse:
             [self.center[0] + cos * u - sin * v, self.center[1] + sin * u + cos * v], axis=-1
         )
 
+    def perimeter(self) -> float:
+        """The length of the ellipse, in pixels (Ramanujan's second approximation).
+
+        ``π·(a + b)·(1 + 3h / (10 + sqrt(4 − 3h)))`` with ``h = ((a − b) / (a + b))²``: exact for
+        a circle, within 2·10⁻⁵ relative for every ellipse with ``b ≥ a / 10`` (far below a
+        pixel for any head or organ outline).
+
+        Examples:
+            >>> round(Ellipse((0.0, 0.0), (1.0, 1.0), 0.0).perimeter() / math.pi, 12)
+            2.0
+            >>> round(Ellipse((0.0, 0.0), (5.0, 3.0), 0.0).perimeter(), 4)  # 25.5270 exactly
+            25.527
+        """
+        a, b = self.axes
+        h = ((a - b) / (a + b)) ** 2
+        return math.pi * (a + b) * (1 + 3 * h / (10 + math.sqrt(4 - 3 * h)))
+
     def shape_matrix(self) -> NDArray[np.float64]:
         """The shape matrix ``M = R·diag(a², b²)·Rᵀ`` in px², ``R`` the rotation by ``angle``.
 
