@@ -48,7 +48,7 @@ def _resolve_reexport(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     if node.get("refdomain") != "py":
         return None
     target = str(node.get("reftarget", ""))
-    if not target.startswith(("sslkeypoint.", "iugc_aop.")):
+    if not target.startswith(("sslkeypoint.", "iugc_aop.", "hc18_biometry.")):
         return None
     parts = target.split(".")
     for cut in range(len(parts) - 1, 0, -1):

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"sslkeypoint": ROOT / "src" / "sslkeypoint", "iugc_aop": ROOT / "examples" / "iugc_aop" / "src" / "iugc_aop"}
+PACKAGES = {"sslkeypoint": ROOT / "src" / "sslkeypoint", "iugc_aop": ROOT / "examples" / "iugc_aop" / "src" / "iugc_aop",
+            "hc18_biometry": ROOT / "examples" / "hc18_biometry" / "src" / "hc18_biometry"}
+EXAMPLES = ("iugc_aop", "hc18_biometry")
 
 # Floors of the library, bottom to top (docs/architecture.rst). A module may import its own floor
 # and the floors below.
@@ -103,11 +105,15 @@ def test_no_library_import_runs_upward(graph: dict[str, set[str]]) -> None:
     assert not upward, "\n".join(upward)
 
 
-def test_the_example_uses_only_the_public_library(graph: dict[str, set[str]]) -> None:
-    private = [f"{m} imports {t}" for m, targets in graph.items() if m.startswith("iugc_aop")
+def test_the_examples_use_only_the_public_library(graph: dict[str, set[str]]) -> None:
+    private = [f"{m} imports {t}" for m, targets in graph.items() if m.startswith(EXAMPLES)
                for t in targets if t.startswith("sslkeypoint") and any(p.startswith("_") for p in t.split(".")[1:])]
     assert not private, "\n".join(private)
-    assert not any(t.startswith("iugc_aop") for m, ts in graph.items() if m.startswith("sslkeypoint") for t in ts)
+    assert not any(t.startswith(EXAMPLES) for m, ts in graph.items() if m.startswith("sslkeypoint") for t in ts)
+    # Each example stands on the library alone, not on the other example.
+    crossed = [f"{m} imports {t}" for m, ts in graph.items() for t in ts
+               if m.startswith(EXAMPLES) and t.startswith(EXAMPLES) and t.split(".")[0] != m.split(".")[0]]
+    assert not crossed, "\n".join(crossed)
 
 
 def test_the_graph_sees_imports() -> None:
@@ -115,4 +121,5 @@ def test_the_graph_sees_imports() -> None:
     g = _graph()
     assert "sslkeypoint.heatmaps" in g["sslkeypoint.configs.finetune"]  # from sslkeypoint.heatmaps import ...
     assert "sslkeypoint.measures" in g["iugc_aop.landmarks"]
+    assert "sslkeypoint.geometry" in g["hc18_biometry.measures"]
     assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sslkeypoint.geometry import (
     Ellipse,
@@ -268,3 +270,21 @@ def test_all_real_masks_ellipse_vs_challenge_distribution():
     assert np.isfinite(d).all()
     # Figures of a plain least-squares fit vs the evaluator: median ~1°, mean 1.5°, p95 4.4°.
     assert np.median(d) < 1.5 and d.mean() < 2.0 and np.percentile(d, 95) < 5.5
+
+
+@given(
+    mask=st.integers(0, 2**31 - 1).map(
+        lambda seed: np.random.default_rng(seed).random((1 + seed % 23, 1 + seed // 23 % 29)) < (seed % 7) / 7
+    ),
+    connectivity=st.sampled_from([4, 8]),
+)
+def test_label_components_opencv_and_numpy_give_the_same_labels(mask: np.ndarray, connectivity: int) -> None:
+    from sslkeypoint import masks
+
+    if not mask.any():
+        return
+    fast = masks._label_components_opencv(mask, connectivity)
+    assert fast is not None  # OpenCV is installed with the test tools
+    slow = masks._label_components_numpy(mask, connectivity)
+    assert fast[1] == slow[1]
+    np.testing.assert_array_equal(fast[0], slow[0])

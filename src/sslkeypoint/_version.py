@@ -1,3 +1,3 @@
 """Version of the sslkeypoint package."""
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"
