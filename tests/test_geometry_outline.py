@@ -102,3 +102,31 @@ def test_angle_to_cut_and_the_lower_end_rule() -> None:
 def test_bad_input_is_refused(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@given(angle=st.floats(0, 2 * math.pi), ratio=st.floats(0.3, 1.0), count=st.sampled_from([4, 8, 12]))
+def test_points_towards_fixed_directions_have_no_cut(angle: float, ratio: float, count: int) -> None:
+    from sslkeypoint.geometry import ellipse_points_towards
+
+    e = Ellipse((20.0, -5.0), (10.0, 10.0 * ratio), angle)
+    pts = ellipse_points_towards(e, count)
+    np.testing.assert_allclose(e.implicit(pts), 1.0, rtol=1e-9)
+    d = pts - np.asarray(e.center)
+    np.testing.assert_allclose(np.arctan2(d[:, 1], d[:, 0]) % (2 * math.pi), 2 * math.pi * np.arange(count) / count,
+                               atol=1e-9)
+    # A small turn of the object moves every point a little: no name jumps (unlike the axis ends at a cut).
+    turned = ellipse_points_towards(Ellipse(e.center, (10.0, 10.0 * ratio), angle + 1e-4), count)
+    assert np.abs(turned - pts).max() < 1e-2
+
+
+def test_points_towards_golden_and_refused() -> None:
+    from sslkeypoint.geometry import ellipse_points_towards
+
+    # A circle of radius 5: the points of a regular octagon, the first straight right, the third straight down.
+    pts = ellipse_points_towards(Ellipse((1.0, 2.0), (5.0, 5.0), 0.3), 8)
+    np.testing.assert_allclose(pts[[0, 2]], [[6.0, 2.0], [1.0, 7.0]], atol=1e-12)
+    np.testing.assert_allclose(pts[1], [1 + 5 / math.sqrt(2), 2 + 5 / math.sqrt(2)], atol=1e-12)
+    with pytest.raises(ValueError, match="count must be"):
+        ellipse_points_towards(Ellipse((0.0, 0.0), (2.0, 1.0), 0.0), 0)
+    with pytest.raises(ValueError, match="finite angle"):
+        ellipse_points_towards(Ellipse((0.0, 0.0), (2.0, 1.0), 0.0), 4, start=math.inf)

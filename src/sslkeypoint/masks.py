@@ -141,7 +141,7 @@ def _label_components_opencv(full: NDArray[np.bool_], connectivity: int) -> tupl
     except ImportError:
         return None
     n, raw = cv2.connectedComponents(full.astype(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S)
-    flat = raw.ravel()
+    flat = np.asarray(raw, dtype=np.int64).ravel()
     fg = np.flatnonzero(flat)
     # Renumber by the raster index of each component's first pixel, as the numpy path does.
     first = np.full(n, flat.size, dtype=np.int64)
@@ -149,7 +149,7 @@ def _label_components_opencv(full: NDArray[np.bool_], connectivity: int) -> tupl
     order = np.argsort(first[1:], kind="stable")
     rank = np.zeros(n, dtype=np.int64)
     rank[1 + order] = np.arange(1, n)
-    return rank[raw].astype(np.int64), int(n - 1)
+    return rank[flat].reshape(full.shape), int(n - 1)
 
 
 def largest_component(binary: Any, connectivity: int = 8) -> NDArray[np.bool_]:

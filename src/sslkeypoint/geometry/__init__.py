@@ -21,7 +21,12 @@ from __future__ import annotations
 
 from sslkeypoint.geometry.angles import angle_between, angle_of_progression
 from sslkeypoint.geometry.ellipse import Ellipse, ellipse_major_axis_endpoints, fit_ellipse
-from sslkeypoint.geometry.outline import angle_to_cut, ellipse_outline_points, ellipse_through_points
+from sslkeypoint.geometry.outline import (
+    angle_to_cut,
+    ellipse_outline_points,
+    ellipse_points_towards,
+    ellipse_through_points,
+)
 from sslkeypoint.geometry.tangents import (
     contour_tangent_point,
     ellipse_tangent_points,
@@ -31,11 +36,12 @@ from sslkeypoint.geometry.tangents import (
 __all__ = [
     "Ellipse",
     "angle_between",
-    "angle_to_cut",
     "angle_of_progression",
+    "angle_to_cut",
     "contour_tangent_point",
     "ellipse_major_axis_endpoints",
     "ellipse_outline_points",
+    "ellipse_points_towards",
     "ellipse_tangent_points",
     "ellipse_through_points",
     "far_tangent_point",

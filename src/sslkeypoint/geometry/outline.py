@@ -9,8 +9,13 @@ points down). With four points these are the ends of the axes: major, minor, maj
 
 Every such rule has a *cut*: an orientation where two names swap abruptly as the object turns
 (for ``towards=(1, 0)``, a vertical major axis). A rule is good for a data set when few of its
-objects lie near its cut; :func:`angle_to_cut` measures how near. :func:`ellipse_through_points`
-goes back from (predicted) outline points to an ellipse.
+objects lie near its cut; :func:`angle_to_cut` measures how near. And points named by the axes
+are only as well defined as the axes: on a nearly round outline the major axis may lie anywhere.
+
+:func:`ellipse_points_towards` names points without the axes: the outline point in each of
+``count`` fixed image directions from the centre. They have no cut and stay well defined on a
+circle, and :func:`ellipse_through_points` goes back from them (or from any named outline points,
+e.g. predicted ones) to an ellipse.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from sslkeypoint.geometry.ellipse import Ellipse, fit_ellipse
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["angle_to_cut", "ellipse_outline_points", "ellipse_through_points"]
+__all__ = ["angle_to_cut", "ellipse_outline_points", "ellipse_points_towards", "ellipse_through_points"]
 
 
 def _direction(towards: Any) -> NDArray[np.float64]:
@@ -80,6 +85,40 @@ def ellipse_outline_points(ellipse: Ellipse, count: int = 4, towards: Any = (1.0
     a, b = ellipse.axes
     local = np.stack([a * np.cos(phi), b * np.sin(phi)], axis=1)
     return np.asarray(ellipse.center) + local[:, :1] * u + local[:, 1:] * v
+
+
+def ellipse_points_towards(ellipse: Ellipse, count: int = 8, start: float = 0.0) -> NDArray[np.float64]:
+    """The outline points in ``count`` fixed directions from the centre.
+
+    Point ``k`` is where the ray from the centre at the angle ``start + 2πk / count`` (radians,
+    from ``+x`` towards ``+y``: clockwise on screen) meets the ellipse. The names do not depend on
+    the ellipse's axes, so they have no cut and stay well defined on a circle; turning the object
+    slides every point along the outline.
+
+    Args:
+        ellipse: The ellipse.
+        count: How many directions (``>= 1``).
+        start: The angle of the first direction, in radians (0: to the right).
+
+    Returns:
+        ``(count, 2)`` float64 points ``(x, y)``.
+
+    Examples:
+        >>> ellipse_points_towards(Ellipse((0.0, 0.0), (4.0, 2.0), 0.0), 4).round(6).tolist()
+        [[4.0, 0.0], [0.0, 2.0], [-4.0, 0.0], [-0.0, -2.0]]
+        >>> p = ellipse_points_towards(Ellipse((0.0, 0.0), (3.0, 3.0), 0.0), 8)[1]  # 45° on a circle
+        >>> p.round(6).tolist()
+        [2.12132, 2.12132]
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a whole number >= 1; got {count!r}")
+    if not math.isfinite(float(start)):
+        raise ValueError(f"start must be a finite angle in radians; got {start!r}")
+    theta = float(start) + 2 * math.pi * np.arange(count) / count
+    d = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    c = np.asarray(ellipse.center)
+    # The implicit function grows with the square of the distance from the centre along a ray.
+    return c + d / np.sqrt(ellipse.implicit(c + d))[:, None]
 
 
 def angle_to_cut(ellipse: Ellipse, towards: Any = (1.0, 0.0)) -> float:

@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from hc18_biometry.data import HeadCase, read_cases, read_unlabelled, subject_of
-from hc18_biometry.landmarks import RIGHT_RULE, WRONG_RULE, head_landmarks, head_records, landmark_names
+from hc18_biometry.landmarks import (
+    RIGHT_RULE,
+    WRONG_RULE,
+    head_landmarks,
+    head_records,
+    landmark_names,
+)
 from hc18_biometry.measures import head_measures
 from sslkeypoint.geometry import angle_to_cut
 
@@ -62,13 +68,20 @@ def test_landmark_names_and_records(tmp_path: Path) -> None:
     cases = read_cases(tmp_path)
     records = head_records(cases, 8)
     assert records[1].group == "000" and records[1].pixel_size == cases[1].pixel_size
-    assert records[0].keypoints.shape == (8, 2)
+    assert records[0].keypoints.shape == (12, 2)
+    assert landmark_names(8)[3:6] == ("BPD2", "D000", "D045")
     assert subject_of("123_3HC.png") == "123"
-    with pytest.raises(ValueError, match="multiple of 4"):
-        landmark_names(6)
-    # The first point is the end of the long axis on the right; BPD1 lies below the long axis.
-    kp = head_landmarks(cases[0].ellipse, 4)
-    assert kp[0, 0] > kp[2, 0] and kp[1, 1] > cases[0].ellipse.center[1] - 1e-9
+    with pytest.raises(ValueError, match="directions must be 4 or at least 5"):
+        landmark_names(3)
+    # OFD1 is the end of the long axis on the right; BPD1 lies below the long axis; D000 is straight
+    # right of the centre and D090 straight below it, on the outline.
+    e = cases[0].ellipse
+    kp = head_landmarks(e, 4)
+    assert kp[0, 0] > kp[2, 0] and kp[1, 1] > e.center[1] - 1e-9
+    np.testing.assert_allclose(kp[4, 1], e.center[1], atol=1e-9)
+    np.testing.assert_allclose(kp[5, 0], e.center[0], atol=1e-9)
+    assert kp[4, 0] > e.center[0] and kp[5, 1] > e.center[1]
+    np.testing.assert_allclose(e.implicit(kp), 1.0, rtol=1e-9)
 
 
 real = pytest.mark.skipif(not (REAL / "labels.csv").is_file(), reason="the shared HC18 data are not here")

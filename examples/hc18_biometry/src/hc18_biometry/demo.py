@@ -16,11 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sslkeypoint import __version__ as library_version
-from sslkeypoint.atomic import write_text_atomic
-from sslkeypoint.inference import KeypointPredictor
-from sslkeypoint.locks import folder_lock
-
 from hc18_biometry import __version__
 from hc18_biometry.data import read_cases, read_unlabelled
 from hc18_biometry.landmarks import head_records
@@ -35,6 +30,10 @@ from hc18_biometry.pipeline import (
     testing_split,
 )
 from hc18_biometry.report import write_report
+from sslkeypoint import __version__ as library_version
+from sslkeypoint.atomic import write_text_atomic
+from sslkeypoint.inference import KeypointPredictor
+from sslkeypoint.locks import folder_lock
 
 __all__ = ["run_demo"]
 
@@ -63,7 +62,7 @@ def run_demo(data: str | Path, out: str | Path, *, labels: int | None = 50, prof
         start = time.monotonic()
         cases = read_cases(data)
         unlabelled = read_unlabelled(data)
-        train, test = testing_split(head_records(cases, prof.points))
+        train, test = testing_split(head_records(cases, prof.directions))
         say(f"{len(cases)} labelled images of {len({c.subject for c in cases})} subjects: {len(train)} for training, "
             f"{len(test)} for testing (whole subjects); {len(unlabelled.images)} unlabelled images")
         pool = [Path(r.path) for r in train] + unlabelled.images
@@ -88,7 +87,7 @@ def run_demo(data: str | Path, out: str | Path, *, labels: int | None = 50, prof
                 f"BPD {s['bpd_mae_mm']:.2f} mm, OFD {s['ofd_mae_mm']:.2f} mm on {s['images']} testing images")
         chosen = RECOMMENDED if RECOMMENDED in methods else methods[0]
         KeypointPredictor.from_checkpoint(checkpoints[chosen]).save(out / "model")
-        metrics = {
+        metrics: dict[str, Any] = {
             "data": str(data), "profile": profile, "labels": len(labelled), "seed": seed,
             "training_images": len(train), "testing_images": len(test), "unlabelled_images": len(unlabelled.images),
             "testing_subjects": len({r.group for r in test}), "model": chosen,
@@ -97,7 +96,7 @@ def run_demo(data: str | Path, out: str | Path, *, labels: int | None = 50, prof
             "versions": {"sslkeypoint": library_version, "hc18_biometry": __version__},
         }
         write_text_atomic(out / "metrics.json", json.dumps(_json_ready(metrics), indent=2))
-        write_report(out, metrics, scores, chosen, prof.points)
+        write_report(out, metrics, scores, chosen, prof.directions)
         say(f"done in {metrics['seconds'] / 60:.1f} min: {out / 'report.md'}, {out / 'metrics.json'}, model in {out / 'model'}")
         return metrics
 

@@ -1,17 +1,27 @@
-"""Landmarks of the head: named points on the outline of the head ellipse.
+"""Landmarks of the head: the ends of the ellipse's axes and points on its outline in fixed directions.
 
-The points are :func:`sslkeypoint.geometry.ellipse_outline_points` of the sonographer's ellipse:
-``count`` points at equal steps of the parametric angle, the first the end of the long
-(occipito-frontal) axis **on the right of the image** (``towards=(1, 0)``), the others turning
-clockwise on screen. With the default eight points, ``OFD1`` and ``OFD2`` are the ends of the
-occipito-frontal diameter, ``BPD1`` (below the long axis) and ``BPD2`` the ends of the biparietal
-diameter, and ``Q1``–``Q4`` lie half-way between them.
+Each head ellipse (the sonographer's, :mod:`hc18_biometry.data`) gives ``4 + directions``
+landmarks:
 
-Why "on the right": the rule's cut (a head whose long axis is vertical, where the two ends swap
-names) must lie where few heads do. In HC18 the long axis is within 20° of horizontal in 79 % of
-the images and within 10° of vertical in 2 %; the rule of
-:func:`sslkeypoint.geometry.ellipse_major_axis_endpoints` (the lower end first) cuts at the
-horizontal, through most heads. :data:`WRONG_RULE` is that rule, kept to measure what it costs.
+* ``OFD1``, ``BPD1``, ``OFD2``, ``BPD2`` — the ends of the axes, named by
+  :func:`sslkeypoint.geometry.ellipse_outline_points` with ``towards=(1, 0)``: ``OFD1`` is the end
+  of the long (occipito-frontal) axis **on the right of the image**, ``BPD1`` the end of the short
+  (biparietal) axis below the long one, then ``OFD2`` and ``BPD2`` opposite them.
+* ``D000``, ``D045``, ... — the outline point in each of ``directions`` fixed image directions
+  from the centre (:func:`sslkeypoint.geometry.ellipse_points_towards`; ``D090`` is straight
+  down). These names do not depend on the axes at all.
+
+Why "on the right": an ellipse is the same when turned by 180°, so every rule that tells the two
+ends of an axis apart has a *cut*, an orientation where the names swap as the head turns. The cut
+must lie where few heads do: in HC18 the long axis is within 20° of horizontal in 79 % of the
+images and within 10° of vertical in 2 %. "The lower end first"
+(:func:`sslkeypoint.geometry.ellipse_major_axis_endpoints`, :data:`WRONG_RULE`) cuts at the
+horizontal, through most heads; the docs measure what that costs.
+
+Why the direction points: the axis ends are only as well defined as the axes, and a nearly round
+head (short/long axis ratio above 0.87 in 5 % of HC18) has no clear long axis — its axis ends may
+lie anywhere on the outline. The head's measures (:mod:`hc18_biometry.measures`) are therefore
+taken from the ellipse through the direction points, which are well defined on every head.
 """
 
 from __future__ import annotations
@@ -20,52 +30,42 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sslkeypoint.data import KeypointRecord
-from sslkeypoint.geometry import Ellipse, ellipse_outline_points
-
 from hc18_biometry.data import HeadCase
+from sslkeypoint.data import KeypointRecord
+from sslkeypoint.geometry import Ellipse, ellipse_outline_points, ellipse_points_towards
 
-__all__ = ["RIGHT_RULE", "WRONG_RULE", "head_landmarks", "head_records", "landmark_names"]
+__all__ = ["AXIS_ENDS", "RIGHT_RULE", "WRONG_RULE", "head_landmarks", "head_records", "landmark_names"]
 
 #: The direction that names the ends of the long axis: the end on the right comes first.
 RIGHT_RULE: tuple[float, float] = (1.0, 0.0)
-#: A rule that cuts through most HC18 heads: the lower end first (compared with in the docs).
+#: A rule whose cut runs through most HC18 heads: the lower end first (compared with in the docs).
 WRONG_RULE: tuple[float, float] = (0.0, 1.0)
+#: The names of the ends of the axes, the first four landmarks.
+AXIS_ENDS: tuple[str, ...] = ("OFD1", "BPD1", "OFD2", "BPD2")
 
 
-def landmark_names(count: int = 8) -> tuple[str, ...]:
-    """Names of the ``count`` outline points (a multiple of 4).
+def landmark_names(directions: int = 8) -> tuple[str, ...]:
+    """The names of the ``4 + directions`` landmarks.
 
     Examples:
         >>> landmark_names(4)
-        ('OFD1', 'BPD1', 'OFD2', 'BPD2')
-        >>> landmark_names(8)
-        ('OFD1', 'Q1', 'BPD1', 'Q2', 'OFD2', 'Q3', 'BPD2', 'Q4')
+        ('OFD1', 'BPD1', 'OFD2', 'BPD2', 'D000', 'D090', 'D180', 'D270')
     """
-    if count < 4 or count % 4:
-        raise ValueError(f"the number of outline points must be a multiple of 4 (the ends of both axes); got {count}")
-    ends = ("OFD1", "BPD1", "OFD2", "BPD2")
-    step = count // 4
-    names, q = [], 0
-    for k in range(count):
-        if k % step == 0:
-            names.append(ends[k // step])
-        else:
-            q += 1
-            names.append(f"Q{q}")
-    return tuple(names)
+    if isinstance(directions, bool) or not isinstance(directions, int) or (directions < 5 and directions != 4):
+        raise ValueError(f"directions must be 4 or at least 5 (an ellipse goes through them); got {directions!r}")
+    return AXIS_ENDS + tuple(f"D{round(360 * k / directions):03d}" for k in range(directions))
 
 
-def head_landmarks(ellipse: Ellipse, count: int = 8, towards: Sequence[float] = RIGHT_RULE) -> np.ndarray:
-    """The ``(count, 2)`` named outline points of a head ellipse (see the module notes)."""
-    landmark_names(count)
-    return ellipse_outline_points(ellipse, count, towards)
+def head_landmarks(ellipse: Ellipse, directions: int = 8, towards: Sequence[float] = RIGHT_RULE) -> np.ndarray:
+    """The ``(4 + directions, 2)`` landmarks of a head ellipse (see the module notes)."""
+    landmark_names(directions)
+    return np.concatenate([ellipse_outline_points(ellipse, 4, towards), ellipse_points_towards(ellipse, directions)])
 
 
-def head_records(cases: Sequence[HeadCase], count: int = 8,
+def head_records(cases: Sequence[HeadCase], directions: int = 8,
                  towards: Sequence[float] = RIGHT_RULE) -> list[KeypointRecord]:
     """One :class:`~sslkeypoint.data.KeypointRecord` per case: its landmarks, subject (the group)
     and pixel size; ``meta`` keeps the data set's HC."""
-    return [KeypointRecord(c.image, head_landmarks(c.ellipse, count, towards), group=c.subject,
+    return [KeypointRecord(c.image, head_landmarks(c.ellipse, directions, towards), group=c.subject,
                            pixel_size=c.pixel_size, meta={"hc_mm": c.hc_mm})
             for c in cases]

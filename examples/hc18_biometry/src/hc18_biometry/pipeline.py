@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from hc18_biometry.landmarks import landmark_names
+from hc18_biometry.measures import hc_error_mm, head_measures
 from sslkeypoint.configs import FinetuneConfig, PretrainConfig
 from sslkeypoint.data import KeypointRecord, split_records
 from sslkeypoint.inference import KeypointPredictor
@@ -35,9 +37,6 @@ from sslkeypoint.methods import FinetuningMethod, MoCoV2Method, PseudoLabelMetho
 from sslkeypoint.metrics import Evaluation, evaluate
 from sslkeypoint.recipes import FinetuneResult, run_finetuning, run_pretraining
 from sslkeypoint.selection import select_images
-
-from hc18_biometry.landmarks import landmark_names
-from hc18_biometry.measures import hc_error_mm, head_measures
 
 __all__ = ["METHODS", "PROFILES", "RECOMMENDED", "Profile", "Score", "choose_labelled", "finetune",
            "finetune_config", "pretrain", "score", "testing_split"]
@@ -52,7 +51,7 @@ class Profile:
         input_size: Network input ``(H, W)``: HC18's 800×540 images keep their aspect.
         heatmap_size: Heatmap ``(h, w)``.
         widths: U-Net encoder widths; ``bottleneck``: its bottleneck width.
-        points: Outline points per head (a multiple of 4).
+        directions: Outline points in fixed directions per head (beside the 4 ends of the axes).
         pretrain_epochs: MoCo v2 epochs; ``queue``: its queue length.
         finetune_epochs: Most fine-tuning epochs (early stopping on validation MRE, ``patience``).
         student_epochs: Epochs of the pseudo-label student.
@@ -63,7 +62,7 @@ class Profile:
     heatmap_size: tuple[int, int]
     widths: tuple[int, ...]
     bottleneck: int
-    points: int
+    directions: int
     pretrain_epochs: int
     queue: int
     finetune_epochs: int
@@ -73,8 +72,8 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     p.name: p for p in (
-        Profile("quick", (112, 160), (28, 40), (16, 32, 64, 128), 256, 8, pretrain_epochs=10, queue=4096,
-                finetune_epochs=40, patience=20, student_epochs=15),
+        Profile("quick", (112, 160), (28, 40), (16, 32, 64, 128), 256, 8, pretrain_epochs=5, queue=4096,
+                finetune_epochs=50, patience=20, student_epochs=6),
         Profile("smoke", (48, 64), (12, 16), (4, 8, 16, 32), 32, 8, pretrain_epochs=1, queue=64,
                 finetune_epochs=2, patience=2, student_epochs=1),
     )
@@ -130,8 +129,8 @@ def finetune_config(profile: Profile, method: str, seed: int = 0, init_encoder: 
     return FinetuneConfig.profile(
         "cpu", input_size=profile.input_size, heatmap_size=profile.heatmap_size,
         encoder_kwargs={"widths": list(profile.widths), "bottleneck_width": profile.bottleneck},
-        num_keypoints=profile.points, keypoint_names=landmark_names(profile.points),
-        measures=head_measures(profile.points), max_epochs=profile.finetune_epochs,
+        num_keypoints=4 + profile.directions, keypoint_names=landmark_names(profile.directions),
+        measures=head_measures(profile.directions), max_epochs=profile.finetune_epochs,
         early_stopping_patience=profile.patience, seed=seed, method=chosen,
         init_encoder=None if init_encoder is None else str(init_encoder))
 
@@ -162,9 +161,12 @@ class Score:
 
     def summary(self) -> dict[str, Any]:
         """The headline figures (mm): HC error mean, sd, median, 95th percentile, worst; BPD and
-        OFD mean absolute errors; mean radial landmark error; images without an HC."""
+        OFD mean absolute errors; mean radial error of all landmarks, of the ends of the axes and
+        of the direction points; images without an HC."""
         e = self.hc_error[np.isfinite(self.hc_error)]
         m = self.evaluation.metrics
+        in_mm = self.evaluation.errors_mm
+        radial = in_mm.numpy() if in_mm is not None else np.full((len(self.hc_error), 1), np.nan)
         return {
             "hc_mae_mm": float(e.mean()) if e.size else float("nan"),
             "hc_sd_mm": float(e.std()) if e.size else float("nan"),
@@ -175,7 +177,9 @@ class Score:
             "bpd_mae_mm": float(m.get("bpd_mae_mm", float("nan"))),
             "ofd_mae_mm": float(m.get("ofd_mae_mm", float("nan"))),
             "mre_mm": float(m.get("mre_mm", float("nan"))),
-            "images": int(len(self.hc_error)),
+            "axis_ends_mm": float(np.nanmean(radial[:, :4])),
+            "directions_mm": float(np.nanmean(radial[:, 4:])),
+            "images": len(self.hc_error),
         }
 
 

@@ -1,8 +1,9 @@
 """The demo's report: ``report.md`` with a table per method and two figures.
 
 * ``figures/ellipses.png`` — testing images with the head ellipse given by the data set (green)
-  and the one through the predicted points (magenta, points as dots): the three best, two middle
-  and three worst images of the model by the challenge's score.
+  and the one through the predicted direction points (red, points as dots; the predicted ends of
+  the axes as crosses): the three best, two middle and three worst images of the model by the
+  challenge's score.
 * ``figures/hc_error.png`` — every testing image's absolute HC difference against its HC, one
   colour per method: whether small or large heads err more.
 """
@@ -44,7 +45,7 @@ def _examples(errors: np.ndarray) -> list[int]:
     return order[:3] + order[mid - 1 : mid + 1] + order[-3:]
 
 
-def draw_ellipses(sc: Score, path: Path, points: int) -> Path:
+def draw_ellipses(sc: Score, path: Path, directions: int) -> Path:
     """The ``figures/ellipses.png`` of the module notes."""
     plt = _pyplot()
     ev = sc.evaluation
@@ -58,13 +59,14 @@ def draw_ellipses(sc: Score, path: Path, points: int) -> Path:
         image = read_image(ev.files[i], channels=1)[0].numpy()
         ax.imshow(image, cmap="gray", vmin=0, vmax=1)
         for kp, colour in ((ev.target[i], "#2ca02c"), (ev.predicted[i], "#d62728")):
-            pts = kp[:points].numpy()
+            pts = kp[4 : 4 + directions].numpy()
             try:
                 outline = ellipse_through_points(pts).points(200)
                 ax.plot(*np.vstack([outline, outline[:1]]).T, color=colour, lw=1.2)
             except ValueError:
                 pass
-        ax.scatter(*ev.predicted[i][:points].numpy().T, s=8, color="#d62728")
+        ax.scatter(*ev.predicted[i][4 : 4 + directions].numpy().T, s=8, color="#d62728")
+        ax.scatter(*ev.predicted[i][:4].numpy().T, s=18, marker="x", color="#ff7f0e", linewidths=1)
         ax.set_title(f"{Path(ev.files[i]).name}: HC {sc.hc_truth[i]:.0f} mm, error {sc.hc_error[i]:.1f} mm", fontsize=8)
     fig.suptitle("testing images: given head ellipse (green), ellipse through the predicted points (red)", fontsize=9)
     fig.tight_layout()
@@ -88,11 +90,11 @@ def draw_hc_errors(scores: Mapping[str, Score], path: Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
-def write_report(out: Path, metrics: Mapping[str, Any], scores: Mapping[str, Score], model: str, points: int) -> Path:
+def write_report(out: Path, metrics: Mapping[str, Any], scores: Mapping[str, Score], model: str, directions: int) -> Path:
     """Write ``out/report.md`` and its figures; returns the report's path."""
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    draw_ellipses(scores[model], figures / "ellipses.png", points)
+    draw_ellipses(scores[model], figures / "ellipses.png", directions)
     draw_hc_errors(scores, figures / "hc_error.png")
     lines = [
         "# Fetal head biometry on HC18",
@@ -104,8 +106,9 @@ def write_report(out: Path, metrics: Mapping[str, Any], scores: Mapping[str, Sco
         f"{metrics['seconds'] / 60:.1f} min.",
         "",
         "Errors on the testing images, in mm with each image's pixel size. *HC error* is the challenge's score: "
-        "the absolute difference between the perimeter of the ellipse through the predicted points and the "
-        "data set's head circumference. BPD and OFD are compared with the given ellipse's axes.",
+        "the absolute difference between the perimeter of the ellipse through the predicted direction points and "
+        "the data set's head circumference. BPD and OFD are that ellipse's short and long axes, compared with "
+        "the given ellipse's; the landmark error is the mean distance of all predicted landmarks to theirs.",
         "",
         "| method | HC error mean ± sd | median | 95th pct. | worst | BPD error | OFD error | landmark error |",
         "|---|---|---|---|---|---|---|---|",
