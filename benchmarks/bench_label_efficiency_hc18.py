@@ -170,9 +170,10 @@ def main() -> None:
         runs = [run for path in args.merge for run in json.loads(path.read_text())["runs"]]
     else:
         runs = _runs(args)
-        if args.out.is_file():  # keep the runs of other tags already in the file
-            kept = [r for r in json.loads(args.out.read_text())["runs"] if r["tag"] != args.tag]
-            runs = kept + runs
+        if args.out.is_file():  # keep the runs of other invocations already in the file
+            key = lambda r: (r["tag"], r["method"], str(r["budget"]), r["seed"])  # noqa: E731
+            done = {key(r) for r in runs}
+            runs = [r for r in json.loads(args.out.read_text())["runs"] if key(r) not in done] + runs
     rows = _rows(runs)
     print(_table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ def draw_ellipses(sc: Score, path: Path, directions: int) -> Path:
     picks = _examples(sc.hc_error)
     cols = 4
     rows = max(1, math.ceil(len(picks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), picks, strict=False):
@@ -68,7 +68,8 @@ def draw_ellipses(sc: Score, path: Path, directions: int) -> Path:
         ax.scatter(*ev.predicted[i][4 : 4 + directions].numpy().T, s=8, color="#d62728")
         ax.scatter(*ev.predicted[i][:4].numpy().T, s=18, marker="x", color="#ff7f0e", linewidths=1)
         ax.set_title(f"{Path(ev.files[i]).name}: HC {sc.hc_truth[i]:.0f} mm, error {sc.hc_error[i]:.1f} mm", fontsize=8)
-    fig.suptitle("testing images: given head ellipse (green), ellipse through the predicted points (red)", fontsize=9)
+    fig.suptitle("testing images: the given head ellipse (green), the ellipse through the predicted direction points "
+                 "(red dots), the predicted ends of the axes (crosses)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
