@@ -86,3 +86,21 @@ def test_command_line_mistakes_are_one_line(argv: list[str], message: str, capsy
     assert status == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_predict_reads_the_challenge_s_pixel_size_table_and_passes_over_annotations(
+        demo: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = demo
+    challenge = tmp_path / "challenge"
+    write_hc18(challenge, subjects=2, per_subject=1, unlabelled=2, layout="challenge")
+    table = tmp_path / "training_px.csv"  # the training set's table, header "pixel size(mm)"
+    rows = (challenge / "training_set_pixel_size_and_HC.csv").read_text().splitlines()
+    table.write_text("\n".join(",".join(r.split(",")[:2]) for r in rows) + "\n")
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", "--model", str(out / "model"), "--images", str(challenge / "training_set"),
+                 "--pixel-size", str(table), "--out", str(pred)]) == 0
+    names = [r["filename"] for r in csv.DictReader(pred.open())]
+    assert names == ["000_HC.png", "001_HC.png"]  # *_Annotation.png are labels, not images
+    assert main(["predict", "--model", str(out / "model"), "--images", str(challenge / "test_set"),
+                 "--pixel-size", str(challenge / "test_set_pixel_size.csv"), "--out", str(pred)]) == 0
+    assert len(list(csv.DictReader(pred.open()))) == 2
