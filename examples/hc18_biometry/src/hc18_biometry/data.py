@@ -28,7 +28,7 @@ import numpy as np
 
 from sslkeypoint.data import open_image, read_text
 from sslkeypoint.geometry import Ellipse, fit_ellipse
-from sslkeypoint.masks import boundary_points, largest_component
+from sslkeypoint.masks import mask_ellipse
 
 __all__ = ["HeadCase", "UnlabelledImages", "read_cases", "read_unlabelled", "subject_of"]
 
@@ -109,12 +109,12 @@ def _label_map(path: Path) -> np.ndarray:
 
 
 def ellipse_of_mask(path: Path) -> Ellipse:
-    """The head ellipse fitted to the outer boundary of a filled mask's largest region."""
-    region = largest_component(_label_map(path) > 0)
-    points = boundary_points(region)
-    if len(points) < 5:
-        raise ValueError(f"{path}: the mask holds no head (fewer than 5 boundary pixels)")
-    return fit_ellipse(points)
+    """The head ellipse fitted to the outer boundary of a filled mask's largest region
+    (:func:`sslkeypoint.masks.mask_ellipse`)."""
+    ellipse = mask_ellipse((_label_map(path) > 0).astype(np.uint8), 1)
+    if ellipse is None:
+        raise ValueError(f"{path}: the mask holds no head an ellipse fits (fewer than 5 boundary pixels?)")
+    return ellipse
 
 
 def ellipse_of_outline(path: Path) -> Ellipse:
