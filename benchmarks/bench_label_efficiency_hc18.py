@@ -25,6 +25,7 @@ Usage::
     python benchmarks/bench_label_efficiency_hc18.py --budgets 25 50 100 200 all --methods unet --seeds 3
     python benchmarks/bench_label_efficiency_hc18.py --budgets 50 --methods unet --rule wrong --tag wrong_rule
     python benchmarks/bench_label_efficiency_hc18.py --merge results/a.json results/b.json   # one table
+    python benchmarks/bench_label_efficiency_hc18.py --no-train        # the table of the runs finished so far
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def _runs(args: argparse.Namespace) -> list[dict[str, Any]]:
                 saved = folder / "score.json"
                 if saved.is_file():
                     runs.append(json.loads(saved.read_text()))
+                    continue
+                if args.no_train:
                     continue
                 start = time.monotonic()
                 result = finetune(labelled, pool, folder / "run", profile, method, seed)
@@ -165,6 +168,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "label_efficiency_hc18.json")
     parser.add_argument("--figure", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "_static" / "label_efficiency_hc18.png")
     parser.add_argument("--merge", nargs="+", type=Path, help="only merge these result files into one table")
+    parser.add_argument("--no-train", action="store_true", help="only collect the runs already finished in --work")
     args = parser.parse_args()
     if args.merge:
         runs = [run for path in args.merge for run in json.loads(path.read_text())["runs"]]
